@@ -1,0 +1,109 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { SinkError } from '../core/errors.js';
+import type { ObjectSink, StoredObject, WriteOptions } from '../core/ports.js';
+import { describeError } from '../core/redact.js';
+
+/** Temporary files start with `.` so that a half-written file is never mistaken for data (Athena ignores them). */
+const TEMP_MARKER = '.partial-';
+
+/** An `ObjectSink` over a local directory: temp file, then an atomic rename. */
+export class LocalDirSink implements ObjectSink {
+  readonly location: string;
+
+  constructor(root: string) {
+    this.location = path.resolve(root);
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      return (await stat(this.pathOf(key))).isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  async *list(prefix: string, options: { startAfter?: string } = {}): AsyncIterable<StoredObject> {
+    const slash = prefix.lastIndexOf('/');
+    const baseKey = slash >= 0 ? prefix.slice(0, slash + 1) : '';
+    yield* this.walk(baseKey, prefix, options.startAfter ?? '');
+  }
+
+  async write(key: string, body: Readable, _options: WriteOptions): Promise<{ bytes: number }> {
+    const target = this.pathOf(key);
+    const temp = tempPathFor(target);
+    try {
+      await mkdir(path.dirname(target), { recursive: true });
+      await pipeline(body, createWriteStream(temp, { flags: 'wx' }));
+      const { size } = await stat(temp);
+      await rename(temp, target);
+      return { bytes: size };
+    } catch (error) {
+      body.destroy();
+      await unlink(temp).catch(() => undefined);
+      throw new SinkError(`writing ${key} to ${this.location} failed: ${describeError(error)}`, { cause: error });
+    }
+  }
+
+  async readText(key: string): Promise<string | undefined> {
+    try {
+      return await readFile(this.pathOf(key), 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new SinkError(`reading ${key} from ${this.location} failed: ${describeError(error)}`, { cause: error });
+    }
+  }
+
+  async writeText(key: string, text: string): Promise<void> {
+    const target = this.pathOf(key);
+    const temp = tempPathFor(target);
+    await mkdir(path.dirname(target), { recursive: true });
+    await writeFile(temp, text, { flag: 'wx' });
+    await rename(temp, target);
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.pathOf(key), { force: true });
+  }
+
+  private pathOf(key: string): string {
+    const resolved = path.resolve(this.location, key);
+    if (!resolved.startsWith(this.location + path.sep)) throw new SinkError(`key escapes the destination: ${key}`);
+    return resolved;
+  }
+
+  private async *walk(dirKey: string, prefix: string, startAfter: string): AsyncGenerator<StoredObject> {
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = await readdir(path.join(this.location, dirKey), { withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new SinkError(`listing ${dirKey || '/'} in ${this.location} failed: ${describeError(error)}`, {
+        cause: error,
+      });
+    }
+    const named = entries
+      .filter((entry) => !entry.name.includes(TEMP_MARKER))
+      .map((entry) => ({ entry, key: `${dirKey}${entry.name}${entry.isDirectory() ? '/' : ''}` }))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    for (const { entry, key } of named) {
+      if (entry.isDirectory()) {
+        // Descend only where keys can still match the prefix and sort after startAfter.
+        if (!(key.startsWith(prefix) || prefix.startsWith(key))) continue;
+        if (startAfter && key < startAfter && !startAfter.startsWith(key)) continue;
+        yield* this.walk(key, prefix, startAfter);
+      } else if (entry.isFile() && key.startsWith(prefix) && key > startAfter) {
+        const info = await stat(path.join(this.location, key));
+        yield { key, size: info.size, lastModified: info.mtime };
+      }
+    }
+  }
+}
+
+function tempPathFor(target: string): string {
+  return path.join(path.dirname(target), `.${path.basename(target)}${TEMP_MARKER}${randomBytes(6).toString('hex')}`);
+}

@@ -1,0 +1,327 @@
+import http from 'node:http';
+import https from 'node:https';
+import { z } from 'zod';
+import { backoffMs } from '../core/backoff.js';
+import {
+  ApiResponseError,
+  AuthError,
+  LocationExpiredError,
+  PermanentJobError,
+  TransientError,
+} from '../core/errors.js';
+import { hourParts } from '../core/hours.js';
+import type { SyncJob } from '../core/jobs.js';
+import type { Credentials, DownloadedFile, ExportListing, ExportSource, ResolveOutcome } from '../core/ports.js';
+import { describeError, redactUrl, registerSecret } from '../core/redact.js';
+import type { RequestBudget } from '../core/request-budget.js';
+import { assertAllowedLocation, type LocationPolicy } from './location-policy.js';
+
+export const DEFAULT_API_URL = 'https://api.localytics.com';
+const MAX_LIST_BYTES = 5 * 1024 * 1024;
+const MAX_LIST_ATTEMPTS = 8;
+const MAX_FILE_REDIRECTS = 3;
+
+const timestamp = z
+  .string()
+  .refine((value) => !Number.isNaN(Date.parse(value)), 'not a date-time')
+  .transform((value) => Date.parse(value));
+
+const listEntrySchema = z.object({
+  id: z.union([z.number().int(), z.string().regex(/^\d+$/).transform(Number)]),
+  name: z.string().max(1000),
+  source_type: z.string().max(100),
+  source_id: z.union([z.string().max(100), z.number().int().transform(String)]),
+  job_type: z.string().max(100),
+  results_count: z.number().int().nonnegative().nullish(),
+  results_generated_at: timestamp.nullish(),
+  results_expire_at: timestamp.nullish(),
+  last_requested_at: timestamp.nullish(),
+});
+const listSchema = z.array(listEntrySchema).max(10_000);
+
+export interface LocalyticsClientOptions {
+  readonly apiUrl?: string;
+  readonly credentials: Credentials;
+  readonly budget: RequestBudget;
+  /** Time allowed for one API request, ms. Default 30 s. */
+  readonly requestTimeoutMs?: number;
+  /** A download that sends nothing for this long is abandoned, ms. Default 60 s. */
+  readonly downloadIdleTimeoutMs?: number;
+  readonly locationPolicy?: Partial<LocationPolicy>;
+  readonly random?: () => number;
+}
+
+export interface ClientStats {
+  apiRequests: number;
+  throttled: number;
+  downloads: number;
+}
+
+/** The `ExportSource` adapter for the Localytics Export APIs (and the simulator, which speaks the same protocol). */
+export class LocalyticsClient implements ExportSource {
+  readonly apiUrl: string;
+  readonly stats: ClientStats = { apiRequests: 0, throttled: 0, downloads: 0 };
+  private readonly authorization: string;
+  private readonly budget: RequestBudget;
+  private readonly requestTimeoutMs: number;
+  private readonly downloadIdleTimeoutMs: number;
+  private readonly policy: LocationPolicy;
+  private readonly random: () => number;
+  private consecutiveThrottles = 0;
+  private readonly httpAgent = new http.Agent({ keepAlive: true });
+  private readonly httpsAgent = new https.Agent({ keepAlive: true });
+
+  constructor(options: LocalyticsClientOptions) {
+    this.apiUrl = (options.apiUrl ?? DEFAULT_API_URL).replace(/\/+$/, '');
+    const apiHost = new URL(this.apiUrl).hostname;
+    registerSecret(options.credentials.apiKey);
+    registerSecret(options.credentials.apiSecret);
+    this.authorization = `Basic ${Buffer.from(`${options.credentials.apiKey}:${options.credentials.apiSecret}`).toString('base64')}`;
+    registerSecret(this.authorization.slice('Basic '.length));
+    this.budget = options.budget;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    this.downloadIdleTimeoutMs = options.downloadIdleTimeoutMs ?? 60_000;
+    this.policy = {
+      apiHost,
+      extraHosts: options.locationPolicy?.extraHosts ?? [],
+      allowAnyHost: options.locationPolicy?.allowAnyHost ?? false,
+    };
+    this.random = options.random ?? Math.random;
+  }
+
+  listAudiences(): Promise<ExportListing[]> {
+    return this.list('/v1/exports/audiences');
+  }
+
+  listProfiles(): Promise<ExportListing[]> {
+    return this.list('/v1/exports/profiles');
+  }
+
+  async resolve(job: SyncJob): Promise<ResolveOutcome> {
+    const path = exportPath(job);
+    let response: Response;
+    try {
+      response = await this.request(path);
+    } catch (error) {
+      return failure(error instanceof Error ? error : new TransientError(String(error)), true);
+    }
+    await response.body?.cancel().catch(() => undefined);
+    const status = response.status;
+    if (status >= 300 && status < 400) {
+      const location = response.headers.get('location');
+      if (!location) {
+        return failure(new ApiResponseError(`${status} without a Location header from ${path}`, path), false);
+      }
+      return { status: 'ready', location: new URL(location, `${this.apiUrl}${path}`).toString() };
+    }
+    if (status === 429) return { status: 'throttled', retryAfterMs: this.throttle(response) };
+    this.consecutiveThrottles = 0;
+    if (status === 401 || status === 403) {
+      const meaning = status === 401 ? 'credentials not valid' : 'no access to this export';
+      return failure(new AuthError(`${path} answered ${status} (${meaning})`, status), false);
+    }
+    if (status === 404) {
+      // For a log hour, 404 means "not completed yet" (or no such app): pending, never done.
+      if (job.kind === 'log_hour') return { status: 'not_ready' };
+      return failure(new PermanentJobError(`${path} answered 404 (export not found)`), false);
+    }
+    if (status >= 500) return failure(new TransientError(`${path} answered ${status}`), true);
+    return failure(new ApiResponseError(`${path} answered unexpected status ${status}`, path), false);
+  }
+
+  async download(location: string): Promise<DownloadedFile> {
+    let url = new URL(location);
+    for (let redirects = 0; ; redirects++) {
+      assertAllowedLocation(url, this.policy);
+      this.stats.downloads++;
+      const response = await this.get(url);
+      const status = response.statusCode ?? 0;
+      if (status === 200) {
+        const length = response.headers['content-length'];
+        return { body: response, contentLength: length === undefined ? undefined : Number(length) };
+      }
+      response.resume();
+      const where = redactUrl(url);
+      if (status >= 300 && status < 400 && response.headers.location && redirects < MAX_FILE_REDIRECTS) {
+        url = new URL(response.headers.location, url);
+        continue;
+      }
+      if (status === 403 || status === 404 || status === 410) {
+        throw new LocationExpiredError(`file host answered ${status} for ${where} (expired or invalid URL)`);
+      }
+      if (status >= 500 || status === 429 || status === 408) {
+        throw new TransientError(`file host answered ${status} for ${where}`);
+      }
+      throw new PermanentJobError(`file host answered unexpected status ${status} for ${where}`);
+    }
+  }
+
+  /** Release pooled connections (the CLI calls this before exiting). */
+  close(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+
+  private get(url: URL): Promise<http.IncomingMessage> {
+    const secure = url.protocol === 'https:';
+    const lib = secure ? https : http;
+    return new Promise((resolve, reject) => {
+      // No Authorization header, ever: the file host gets only the presigned URL.
+      const request = lib.get(url, {
+        agent: secure ? this.httpsAgent : this.httpAgent,
+        headers: { 'accept-encoding': 'identity', 'user-agent': 'localytics-export-sync' },
+      });
+      request.setTimeout(this.downloadIdleTimeoutMs, () => {
+        request.destroy(new TransientError(`download from ${redactUrl(url)} stalled`));
+      });
+      request.once('response', resolve);
+      request.once('error', (error) => {
+        reject(
+          error instanceof TransientError
+            ? error
+            : new TransientError(`download from ${redactUrl(url)} failed: ${describeError(error)}`, { cause: error }),
+        );
+      });
+    });
+  }
+
+  private async list(path: string): Promise<ExportListing[]> {
+    for (let attempt = 1; ; attempt++) {
+      let response: Response;
+      try {
+        response = await this.request(path);
+      } catch (error) {
+        if (attempt >= MAX_LIST_ATTEMPTS) throw error;
+        await sleep(backoffMs(attempt - 1, { random: this.random }));
+        continue;
+      }
+      if (response.status === 429) {
+        const wait = this.throttle(response);
+        await response.body?.cancel().catch(() => undefined);
+        if (attempt >= MAX_LIST_ATTEMPTS) throw new TransientError(`${path} still throttled after ${attempt} attempts`);
+        await sleep(wait);
+        continue;
+      }
+      this.consecutiveThrottles = 0;
+      if (response.status >= 500 && attempt < MAX_LIST_ATTEMPTS) {
+        await response.body?.cancel().catch(() => undefined);
+        await sleep(backoffMs(attempt - 1, { random: this.random }));
+        continue;
+      }
+      return this.parseList(path, response);
+    }
+  }
+
+  private async parseList(path: string, response: Response): Promise<ExportListing[]> {
+    if (response.status === 401 || response.status === 403) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new AuthError(`${path} answered ${response.status} (credentials not valid or no access)`, response.status);
+    }
+    if (response.status !== 200) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new ApiResponseError(`${path} answered ${response.status}, expected 200 with a JSON list`, path);
+    }
+    const text = await readLimited(response, MAX_LIST_BYTES, path);
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch (error) {
+      const looksHtml = /^\s*</.test(text);
+      throw new ApiResponseError(
+        `${path} did not answer JSON${looksHtml ? ' (got an HTML page)' : ''}: ${describeError(error)}`,
+        path,
+        { cause: error },
+      );
+    }
+    const parsed = listSchema.safeParse(data);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const where = issue?.path.length ? ` at [${issue.path.join('.')}]` : '';
+      throw new ApiResponseError(`${path} answered a malformed list${where}: ${issue?.message ?? 'invalid'}`, path);
+    }
+    return parsed.data.map((entry) => ({
+      id: entry.id,
+      name: entry.name,
+      sourceType: entry.source_type,
+      sourceId: entry.source_id,
+      jobType: entry.job_type,
+      resultsCount: entry.results_count ?? undefined,
+      resultsGeneratedAt: entry.results_generated_at ?? undefined,
+      resultsExpireAt: entry.results_expire_at ?? undefined,
+      lastRequestedAt: entry.last_requested_at ?? undefined,
+    }));
+  }
+
+  /** One API request through the shared budget. Network failures and timeouts throw `TransientError`. */
+  private async request(path: string): Promise<Response> {
+    await this.budget.acquire();
+    this.stats.apiRequests++;
+    try {
+      return await fetch(`${this.apiUrl}${path}`, {
+        headers: { authorization: this.authorization, accept: 'application/json' },
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.requestTimeoutMs),
+      });
+    } catch (error) {
+      throw new TransientError(`request to ${path} failed: ${describeError(error)}`, { cause: error });
+    }
+  }
+
+  /** Handle a 429: pause the whole budget and say how long. */
+  private throttle(response: Response): number {
+    this.stats.throttled++;
+    this.consecutiveThrottles++;
+    const wait =
+      parseRetryAfter(response.headers.get('retry-after')) ??
+      backoffMs(this.consecutiveThrottles - 1, { baseMs: 1000, maxMs: 60_000, random: this.random });
+    this.budget.pause(wait);
+    return wait;
+  }
+}
+
+function failure(error: Error, retryable: boolean): ResolveOutcome {
+  return { status: 'failed', error, retryable };
+}
+
+/** The API path of a job, with zero-padded values. */
+export function exportPath(job: SyncJob): string {
+  switch (job.kind) {
+    case 'log_hour': {
+      const { year, month, day, hour } = hourParts(job.hour);
+      return `/v1/exports/analytics/logs/${job.appUuid}/${year}/${month}/${day}/${hour}`;
+    }
+    case 'audience':
+      return `/v1/exports/audiences/${job.audienceId}/${job.identifierType}`;
+    case 'profile':
+    case 'profile_changes':
+      return `/v1/exports/profiles/${job.profileDbId}/${job.kind}`;
+  }
+}
+
+/** `Retry-After` as seconds or an HTTP date, in ms; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.min(Number(trimmed) * 1000, 15 * 60_000);
+  const date = Date.parse(trimmed);
+  if (Number.isNaN(date)) return undefined;
+  return Math.min(Math.max(0, date - now), 15 * 60_000);
+}
+
+async function readLimited(response: Response, maxBytes: number, path: string): Promise<string> {
+  if (!response.body) return '';
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of response.body) {
+    total += chunk.byteLength;
+    if (total > maxBytes) {
+      throw new ApiResponseError(`${path} answered more than ${maxBytes} bytes; refusing an oversized list`, path);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

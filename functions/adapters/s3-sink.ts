@@ -1,0 +1,170 @@
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  NoSuchKey,
+  NotFound,
+  PutObjectCommand,
+  paginateListObjectsV2,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { type Readable, Transform } from 'node:stream';
+import { ConfigError, SinkError } from '../core/errors.js';
+import type { ObjectSink, StoredObject, WriteOptions } from '../core/ports.js';
+import { describeError } from '../core/redact.js';
+
+export interface S3Destination {
+  readonly bucket: string;
+  /** Without leading or trailing slash; may be empty. */
+  readonly prefix: string;
+}
+
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/** Parse `s3://bucket/prefix`. */
+export function parseS3Url(url: string): S3Destination {
+  const match = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
+  if (!match) throw new ConfigError(`--dest ${url} is not an s3://bucket/prefix URL`);
+  const bucket = match[1] as string;
+  if (!BUCKET_NAME.test(bucket)) throw new ConfigError(`--dest bucket name "${bucket}" is not a valid S3 bucket name`);
+  const prefix = (match[2] as string).replace(/^\/+|\/+$/g, '');
+  if (prefix.split('/').some((segment) => segment === '..' || segment === '.')) {
+    throw new ConfigError(`--dest prefix "${prefix}" may not contain "." or ".." segments`);
+  }
+  return { bucket, prefix };
+}
+
+export interface S3SinkOptions {
+  /** Multipart part size, bytes. Default 8 MiB. */
+  readonly partSize?: number;
+  /** Parts uploaded at once. Default 4. */
+  readonly queueSize?: number;
+}
+
+/** An `ObjectSink` over an S3 bucket and prefix; writes are multipart uploads aborted on failure. */
+export class S3Sink implements ObjectSink {
+  readonly location: string;
+  private readonly partSize: number;
+  private readonly queueSize: number;
+
+  constructor(
+    private readonly client: S3Client,
+    private readonly destination: S3Destination,
+    options: S3SinkOptions = {},
+  ) {
+    this.location = `s3://${destination.bucket}/${destination.prefix}`;
+    this.partSize = options.partSize ?? 8 * 1024 * 1024;
+    this.queueSize = options.queueSize ?? 4;
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.destination.bucket, Key: this.fullKey(key) }));
+      return true;
+    } catch (error) {
+      if (error instanceof NotFound || (error as { name?: string }).name === 'NotFound') return false;
+      throw this.fail('checking', key, error);
+    }
+  }
+
+  async *list(prefix: string, options: { startAfter?: string } = {}): AsyncIterable<StoredObject> {
+    const base = this.fullKey('');
+    const pages = paginateListObjectsV2(
+      { client: this.client },
+      {
+        Bucket: this.destination.bucket,
+        Prefix: this.fullKey(prefix),
+        StartAfter: options.startAfter ? this.fullKey(options.startAfter) : undefined,
+      },
+    );
+    try {
+      for await (const page of pages) {
+        for (const object of page.Contents ?? []) {
+          if (!object.Key) continue;
+          yield { key: object.Key.slice(base.length), size: object.Size ?? 0, lastModified: object.LastModified };
+        }
+      }
+    } catch (error) {
+      throw this.fail('listing', prefix, error);
+    }
+  }
+
+  async write(key: string, body: Readable, options: WriteOptions): Promise<{ bytes: number }> {
+    let bytes = 0;
+    const counted = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        bytes += chunk.length;
+        callback(null, chunk);
+      },
+    });
+    body.once('error', (error) => counted.destroy(error));
+    body.pipe(counted);
+    const upload = new Upload({
+      client: this.client,
+      partSize: this.partSize,
+      queueSize: this.queueSize,
+      leavePartsOnError: false,
+      params: {
+        Bucket: this.destination.bucket,
+        Key: this.fullKey(key),
+        Body: counted,
+        ContentType: options.contentType,
+        Metadata: options.metadata,
+      },
+    });
+    try {
+      await upload.done();
+      return { bytes };
+    } catch (error) {
+      body.destroy();
+      counted.destroy();
+      // lib-storage aborts the multipart upload itself (leavePartsOnError: false); make sure of it.
+      await upload.abort().catch(() => undefined);
+      throw this.fail('writing', key, error);
+    }
+  }
+
+  async readText(key: string): Promise<string | undefined> {
+    try {
+      const response = await this.client.send(
+        new GetObjectCommand({ Bucket: this.destination.bucket, Key: this.fullKey(key) }),
+      );
+      return await response.Body?.transformToString('utf8');
+    } catch (error) {
+      if (error instanceof NoSuchKey || (error as { name?: string }).name === 'NoSuchKey') return undefined;
+      throw this.fail('reading', key, error);
+    }
+  }
+
+  async writeText(key: string, text: string): Promise<void> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.destination.bucket,
+          Key: this.fullKey(key),
+          Body: text,
+          ContentType: 'application/json',
+        }),
+      );
+    } catch (error) {
+      throw this.fail('writing', key, error);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.destination.bucket, Key: this.fullKey(key) }));
+    } catch (error) {
+      throw this.fail('deleting', key, error);
+    }
+  }
+
+  private fullKey(key: string): string {
+    return this.destination.prefix ? `${this.destination.prefix}/${key}` : key;
+  }
+
+  private fail(action: string, key: string, error: unknown): SinkError {
+    return new SinkError(`${action} ${key} in ${this.location} failed: ${describeError(error)}`, { cause: error });
+  }
+}

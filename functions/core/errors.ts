@@ -1,0 +1,62 @@
+/** Named errors of the core. Outcomes that are not errors (not ready, throttled) are values, see `outcomes.ts`. */
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** The Localytics API answered something we cannot use (bad shape, HTML instead of JSON, unexpected status). */
+export class ApiResponseError extends Error {
+  override readonly name = 'ApiResponseError';
+  constructor(
+    message: string,
+    readonly endpoint: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** 401/403 from the API: the credentials or the access to this export are wrong. Never retried. */
+export class AuthError extends Error {
+  override readonly name = 'AuthError';
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Network failure, timeout or 5xx: worth another try. */
+export class TransientError extends Error {
+  override readonly name = 'TransientError';
+}
+
+/** The presigned URL answered 403: ask the API for a fresh one (unless that would consume a change set). */
+export class LocationExpiredError extends Error {
+  override readonly name = 'LocationExpiredError';
+}
+
+/** The downloaded bytes are not what was announced: short body, broken gzip. Retried like a transient failure. */
+export class IntegrityError extends Error {
+  override readonly name = 'IntegrityError';
+}
+
+/** A permanent problem with one job that no retry can fix (not found, no access, unsafe redirect). */
+export class PermanentJobError extends Error {
+  override readonly name = 'PermanentJobError';
+}
+
+/** Writing to the destination failed. The sink guarantees nothing partial is left behind. */
+export class SinkError extends Error {
+  override readonly name = 'SinkError';
+}
+
+export class SecretError extends Error {
+  override readonly name = 'SecretError';
+}
+
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

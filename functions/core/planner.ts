@@ -1,0 +1,142 @@
+import { formatDate, hoursBetween, LOG_RETENTION_MS } from './hours.js';
+import { type Dataset, isIdentifierType, isPositiveIntegerId } from './identifiers.js';
+import { dataKey, type LogHourJob, logAppPrefix, parseLogKey, type SyncJob } from './jobs.js';
+import type { ExportListing, ExportSource, Logger, ObjectSink } from './ports.js';
+
+export interface PlanRequest {
+  readonly datasets: ReadonlySet<Dataset>;
+  /** App IDs whose raw logs are wanted. */
+  readonly apps: readonly string[];
+  /** First hour (inclusive), epoch ms. */
+  readonly from: number;
+  /** Last hour (exclusive), epoch ms. */
+  readonly to: number;
+  readonly now: number;
+}
+
+export interface SkippedExport {
+  readonly what: string;
+  readonly reason: string;
+}
+
+export interface Plan {
+  /** Jobs to run: audiences and profiles first, then log hours oldest first (they are deleted after 30 days). */
+  readonly jobs: SyncJob[];
+  /** Keys already at the destination: the destination is the ledger. */
+  readonly present: { readonly logs: number; readonly audiences: number; readonly profiles: number };
+  /** Log hours older than Localytics' 30-day retention that are not at the destination: permanent gaps. */
+  readonly beyondRetention: { readonly appUuid: string; readonly hour: number }[];
+  /** List entries that cannot be copied (no results yet, unknown type, unsafe id). */
+  readonly skipped: SkippedExport[];
+}
+
+export interface PlanDependencies {
+  readonly source: ExportSource;
+  readonly sink: ObjectSink;
+  readonly logger: Logger;
+}
+
+/** Decide what to copy: list exports, compute log hours, skip what the destination already holds. */
+export async function planSync(request: PlanRequest, deps: PlanDependencies): Promise<Plan> {
+  const plan: Plan = {
+    jobs: [],
+    present: { logs: 0, audiences: 0, profiles: 0 },
+    beyondRetention: [],
+    skipped: [],
+  };
+  const present = plan.present as { logs: number; audiences: number; profiles: number };
+  if (request.datasets.has('audiences')) {
+    const listed = audienceJobs(await deps.source.listAudiences(), plan.skipped);
+    for (const job of listed) {
+      if (await deps.sink.exists(dataKey(job))) present.audiences++;
+      else plan.jobs.push(job);
+    }
+  }
+  if (request.datasets.has('profiles')) {
+    const listed = profileJobs(await deps.source.listProfiles(), plan.skipped);
+    for (const job of listed) {
+      if (await deps.sink.exists(dataKey(job))) present.profiles++;
+      else plan.jobs.push(job);
+    }
+  }
+  if (request.datasets.has('logs')) {
+    const retentionStart = request.now - LOG_RETENTION_MS;
+    const logJobs: LogHourJob[] = [];
+    for (const appUuid of request.apps) {
+      const have = await presentLogHours(deps.sink, appUuid, request.from, request.to);
+      for (const hour of hoursBetween(request.from, request.to)) {
+        if (have.has(hour)) present.logs++;
+        else if (hour < retentionStart) plan.beyondRetention.push({ appUuid, hour });
+        else logJobs.push({ kind: 'log_hour', appUuid, hour });
+      }
+    }
+    logJobs.sort((a, b) => a.hour - b.hour);
+    plan.jobs.push(...logJobs);
+  }
+  for (const skipped of plan.skipped) deps.logger.warn('export skipped', { ...skipped });
+  return plan;
+}
+
+/** Hours of one app present at the destination within [from, to), from one listing (no per-key requests). */
+export async function presentLogHours(sink: ObjectSink, appUuid: string, from: number, to: number) {
+  const prefix = logAppPrefix(appUuid);
+  const lastDate = formatDate(to - 1);
+  const hours = new Set<number>();
+  // Keys sort by date then hour: start the listing at the window and stop after it.
+  for await (const object of sink.list(prefix, { startAfter: `${prefix}dt=${formatDate(from)}` })) {
+    const parsed = parseLogKey(object.key);
+    if (!parsed) continue;
+    if (formatDate(parsed.hour) > lastDate) break;
+    if (parsed.hour >= from && parsed.hour < to) hours.add(parsed.hour);
+  }
+  return hours;
+}
+
+function audienceJobs(entries: ExportListing[], skipped: SkippedExport[]): SyncJob[] {
+  const jobs: SyncJob[] = [];
+  for (const entry of entries) {
+    const what = `audience ${entry.sourceId}/${entry.jobType}`;
+    if (!/^audiences?$/.test(entry.sourceType)) {
+      skipped.push({ what, reason: `unexpected source_type "${entry.sourceType}" in the audience list` });
+    } else if (!isPositiveIntegerId(entry.sourceId)) {
+      skipped.push({ what: 'audience', reason: `source_id "${entry.sourceId}" is not a positive integer` });
+    } else if (!isIdentifierType(entry.jobType)) {
+      skipped.push({ what, reason: `unknown identifier type "${entry.jobType}"` });
+    } else if (entry.resultsGeneratedAt === undefined) {
+      skipped.push({ what, reason: 'no results generated yet' });
+    } else {
+      jobs.push({
+        kind: 'audience',
+        audienceId: entry.sourceId,
+        identifierType: entry.jobType,
+        generatedAt: entry.resultsGeneratedAt,
+        resultsCount: entry.resultsCount,
+      });
+    }
+  }
+  return jobs;
+}
+
+function profileJobs(entries: ExportListing[], skipped: SkippedExport[]): SyncJob[] {
+  const jobs: SyncJob[] = [];
+  for (const entry of entries) {
+    const what = `profile ${entry.sourceId}/${entry.jobType}`;
+    if (!/^profiles?$/.test(entry.sourceType)) {
+      skipped.push({ what, reason: `unexpected source_type "${entry.sourceType}" in the profile list` });
+    } else if (!isPositiveIntegerId(entry.sourceId)) {
+      skipped.push({ what: 'profile', reason: `source_id "${entry.sourceId}" is not a positive integer` });
+    } else if (entry.jobType !== 'profile' && entry.jobType !== 'profile_changes') {
+      skipped.push({ what, reason: `unknown job type "${entry.jobType}"` });
+    } else if (entry.resultsGeneratedAt === undefined) {
+      skipped.push({ what, reason: 'no results generated yet' });
+    } else {
+      jobs.push({
+        kind: entry.jobType,
+        profileDbId: entry.sourceId,
+        generatedAt: entry.resultsGeneratedAt,
+        resultsCount: entry.resultsCount,
+      });
+    }
+  }
+  return jobs;
+}

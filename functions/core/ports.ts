@@ -1,0 +1,92 @@
+import type { Readable } from 'node:stream';
+import type { SyncJob } from './jobs.js';
+
+/** One entry of `GET /v1/exports/audiences` or `GET /v1/exports/profiles`, validated. */
+export interface ExportListing {
+  readonly id: number;
+  readonly name: string;
+  readonly sourceType: string;
+  readonly sourceId: string;
+  readonly jobType: string;
+  readonly resultsCount?: number;
+  /** Epoch ms; undefined when no results have been generated yet. */
+  readonly resultsGeneratedAt?: number;
+  readonly resultsExpireAt?: number;
+  readonly lastRequestedAt?: number;
+}
+
+/** What the API answered for one export request. Errors are values too, so callers must decide. */
+export type ResolveOutcome =
+  | { readonly status: 'ready'; readonly location: string }
+  | { readonly status: 'not_ready' }
+  | { readonly status: 'throttled'; readonly retryAfterMs: number }
+  | { readonly status: 'failed'; readonly error: Error; readonly retryable: boolean };
+
+export interface DownloadedFile {
+  readonly body: Readable;
+  /** From `Content-Length`, when the file host sent it. */
+  readonly contentLength?: number;
+}
+
+/** The Localytics Export APIs (or the simulator). */
+export interface ExportSource {
+  listAudiences(): Promise<ExportListing[]>;
+  listProfiles(): Promise<ExportListing[]>;
+  /** Ask the API for the file of a job: one API request, paced by the request budget. */
+  resolve(job: SyncJob): Promise<ResolveOutcome>;
+  /**
+   * Download a resolved `Location`, never with credentials. Throws `LocationExpiredError` (403 from the file host),
+   * `TransientError` or `PermanentJobError`.
+   */
+  download(location: string): Promise<DownloadedFile>;
+}
+
+export interface StoredObject {
+  readonly key: string;
+  readonly size: number;
+  readonly lastModified?: Date;
+}
+
+export interface WriteOptions {
+  readonly contentType: string;
+  /** Small string metadata kept with the object (S3 user metadata; ignored by the local sink). */
+  readonly metadata?: Record<string, string>;
+}
+
+/** The destination: an S3 bucket and prefix, or a local directory. Keys are relative to its prefix. */
+export interface ObjectSink {
+  /** `s3://bucket/prefix` or the absolute directory, for reports. */
+  readonly location: string;
+  exists(key: string): Promise<boolean>;
+  /** Keys under `prefix`, in lexicographic order, optionally starting after `startAfter`. */
+  list(prefix: string, options?: { startAfter?: string }): AsyncIterable<StoredObject>;
+  /** Stream `body` to `key`. Atomic: on any failure nothing is left at `key` and no upload stays open. */
+  write(key: string, body: Readable, options: WriteOptions): Promise<{ bytes: number }>;
+  readText(key: string): Promise<string | undefined>;
+  writeText(key: string, text: string): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+
+/** Structured logger: a fixed message plus fields. Adapters must pass fields through `redact`. */
+export interface Logger {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+export const silentLogger: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+};
+
+export interface Credentials {
+  readonly apiKey: string;
+  readonly apiSecret: string;
+}
+
+export interface SecretProvider {
+  getCredentials(): Promise<Credentials>;
+}

@@ -1,0 +1,94 @@
+/**
+ * One request budget for every Localytics API call of a process.
+ *
+ * Two rules together: calls are spaced at least `60 s / rate` apart, and no more than `rate` calls are granted in
+ * any 60 s window widened by `marginMs` (so that network jitter between our clock and Localytics' never makes the
+ * server see `rate + 1` calls in its window). Slots are reserved synchronously, so any number of concurrent callers
+ * share the budget fairly, first come first served. A `429` pauses the whole budget.
+ */
+
+export interface Clock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))),
+};
+
+export interface RequestBudgetOptions {
+  /** Requests per minute. */
+  readonly ratePerMinute: number;
+  /** Extra width of the sliding window, ms. Default 250. */
+  readonly marginMs?: number;
+  readonly clock?: Clock;
+}
+
+const WINDOW_MS = 60_000;
+
+export class RequestBudget {
+  readonly ratePerMinute: number;
+  private readonly intervalMs: number;
+  private readonly marginMs: number;
+  private readonly clock: Clock;
+  /** Granted slot times, oldest first; at most `ratePerMinute` kept. */
+  private readonly granted: number[] = [];
+  private pausedUntil = 0;
+  private grantedTotal = 0;
+
+  constructor(options: RequestBudgetOptions) {
+    if (!Number.isFinite(options.ratePerMinute) || options.ratePerMinute <= 0) {
+      throw new RangeError(`ratePerMinute must be a positive number, got ${options.ratePerMinute}`);
+    }
+    this.ratePerMinute = options.ratePerMinute;
+    this.intervalMs = WINDOW_MS / options.ratePerMinute;
+    this.marginMs = options.marginMs ?? 250;
+    this.clock = options.clock ?? systemClock;
+  }
+
+  /** Requests granted so far. */
+  get used(): number {
+    return this.grantedTotal;
+  }
+
+  /** Wait for a slot. Resolves when the caller may send one request. */
+  async acquire(): Promise<void> {
+    for (;;) {
+      const slot = this.reserve();
+      const wait = slot - this.clock.now();
+      if (wait > 0) await this.clock.sleep(wait);
+      // A 429 may have paused the budget while we slept: give the slot back and queue again.
+      if (this.pausedUntil > slot) {
+        this.release(slot);
+        continue;
+      }
+      return;
+    }
+  }
+
+  /** Stop granting until `ms` from now (a 429 answer). */
+  pause(ms: number): void {
+    this.pausedUntil = Math.max(this.pausedUntil, this.clock.now() + ms);
+  }
+
+  private reserve(): number {
+    const now = this.clock.now();
+    const last = this.granted.at(-1);
+    let slot = Math.max(now, this.pausedUntil, last === undefined ? 0 : last + this.intervalMs);
+    if (this.granted.length >= this.ratePerMinute) {
+      const oldestInWindow = this.granted[this.granted.length - this.ratePerMinute] as number;
+      slot = Math.max(slot, oldestInWindow + WINDOW_MS + this.marginMs);
+    }
+    this.granted.push(slot);
+    if (this.granted.length > this.ratePerMinute * 2) this.granted.splice(0, this.granted.length - this.ratePerMinute);
+    this.grantedTotal++;
+    return slot;
+  }
+
+  private release(slot: number): void {
+    const index = this.granted.lastIndexOf(slot);
+    if (index >= 0) this.granted.splice(index, 1);
+    this.grantedTotal--;
+  }
+}

@@ -1,0 +1,111 @@
+import { type CopyDependencies, copyJob } from './copy-job.js';
+import { formatHour } from './hours.js';
+import { jobId, type SyncJob } from './jobs.js';
+import { type Plan, type PlanRequest, planSync } from './planner.js';
+import type { ExportSource, Logger, ObjectSink } from './ports.js';
+import { type Clock, systemClock } from './request-budget.js';
+import { type JobReport, runJobs } from './run-jobs.js';
+
+export interface SyncOptions {
+  readonly concurrency: number;
+  readonly clock?: Clock;
+  readonly onPlanned?: (plan: Plan) => void;
+  readonly onReport?: (report: JobReport) => void;
+  readonly copyOptions?: Partial<Pick<CopyDependencies, 'maxDownloadAttempts' | 'maxReResolves' | 'random'>>;
+  readonly maxAttempts?: number;
+}
+
+export interface SyncFailure {
+  readonly job: string;
+  readonly reason: string;
+}
+
+export interface SyncSummary {
+  readonly destination: string;
+  readonly window: { readonly from: string; readonly to: string };
+  readonly planned: number;
+  readonly copied: number;
+  /** Already at the destination (found while planning or just before copying). */
+  readonly present: number;
+  /** Log hours not ready yet (404): retried by the next run, never marked done. */
+  readonly pending: readonly string[];
+  readonly failed: readonly SyncFailure[];
+  /** Log hours older than 30 days that are missing: Localytics deleted them. */
+  readonly beyondRetention: number;
+  readonly skipped: readonly { what: string; reason: string }[];
+  readonly warnings: readonly string[];
+  readonly bytes: number;
+  readonly rows: number;
+  readonly durationMs: number;
+}
+
+export interface SyncDependencies {
+  readonly source: ExportSource;
+  readonly sink: ObjectSink;
+  readonly logger: Logger;
+}
+
+/** The `sync` use case: plan, copy every planned job, and summarise. */
+export async function runSync(request: PlanRequest, deps: SyncDependencies, options: SyncOptions): Promise<SyncSummary> {
+  const clock = options.clock ?? systemClock;
+  const started = clock.now();
+  const plan = await planSync(request, deps);
+  options.onPlanned?.(plan);
+  deps.logger.info('sync planned', { jobs: plan.jobs.length, beyondRetention: plan.beyondRetention.length });
+
+  const reports = await runJobs(plan.jobs, {
+    concurrency: options.concurrency,
+    clock,
+    maxAttempts: options.maxAttempts,
+    random: options.copyOptions?.random,
+    onReport: options.onReport,
+    copy: (job: SyncJob) =>
+      copyJob(job, { ...deps, clock, checkExisting: true, ...options.copyOptions }),
+  });
+
+  let copied = 0;
+  let present = plan.present.logs + plan.present.audiences + plan.present.profiles;
+  let bytes = 0;
+  let rows = 0;
+  const pending: string[] = [];
+  const failed: SyncFailure[] = [];
+  const warnings: string[] = [];
+  for (const { job, outcome } of reports) {
+    switch (outcome.status) {
+      case 'copied':
+        copied++;
+        bytes += outcome.bytes;
+        rows += outcome.rows;
+        for (const warning of outcome.warnings) warnings.push(`${jobId(job)}: ${warning}`);
+        break;
+      case 'present':
+        present++;
+        break;
+      case 'not_ready':
+        pending.push(jobId(job));
+        break;
+      case 'failed':
+        failed.push({ job: jobId(job), reason: outcome.reason });
+        break;
+      case 'throttled':
+        // runJobs never reports a throttled outcome; it requeues or converts it into a failure.
+        failed.push({ job: jobId(job), reason: 'throttled' });
+        break;
+    }
+  }
+  return {
+    destination: deps.sink.location,
+    window: { from: formatHour(request.from), to: formatHour(request.to) },
+    planned: plan.jobs.length,
+    copied,
+    present,
+    pending,
+    failed,
+    beyondRetention: plan.beyondRetention.length,
+    skipped: plan.skipped,
+    warnings,
+    bytes,
+    rows,
+    durationMs: clock.now() - started,
+  };
+}

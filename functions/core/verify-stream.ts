@@ -1,0 +1,161 @@
+import { once } from 'node:events';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
+import { createGunzip, type Gunzip } from 'node:zlib';
+import { IntegrityError } from './errors.js';
+
+const NEWLINE = 0x0a;
+
+/** Counts rows (newline-terminated lines; a last line without newline counts) one chunk at a time. */
+export class RowCounter {
+  private newlines = 0;
+  private lastByte = NEWLINE;
+  private sawBytes = false;
+
+  add(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.sawBytes = true;
+    let index = chunk.indexOf(NEWLINE);
+    while (index !== -1) {
+      this.newlines++;
+      index = chunk.indexOf(NEWLINE, index + 1);
+    }
+    this.lastByte = chunk[chunk.length - 1] as number;
+  }
+
+  get rows(): number {
+    return this.sawBytes && this.lastByte !== NEWLINE ? this.newlines + 1 : this.newlines;
+  }
+}
+
+/**
+ * Read the first `count` bytes of a stream without consuming them (they are unshifted back). Returns fewer bytes
+ * when the stream is shorter.
+ */
+export async function peekBytes(stream: Readable, count: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  while (length < count) {
+    const chunk: Buffer | null = stream.read();
+    if (chunk !== null) {
+      chunks.push(chunk);
+      length += chunk.length;
+      continue;
+    }
+    if (stream.readableEnded || stream.destroyed) break;
+    const ended = await Promise.race([
+      once(stream, 'readable').then(() => false),
+      once(stream, 'end').then(() => true),
+    ]);
+    if (ended) break;
+  }
+  const head = Buffer.concat(chunks);
+  if (head.length > 0) stream.unshift(head);
+  return head;
+}
+
+export function isGzipHead(head: Buffer): boolean {
+  return head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b;
+}
+
+export interface VerifyingStreamOptions {
+  /** `Content-Length` of the download, when known. */
+  readonly expectedBytes?: number;
+  /** The content is gzip: inflate a copy on the side to prove it complete and count its rows. */
+  readonly gzip: boolean;
+}
+
+/**
+ * A pass-through that checks a download while it streams: counts bytes against `Content-Length`, counts rows, and
+ * for gzip content inflates a copy on the side so that a truncated or corrupt gzip fails. A failure errors the
+ * stream before it ends, so a sink never commits a short or broken file. Memory: one chunk plus zlib's window.
+ */
+export class VerifyingStream extends Transform {
+  private bytes = 0;
+  private readonly rowCounter = new RowCounter();
+  private readonly inflater: Gunzip | undefined;
+  private inflateError: Error | undefined;
+  private readonly expectedBytes: number | undefined;
+
+  constructor(options: VerifyingStreamOptions) {
+    super();
+    this.expectedBytes = options.expectedBytes;
+    if (options.gzip) {
+      const inflater = createGunzip();
+      inflater.on('data', (data: Buffer) => this.rowCounter.add(data));
+      inflater.on('error', (error) => {
+        this.inflateError = new IntegrityError(`gzip content is corrupt or truncated (${error.message})`, {
+          cause: error,
+        });
+      });
+      this.inflater = inflater;
+    }
+  }
+
+  get servedBytes(): number {
+    return this.bytes;
+  }
+
+  get rows(): number {
+    return this.rowCounter.rows;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.expectedBytes !== undefined && this.bytes > this.expectedBytes) {
+      callback(new IntegrityError(`received more bytes than the announced Content-Length ${this.expectedBytes}`));
+      return;
+    }
+    const inflater = this.inflater;
+    if (!inflater) {
+      this.rowCounter.add(chunk);
+      callback(null, chunk);
+      return;
+    }
+    if (this.inflateError) {
+      callback(this.inflateError);
+      return;
+    }
+    this.push(chunk);
+    if (inflater.write(chunk)) {
+      callback();
+      return;
+    }
+    waitFor(inflater, 'drain').then(() => callback(this.inflateError));
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.expectedBytes !== undefined && this.bytes !== this.expectedBytes) {
+      callback(new IntegrityError(`body ended after ${this.bytes} of ${this.expectedBytes} bytes (Content-Length)`));
+      return;
+    }
+    const inflater = this.inflater;
+    if (!inflater) {
+      callback();
+      return;
+    }
+    if (this.inflateError) {
+      callback(this.inflateError);
+      return;
+    }
+    waitFor(inflater, 'end').then(() => callback(this.inflateError));
+    inflater.end();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.inflater?.destroy();
+    callback(error);
+  }
+}
+
+/** Resolve on `event` or on the emitter's error, whichever comes first. */
+function waitFor(emitter: Gunzip, event: 'drain' | 'end'): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      emitter.off(event, done);
+      emitter.off('error', done);
+      resolve();
+    };
+    emitter.once(event, done);
+    emitter.once('error', done);
+  });
+}
