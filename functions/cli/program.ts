@@ -1,0 +1,81 @@
+import { Command, CommanderError, Option } from 'commander';
+import { describeError } from '../core/redact.js';
+import { ConfigError } from '../core/errors.js';
+import { demoCommand } from './demo-command.js';
+import { type CliIo, EXIT_FAILURES, EXIT_USAGE } from './io.js';
+import { simulateCommand } from './simulate-command.js';
+import { statusCommand } from './status-command.js';
+import { syncCommand } from './sync-command.js';
+
+/** Run the CLI; resolves to the exit code. Never calls `process.exit` itself. */
+export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  let exitCode = 0;
+  const run = (action: () => Promise<number>) => async () => {
+    exitCode = await action();
+  };
+  const program = new Command('localytics-sync')
+    .description('Copy Localytics exports (raw logs, audiences, profiles) into S3 or a local directory.')
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .showHelpAfterError('(run with --help for usage)');
+
+  const window = (command: Command) =>
+    command
+      .requiredOption('--dest <destination>', 's3://bucket/prefix or a local directory')
+      .option('--apps <uuids>', 'comma-separated Localytics app IDs (default: $LOCALYTICS_APPS)')
+      .option('--from <YYYY-MM-DDTHH>', 'first UTC hour, inclusive (default: 24 hours before --to)')
+      .option('--to <YYYY-MM-DDTHH>', 'UTC hour to stop before, exclusive (default: the current hour)')
+      .option('--json', 'print a machine-readable summary');
+
+  window(program.command('sync').description('copy everything planned in the window that is not at the destination yet'))
+    .option('--api-url <url>', 'Localytics API base URL (default: https://api.localytics.com or $LOCALYTICS_API_URL)')
+    .option('--datasets <list>', 'any of logs,audiences,profiles (default: all)')
+    .option('--rate <n>', 'API requests per minute for this key (default: 50)')
+    .option('--concurrency <n>', 'files copied at once (default: 4)')
+    .option('--secret-id <id>', 'read {"apiKey","apiSecret"} from this Secrets Manager secret')
+    .addOption(new Option('--allow-file-host <host...>', 'also download from these hosts (besides Amazon S3 and the API host)'))
+    .option('--verbose', 'structured logs on stderr')
+    .action(async (options) => {
+      await run(() => syncCommand(options, io))();
+    });
+
+  window(program.command('status').description('what the destination holds: present, pending and missing hours')).action(
+    async (options) => {
+      await run(() => statusCommand(options, io))();
+    },
+  );
+
+  program
+    .command('simulate')
+    .description('run the Localytics API simulator')
+    .option('--port <n>', 'port to listen on (default: 8080)')
+    .option('--rate <n>', 'requests per minute per key before 429 (default: 50)')
+    .action(async (options) => {
+      await run(() => simulateCommand(options, io))();
+    });
+
+  program
+    .command('demo')
+    .description('start the simulator and sync all three datasets into ./localytics-demo')
+    .option('--dest <dir>', 'local directory (default: localytics-demo)')
+    .option('--hours <n>', 'log hours to sync (default: 12)')
+    .action(async (options) => {
+      await run(() => demoCommand(options, io))();
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end with code 0; anything else commander rejects is a usage error.
+      return error.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    if (error instanceof ConfigError) {
+      io.stderr(`error: ${describeError(error)}\n`);
+      return EXIT_USAGE;
+    }
+    io.stderr(`error: ${describeError(error)}\n`);
+    return EXIT_FAILURES;
+  }
+}

@@ -1,0 +1,127 @@
+import { DEFAULT_API_URL, LocalyticsClient } from '../adapters/localytics-client.js';
+import { jobId } from '../core/jobs.js';
+import type { ObjectSink } from '../core/ports.js';
+import { RequestBudget } from '../core/request-budget.js';
+import { runSync, type SyncSummary } from '../core/sync.js';
+import { EXIT_FAILURES, EXIT_OK, type CliIo } from './io.js';
+import {
+  parseApiUrl,
+  parseApps,
+  parseDatasets,
+  parseDestination,
+  parsePositiveInteger,
+  parseWindow,
+  UsageError,
+} from './options.js';
+import { formatBytes, formatSyncSummary } from './report.js';
+import { checkDestination, createLogger, createSink, loadCredentials } from './wiring.js';
+
+export interface SyncCommandOptions {
+  dest?: string;
+  apiUrl?: string;
+  datasets?: string;
+  apps?: string;
+  from?: string;
+  to?: string;
+  rate?: string;
+  concurrency?: string;
+  secretId?: string;
+  allowFileHost?: string[];
+  json?: boolean;
+  verbose?: boolean;
+}
+
+export interface SyncRunResult {
+  readonly exitCode: number;
+  readonly summary: SyncSummary;
+  readonly apiRequests: number;
+  readonly throttled: number;
+}
+
+/** `localytics-sync sync`: validate everything, then plan and copy. Usage errors throw `UsageError` (exit 2). */
+export async function syncCommand(options: SyncCommandOptions, io: CliIo): Promise<number> {
+  const result = await runSyncCommand(options, io);
+  if (options.json) {
+    io.stdout(`${JSON.stringify({ ...result.summary, apiRequests: result.apiRequests, throttled: result.throttled }, null, 2)}\n`);
+  } else {
+    io.stdout(formatSyncSummary(result.summary, result));
+  }
+  return result.exitCode;
+}
+
+export async function runSyncCommand(
+  options: SyncCommandOptions,
+  io: CliIo,
+  overrides: { sink?: ObjectSink } = {},
+): Promise<SyncRunResult> {
+  const destination = parseDestination(options.dest);
+  const datasets = parseDatasets(options.datasets);
+  const apps = parseApps(options.apps ?? io.env.LOCALYTICS_APPS);
+  if (datasets.has('logs') && apps.length === 0) {
+    throw new UsageError('--apps is required for the logs dataset (the API cannot list apps); or set LOCALYTICS_APPS');
+  }
+  const window = parseWindow(options.from, options.to, io.now());
+  const rate = parsePositiveInteger('--rate', options.rate, 50, 100_000);
+  const concurrency = parsePositiveInteger('--concurrency', options.concurrency, 4, 64);
+  const apiUrl = parseApiUrl(options.apiUrl ?? io.env.LOCALYTICS_API_URL, DEFAULT_API_URL);
+  const extraHosts = (options.allowFileHost ?? []).flatMap((value) => value.split(',')).map((host) => host.trim()).filter(Boolean);
+  const credentials = await loadCredentials(options.secretId, io);
+  const sink = overrides.sink ?? createSink(destination, io);
+  await checkDestination(sink);
+
+  const logger = createLogger(Boolean(options.verbose), io);
+  const client = new LocalyticsClient({
+    apiUrl,
+    credentials,
+    budget: new RequestBudget({ ratePerMinute: rate }),
+    locationPolicy: { extraHosts },
+  });
+  const progress = io.interactive && !options.json ? createProgress(io) : undefined;
+  try {
+    const summary = await runSync(
+      { datasets, apps, from: window.from, to: window.to, now: io.now() },
+      { source: client, sink, logger },
+      {
+        concurrency,
+        onPlanned: (plan) => progress?.planned(plan.jobs.length),
+        onReport: (report) => progress?.report(jobId(report.job), report.outcome.status, 'bytes' in report.outcome ? report.outcome.bytes : 0),
+      },
+    );
+    progress?.done();
+    return {
+      exitCode: summary.failed.length > 0 ? EXIT_FAILURES : EXIT_OK,
+      summary,
+      apiRequests: client.stats.apiRequests,
+      throttled: client.stats.throttled,
+    };
+  } finally {
+    client.close();
+  }
+}
+
+/** One self-rewriting status line on a terminal. */
+function createProgress(io: CliIo) {
+  let total = 0;
+  let finished = 0;
+  let bytes = 0;
+  const counts: Record<string, number> = {};
+  const render = (last: string) => {
+    const parts = Object.entries(counts).map(([status, count]) => `${count} ${status}`);
+    io.stderr(`\r\x1b[2K[${finished}/${total}] ${formatBytes(bytes)} ${parts.join(', ')}  ${last}`.slice(0, 200));
+  };
+  return {
+    planned(jobs: number) {
+      total = jobs;
+      render('planned');
+    },
+    report(job: string, status: string, copiedBytes: number) {
+      finished++;
+      bytes += copiedBytes;
+      counts[status] = (counts[status] ?? 0) + 1;
+      render(job);
+    },
+    done() {
+      io.stderr('\r\x1b[2K');
+    },
+  };
+}
