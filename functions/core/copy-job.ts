@@ -154,17 +154,21 @@ async function transfer(location: string, key: string, deps: CopyDependencies) {
   const output = new PassThrough();
   const stages: NodeJS.ReadWriteStream[] = gzip ? [verifier] : [verifier, createGzip()];
   const flowing = pipeline([file.body, ...stages, output] as [Readable, ...NodeJS.ReadWriteStream[]]);
-  const [written] = await Promise.all([
+  // Wait for both sides to settle, so that the sink has cleaned up (temp file, aborted upload) before we return.
+  const [written, flowed] = await Promise.allSettled([
     deps.sink.write(key, output, {
       contentType: 'application/gzip',
       metadata: { 'served-bytes': String(file.contentLength ?? ''), 'served-gzip': String(gzip) },
     }),
     flowing,
-  ]).catch((error: unknown) => {
+  ]);
+  if (flowed.status === 'rejected') {
     output.destroy();
+    const error = flowed.reason as unknown;
     throw error instanceof Error && error.name === 'AbortError' ? new IntegrityError('download aborted') : error;
-  });
-  return { bytes: written.bytes, servedBytes: verifier.servedBytes, rows: verifier.rows };
+  }
+  if (written.status === 'rejected') throw written.reason;
+  return { bytes: written.value.bytes, servedBytes: verifier.servedBytes, rows: verifier.rows };
 }
 
 async function readPendingLocation(job: ProfileChangesJob, sink: ObjectSink): Promise<string | undefined> {

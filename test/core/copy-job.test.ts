@@ -1,0 +1,201 @@
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { describe, expect, test } from 'vitest';
+import { LocalDirSink } from '../../functions/adapters/local-dir-sink.js';
+import { copyJob } from '../../functions/core/copy-job.js';
+import { LocationExpiredError, TransientError } from '../../functions/core/errors.js';
+import { dataKey, pendingChangeSetKey, type SyncJob } from '../../functions/core/jobs.js';
+import {
+  type DownloadedFile,
+  type ExportSource,
+  type ResolveOutcome,
+  silentLogger,
+} from '../../functions/core/ports.js';
+import { tempDir } from '../support/temp.js';
+
+const noWait = { now: () => 0, sleep: async () => {} };
+
+/** An ExportSource scripted per test: resolve outcomes in order, download behaviours in order. */
+class ScriptedSource implements ExportSource {
+  resolved: SyncJob[] = [];
+  downloaded: string[] = [];
+  constructor(
+    private readonly outcomes: ResolveOutcome[],
+    private readonly downloads: (() => DownloadedFile)[],
+  ) {}
+  async listAudiences() {
+    return [];
+  }
+  async listProfiles() {
+    return [];
+  }
+  async resolve(job: SyncJob): Promise<ResolveOutcome> {
+    this.resolved.push(job);
+    const next = this.outcomes.shift();
+    if (!next) throw new Error('unexpected resolve');
+    return next;
+  }
+  async download(location: string): Promise<DownloadedFile> {
+    this.downloaded.push(location);
+    const next = this.downloads.shift();
+    if (!next) throw new Error('unexpected download');
+    return next();
+  }
+}
+
+const rows = '{"IDFA":"A"}\n{"IDFA":"B"}\n';
+const ok = (body: Buffer) => () => ({ body: Readable.from([body]), contentLength: body.length });
+const failing = (error: Error) => () => {
+  throw error;
+};
+const ready = (location: string): ResolveOutcome => ({ status: 'ready', location });
+
+const audience: SyncJob = { kind: 'audience', audienceId: '7', identifierType: 'idfa', generatedAt: Date.UTC(2026, 0, 2, 13), resultsCount: 2 };
+const changes: SyncJob = { kind: 'profile_changes', profileDbId: '60', generatedAt: Date.UTC(2026, 0, 2, 13) };
+const logHour: SyncJob = { kind: 'log_hour', appUuid: 'abc-def', hour: Date.UTC(2026, 0, 2, 3) };
+
+async function filesUnder(dir: string): Promise<string[]> {
+  return (await readdir(dir, { recursive: true, withFileTypes: true }))
+    .filter((entry) => entry.isFile())
+    .map((entry) => path.relative(dir, path.join(entry.parentPath, entry.name)));
+}
+
+describe('copyJob', () => {
+  test('stores a plain file gzipped under its deterministic key and counts its rows', async () => {
+    const dir = await tempDir();
+    const source = new ScriptedSource([ready('https://s3.amazonaws.com/a')], [ok(Buffer.from(rows))]);
+    const outcome = await copyJob(audience, { source, sink: new LocalDirSink(dir), logger: silentLogger, clock: noWait });
+    expect(outcome).toMatchObject({ status: 'copied', key: dataKey(audience), rows: 2, warnings: [] });
+    expect(gunzipSync(await readFile(path.join(dir, dataKey(audience)))).toString()).toBe(rows);
+  });
+
+  test('stores a gzip file byte for byte', async () => {
+    const dir = await tempDir();
+    const gz = gzipSync('{"type":"e"}\n');
+    const source = new ScriptedSource([ready('https://s3.amazonaws.com/a')], [ok(gz)]);
+    await copyJob(logHour, { source, sink: new LocalDirSink(dir), logger: silentLogger, clock: noWait });
+    expect((await readFile(path.join(dir, dataKey(logHour)))).equals(gz)).toBe(true);
+  });
+
+  test('reports a row count that differs from results_count as a warning, and still lands the file', async () => {
+    const dir = await tempDir();
+    const source = new ScriptedSource([ready('https://s3.amazonaws.com/a')], [ok(Buffer.from('{"IDFA":"A"}\n'))]);
+    const outcome = await copyJob(audience, { source, sink: new LocalDirSink(dir), logger: silentLogger, clock: noWait });
+    expect(outcome).toMatchObject({ status: 'copied', warnings: ['row count 1 differs from results_count 2'] });
+  });
+
+  test('skips a job whose key is already present, without asking the API', async () => {
+    const dir = await tempDir();
+    const sink = new LocalDirSink(dir);
+    await sink.writeText(dataKey(logHour), 'x');
+    const source = new ScriptedSource([], []);
+    expect(await copyJob(logHour, { source, sink, logger: silentLogger, clock: noWait })).toMatchObject({ status: 'present' });
+    expect(source.resolved).toHaveLength(0);
+  });
+
+  test('retries a transient download failure with the same Location', async () => {
+    const dir = await tempDir();
+    const source = new ScriptedSource(
+      [ready('https://s3.amazonaws.com/first')],
+      [failing(new TransientError('reset')), ok(gzipSync('{}\n'))],
+    );
+    const outcome = await copyJob(logHour, { source, sink: new LocalDirSink(dir), logger: silentLogger, clock: noWait });
+    expect(outcome.status).toBe('copied');
+    expect(source.resolved).toHaveLength(1);
+    expect(source.downloaded).toEqual(['https://s3.amazonaws.com/first', 'https://s3.amazonaws.com/first']);
+  });
+
+  test('asks for a fresh Location when the file host says the URL expired', async () => {
+    const dir = await tempDir();
+    const source = new ScriptedSource(
+      [ready('https://s3.amazonaws.com/old'), ready('https://s3.amazonaws.com/new')],
+      [failing(new LocationExpiredError('403')), ok(gzipSync('{}\n'))],
+    );
+    const outcome = await copyJob(logHour, { source, sink: new LocalDirSink(dir), logger: silentLogger, clock: noWait });
+    expect(outcome).toMatchObject({ status: 'copied', apiRequests: 2 });
+    expect(source.downloaded).toEqual(['https://s3.amazonaws.com/old', 'https://s3.amazonaws.com/new']);
+  });
+
+  test('leaves nothing at the key when every download attempt fails, and says the failure is retryable', async () => {
+    const dir = await tempDir();
+    const varied = Array.from({ length: 1000 }, (_, i) => `{"n":${i * 7919}}\n`).join('');
+    const full = gzipSync(varied);
+    const truncated = full.subarray(0, full.length - 50);
+    const source = new ScriptedSource(
+      [ready('https://s3.amazonaws.com/a')],
+      [() => ({ body: Readable.from([truncated]) }), () => ({ body: Readable.from([truncated]) })],
+    );
+    const outcome = await copyJob(logHour, {
+      source,
+      sink: new LocalDirSink(dir),
+      logger: silentLogger,
+      clock: noWait,
+      maxDownloadAttempts: 2,
+    });
+    expect(outcome).toMatchObject({ status: 'failed', retryable: true });
+    expect(outcome.status === 'failed' && outcome.reason).toMatch(/gzip content is corrupt or truncated/);
+    expect(await filesUnder(dir)).toEqual([]);
+  });
+
+  test.each([
+    [{ status: 'not_ready' } as ResolveOutcome, 'not_ready'],
+    [{ status: 'throttled', retryAfterMs: 1000 } as ResolveOutcome, 'throttled'],
+    [{ status: 'failed', error: new Error('403 no access'), retryable: false } as ResolveOutcome, 'failed'],
+  ])('passes the API outcome %j through as %s', async (resolved, status) => {
+    const dir = await tempDir();
+    const source = new ScriptedSource([resolved], []);
+    const outcome = await copyJob(logHour, { source, sink: new LocalDirSink(dir), logger: silentLogger, clock: noWait });
+    expect(outcome.status).toBe(status);
+    expect(source.downloaded).toHaveLength(0);
+  });
+});
+
+describe('copyJob on profile_changes, whose every 302 consumes the change set', () => {
+  test('keeps the Location while copying and removes it once the copy is confirmed', async () => {
+    const dir = await tempDir();
+    const sink = new LocalDirSink(dir);
+    let savedDuringDownload: string | undefined;
+    const source = new ScriptedSource([ready('https://s3.amazonaws.com/set-1')], [
+      () => ({ body: Readable.from([Buffer.from('{"profile":{}}\n')]) }),
+    ]);
+    const download = source.download.bind(source);
+    source.download = async (location) => {
+      savedDuringDownload = await sink.readText(pendingChangeSetKey(changes as never));
+      return download(location);
+    };
+    const outcome = await copyJob(changes, { source, sink, logger: silentLogger, clock: noWait });
+    expect(outcome.status).toBe('copied');
+    expect(JSON.parse(savedDuringDownload ?? '{}').location).toBe('https://s3.amazonaws.com/set-1');
+    expect(await sink.readText(pendingChangeSetKey(changes as never))).toBeUndefined();
+  });
+
+  test('a later run resumes a saved Location instead of asking again (which would skip a change set)', async () => {
+    const dir = await tempDir();
+    const sink = new LocalDirSink(dir);
+    const first = new ScriptedSource([ready('https://s3.amazonaws.com/set-1')], [
+      failing(new TransientError('reset')),
+      failing(new TransientError('reset')),
+    ]);
+    const failed = await copyJob(changes, { source: first, sink, logger: silentLogger, clock: noWait, maxDownloadAttempts: 2 });
+    expect(failed).toMatchObject({ status: 'failed', retryable: true });
+
+    const second = new ScriptedSource([], [ok(Buffer.from('{"profile":{}}\n'))]);
+    const resumed = await copyJob(changes, { source: second, sink, logger: silentLogger, clock: noWait });
+    expect(resumed.status).toBe('copied');
+    expect(second.resolved).toHaveLength(0);
+    expect(second.downloaded).toEqual(['https://s3.amazonaws.com/set-1']);
+  });
+
+  test('an expired change-set URL is reported as lost, never re-requested', async () => {
+    const dir = await tempDir();
+    const sink = new LocalDirSink(dir);
+    const source = new ScriptedSource([ready('https://s3.amazonaws.com/set-1')], [failing(new LocationExpiredError('403'))]);
+    const outcome = await copyJob(changes, { source, sink, logger: silentLogger, clock: noWait });
+    expect(outcome).toMatchObject({ status: 'failed', retryable: false });
+    expect(outcome.status === 'failed' && outcome.reason).toMatch(/lost/);
+    expect(source.resolved).toHaveLength(1);
+    expect((await filesUnder(dir)).some((file) => file.includes('profile_changes_lost'))).toBe(true);
+  });
+});

@@ -1,0 +1,63 @@
+import { expect, test } from 'vitest';
+import { RequestBudget } from '../../functions/core/request-budget.js';
+import { ManualClock } from '../support/manual-clock.js';
+
+/** Largest number of grants inside any window (t - 60 s, t]. */
+function maxPerMinute(times: number[]): number {
+  let max = 0;
+  for (const end of times) max = Math.max(max, times.filter((time) => time > end - 60_000 && time <= end).length);
+  return max;
+}
+
+async function grantTimes(budget: RequestBudget, clock: ManualClock, callers: number, callsEach: number) {
+  const times: number[] = [];
+  const workers = Array.from({ length: callers }, async () => {
+    for (let i = 0; i < callsEach; i++) {
+      await budget.acquire();
+      times.push(clock.now());
+    }
+  });
+  const done = Promise.all(workers);
+  await clock.runAll();
+  await done;
+  return times.sort((a, b) => a - b);
+}
+
+test('keeps 20 concurrent callers at or under the rate in every 60 s window', async () => {
+  const clock = new ManualClock();
+  const budget = new RequestBudget({ ratePerMinute: 50, clock });
+  const times = await grantTimes(budget, clock, 20, 10);
+  expect(times).toHaveLength(200);
+  expect(maxPerMinute(times)).toBeLessThanOrEqual(50);
+});
+
+test('spaces requests evenly at 60 s / rate, so 200 calls take about 4 minutes at 50 per minute', async () => {
+  const clock = new ManualClock();
+  const budget = new RequestBudget({ ratePerMinute: 50, clock });
+  const times = await grantTimes(budget, clock, 8, 25);
+  const gaps = times.slice(1).map((time, i) => time - (times[i] as number));
+  expect(Math.min(...gaps)).toBeGreaterThanOrEqual(1200);
+  expect(times.at(-1)).toBeLessThan(200 * 1200 + 10 * 250);
+});
+
+test('a pause (after a 429) holds every caller until it ends', async () => {
+  const clock = new ManualClock();
+  const budget = new RequestBudget({ ratePerMinute: 600, clock });
+  const times: number[] = [];
+  await budget.acquire();
+  budget.pause(5_000);
+  const waiting = Promise.all(
+    [1, 2, 3].map(async () => {
+      await budget.acquire();
+      times.push(clock.now());
+    }),
+  );
+  await clock.runAll();
+  await waiting;
+  expect(Math.min(...times)).toBeGreaterThanOrEqual(5_000);
+  expect(budget.used).toBe(4);
+});
+
+test('rejects a rate that is not a positive number', () => {
+  expect(() => new RequestBudget({ ratePerMinute: 0 })).toThrow(/positive/);
+});

@@ -1,0 +1,95 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Writable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { describe, expect, test } from 'vitest';
+import { IntegrityError } from '../../functions/core/errors.js';
+import { isGzipHead, peekBytes, RowCounter, VerifyingStream } from '../../functions/core/verify-stream.js';
+
+async function drain(source: Readable, verifier: VerifyingStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  await pipeline(
+    source,
+    verifier,
+    new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        chunks.push(chunk);
+        callback();
+      },
+    }),
+  );
+  return Buffer.concat(chunks);
+}
+
+function chunked(buffer: Buffer, size = 7): Readable {
+  const pieces: Buffer[] = [];
+  for (let i = 0; i < buffer.length; i += size) pieces.push(buffer.subarray(i, i + size));
+  return Readable.from(pieces);
+}
+
+const text = '{"a":1}\n{"a":2}\n{"a":3}\n';
+
+describe('VerifyingStream', () => {
+  test('passes gzip bytes through unchanged and counts the rows inside', async () => {
+    const gz = gzipSync(text);
+    const verifier = new VerifyingStream({ gzip: true, expectedBytes: gz.length });
+    const out = await drain(chunked(gz), verifier);
+    expect(out.equals(gz)).toBe(true);
+    expect(verifier.rows).toBe(3);
+    expect(verifier.servedBytes).toBe(gz.length);
+  });
+
+  test('fails a truncated gzip even when no Content-Length was sent', async () => {
+    const gz = gzipSync(text.repeat(100));
+    const verifier = new VerifyingStream({ gzip: true });
+    await expect(drain(chunked(gz.subarray(0, gz.length - 20)), verifier)).rejects.toBeInstanceOf(IntegrityError);
+  });
+
+  test('fails a corrupt gzip', async () => {
+    const gz = Buffer.from(gzipSync(text.repeat(50)));
+    for (let i = 20; i < 40; i++) gz[i] = (gz[i] as number) ^ 0xff;
+    await expect(drain(chunked(gz), new VerifyingStream({ gzip: true }))).rejects.toBeInstanceOf(IntegrityError);
+  });
+
+  test('fails a body shorter than its Content-Length', async () => {
+    const body = Buffer.from(text);
+    const verifier = new VerifyingStream({ gzip: false, expectedBytes: body.length + 5 });
+    await expect(drain(chunked(body), verifier)).rejects.toThrow(/ended after 24 of 29 bytes/);
+  });
+
+  test('fails a body longer than its Content-Length', async () => {
+    const body = Buffer.from(text);
+    await expect(drain(chunked(body), new VerifyingStream({ gzip: false, expectedBytes: 3 }))).rejects.toThrow(
+      /more bytes/,
+    );
+  });
+
+  test('counts a last line without newline as a row, and an empty file as none', async () => {
+    const noNewline = new VerifyingStream({ gzip: false });
+    await drain(Readable.from([Buffer.from('{"a":1}\n{"a":2}')]), noNewline);
+    expect(noNewline.rows).toBe(2);
+    const empty = new VerifyingStream({ gzip: false, expectedBytes: 0 });
+    await drain(Readable.from([]), empty);
+    expect(empty.rows).toBe(0);
+  });
+});
+
+test('RowCounter counts across chunk boundaries', () => {
+  const counter = new RowCounter();
+  for (const piece of ['{"a"', ':1}\n{', '"b":2}', '\n']) counter.add(Buffer.from(piece));
+  expect(counter.rows).toBe(2);
+});
+
+test('peekBytes returns the head and leaves it in the stream', async () => {
+  const gz = gzipSync(text);
+  const stream = chunked(gz, 1);
+  const head = await peekBytes(stream, 2);
+  expect(isGzipHead(head)).toBe(true);
+  const rest: Buffer[] = [];
+  for await (const chunk of stream) rest.push(chunk as Buffer);
+  expect(Buffer.concat(rest).equals(gz)).toBe(true);
+});
+
+test('peekBytes on an empty stream returns nothing', async () => {
+  expect((await peekBytes(Readable.from([]), 2)).length).toBe(0);
+});

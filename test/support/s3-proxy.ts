@@ -1,0 +1,122 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type S3Operation = 'CreateMultipartUpload' | 'UploadPart' | 'CompleteMultipartUpload' | 'AbortMultipartUpload' | 'PutObject' | 'Other';
+
+export interface ProxiedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly operation: S3Operation;
+  status: number;
+}
+
+/**
+ * A small proxy in front of s3rver that records every S3 request, tracks multipart uploads (so tests can prove none
+ * is left open), answers AbortMultipartUpload the way S3 does (s3rver does not implement it), and injects failures.
+ */
+export class S3RecordingProxy {
+  readonly requests: ProxiedRequest[] = [];
+  readonly created = new Set<string>();
+  readonly completed = new Set<string>();
+  readonly aborted = new Set<string>();
+  private readonly failures = new Map<S3Operation, number>();
+  private readonly server: http.Server;
+  private readonly target: URL;
+  url = '';
+
+  constructor(targetUrl: string) {
+    this.target = new URL(targetUrl);
+    this.server = http.createServer((request, response) => {
+      this.handle(request, response).catch(() => response.destroy());
+    });
+  }
+
+  async start(): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this.url;
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+
+  /** Make the next `count` requests of `operation` fail with 500 InternalError. */
+  failNext(operation: S3Operation, count = 1): void {
+    this.failures.set(operation, (this.failures.get(operation) ?? 0) + count);
+  }
+
+  /** Multipart uploads created and neither completed nor aborted. */
+  openUploads(): string[] {
+    return [...this.created].filter((id) => !this.completed.has(id) && !this.aborted.has(id));
+  }
+
+  count(operation: S3Operation): number {
+    return this.requests.filter((request) => request.operation === operation).length;
+  }
+
+  private async handle(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? '/', 'http://proxy');
+    const operation = classify(request.method ?? 'GET', url);
+    const record: ProxiedRequest = { method: request.method ?? 'GET', path: url.pathname, operation, status: 0 };
+    this.requests.push(record);
+    const uploadId = url.searchParams.get('uploadId') ?? undefined;
+
+    const failures = this.failures.get(operation) ?? 0;
+    if (failures > 0) {
+      this.failures.set(operation, failures - 1);
+      request.resume();
+      await new Promise((resolve) => request.once('end', resolve));
+      record.status = 500;
+      response.writeHead(500, { 'content-type': 'application/xml' });
+      response.end('<?xml version="1.0"?><Error><Code>InternalError</Code><Message>injected</Message></Error>');
+      return;
+    }
+    if (operation === 'AbortMultipartUpload') {
+      request.resume();
+      if (uploadId) this.aborted.add(uploadId);
+      record.status = 204;
+      response.writeHead(204);
+      response.end();
+      return;
+    }
+
+    const upstream = http.request({
+      host: this.target.hostname,
+      port: this.target.port,
+      method: request.method,
+      path: request.url,
+      headers: request.headers,
+    });
+    request.pipe(upstream);
+    const upstreamResponse = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      upstream.once('response', resolve);
+      upstream.once('error', reject);
+    });
+    record.status = upstreamResponse.statusCode ?? 0;
+    if (operation === 'CreateMultipartUpload') {
+      const chunks: Buffer[] = [];
+      for await (const chunk of upstreamResponse) chunks.push(chunk as Buffer);
+      const body = Buffer.concat(chunks);
+      const id = /<UploadId>([^<]+)<\/UploadId>/.exec(body.toString())?.[1];
+      if (id && record.status === 200) this.created.add(id);
+      response.writeHead(record.status, upstreamResponse.headers);
+      response.end(body);
+      return;
+    }
+    if (operation === 'CompleteMultipartUpload' && uploadId && record.status === 200) this.completed.add(uploadId);
+    response.writeHead(record.status, upstreamResponse.headers);
+    upstreamResponse.pipe(response);
+  }
+}
+
+function classify(method: string, url: URL): S3Operation {
+  const params = url.searchParams;
+  if (method === 'POST' && params.has('uploads')) return 'CreateMultipartUpload';
+  if (method === 'POST' && params.has('uploadId')) return 'CompleteMultipartUpload';
+  if (method === 'PUT' && params.has('uploadId')) return 'UploadPart';
+  if (method === 'DELETE' && params.has('uploadId')) return 'AbortMultipartUpload';
+  if (method === 'PUT' && url.pathname.split('/').filter(Boolean).length > 1) return 'PutObject';
+  return 'Other';
+}
