@@ -5,9 +5,11 @@ import { redact } from '../core/redact.js';
 export function createJsonLogger(write: (line: string) => void, minLevel: 'debug' | 'info' | 'warn' = 'info'): Logger {
   const levels = ['debug', 'info', 'warn', 'error'];
   const threshold = levels.indexOf(minLevel);
-  const log = (level: string) => (message: string, fields: Record<string, unknown> = {}) => {
-    if (levels.indexOf(level) < threshold) return;
-    write(`${redact(JSON.stringify({ level, time: new Date().toISOString(), message, ...fields }))}\n`);
-  };
+  const log =
+    (level: string) =>
+    (message: string, fields: Record<string, unknown> = {}) => {
+      if (levels.indexOf(level) < threshold) return;
+      write(`${redact(JSON.stringify({ level, time: new Date().toISOString(), message, ...fields }))}\n`);
+    };
   return { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
 }

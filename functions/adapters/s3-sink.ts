@@ -1,3 +1,4 @@
+import { type Readable, Transform } from 'node:stream';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -9,7 +10,6 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { type Readable, Transform } from 'node:stream';
 import { ConfigError, SinkError } from '../core/errors.js';
 import type { ObjectSink, StoredObject, WriteOptions } from '../core/ports.js';
 import { describeError } from '../core/redact.js';

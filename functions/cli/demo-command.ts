@@ -1,9 +1,9 @@
-import { HOUR_MS, floorHour, formatHour } from '../core/hours.js';
+import { LocalDirSink } from '../adapters/local-dir-sink.js';
+import { floorHour, formatHour, HOUR_MS } from '../core/hours.js';
 import { LocalyticsSimulator, SIMULATOR_DEFAULT_CREDENTIALS } from '../simulator/server.js';
 import { type CliIo, EXIT_OK } from './io.js';
 import { formatBytes } from './report.js';
 import { runSyncCommand } from './sync-command.js';
-import { LocalDirSink } from '../adapters/local-dir-sink.js';
 
 export interface DemoCommandOptions {
   dest?: string;
@@ -26,7 +26,9 @@ export async function demoCommand(options: DemoCommandOptions, io: CliIo): Promi
   try {
     const to = floorHour(io.now());
     const from = to - hours * HOUR_MS;
-    io.stdout(`Syncing logs (${simulator.dataset.apps.length} apps, ${formatHour(from)} .. ${formatHour(to)}), audiences and profiles into ./${dest}\n`);
+    io.stdout(
+      `Syncing logs (${simulator.dataset.apps.length} apps, ${formatHour(from)} .. ${formatHour(to)}), audiences and profiles into ./${dest}\n`,
+    );
     const result = await runSyncCommand(
       {
         dest,

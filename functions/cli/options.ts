@@ -1,7 +1,7 @@
+import { parseS3Url, type S3Destination } from '../adapters/s3-sink.js';
 import { ConfigError } from '../core/errors.js';
 import { DAY_MS, floorHour, formatHour, HOUR_MS, parseHour } from '../core/hours.js';
 import { DATASETS, type Dataset, isDataset, parseAppUuid } from '../core/identifiers.js';
-import { parseS3Url, type S3Destination } from '../adapters/s3-sink.js';
 
 /** A usage or configuration error: exit code 2, before any API call. */
 export class UsageError extends ConfigError {}
@@ -36,7 +36,8 @@ export function parseDatasets(value: string | undefined): Set<Dataset> {
     .filter(Boolean);
   if (names.length === 0) throw new UsageError(`--datasets is empty; use any of ${DATASETS.join(',')}`);
   for (const name of names) {
-    if (!isDataset(name)) throw new UsageError(`unknown dataset "${name}" in --datasets; use any of ${DATASETS.join(',')}`);
+    if (!isDataset(name))
+      throw new UsageError(`unknown dataset "${name}" in --datasets; use any of ${DATASETS.join(',')}`);
   }
   return new Set(names as Dataset[]);
 }
@@ -72,7 +73,8 @@ export function parseWindow(fromText: string | undefined, toText: string | undef
 
 function parseHourOption(flag: string, text: string): number {
   const hour = parseHour(text);
-  if (hour === undefined) throw new UsageError(`${flag} "${text}" is not a UTC hour written YYYY-MM-DDTHH (e.g. 2026-11-28T05)`);
+  if (hour === undefined)
+    throw new UsageError(`${flag} "${text}" is not a UTC hour written YYYY-MM-DDTHH (e.g. 2026-11-28T05)`);
   return hour;
 }
 
@@ -92,9 +94,13 @@ export function parseApiUrl(value: string | undefined, fallback: string): string
   } catch {
     throw new UsageError(`--api-url "${text}" is not a URL`);
   }
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && /^(localhost|127\.[\d.]+|\[::1\])$/.test(url.hostname))) {
+  if (
+    url.protocol !== 'https:' &&
+    !(url.protocol === 'http:' && /^(localhost|127\.[\d.]+|\[::1\])$/.test(url.hostname))
+  ) {
     throw new UsageError(`--api-url must use https (plain http is allowed only on loopback): ${text}`);
   }
-  if (url.username || url.password) throw new UsageError('--api-url must not carry credentials; use LOCALYTICS_API_KEY/SECRET');
+  if (url.username || url.password)
+    throw new UsageError('--api-url must not carry credentials; use LOCALYTICS_API_KEY/SECRET');
   return text.replace(/\/+$/, '');
 }

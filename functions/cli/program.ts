@@ -1,6 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
-import { describeError } from '../core/redact.js';
 import { ConfigError } from '../core/errors.js';
+import { describeError } from '../core/redact.js';
 import { demoCommand } from './demo-command.js';
 import { type CliIo, EXIT_FAILURES, EXIT_USAGE } from './io.js';
 import { simulateCommand } from './simulate-command.js';
@@ -27,23 +27,27 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       .option('--to <YYYY-MM-DDTHH>', 'UTC hour to stop before, exclusive (default: the current hour)')
       .option('--json', 'print a machine-readable summary');
 
-  window(program.command('sync').description('copy everything planned in the window that is not at the destination yet'))
+  window(
+    program.command('sync').description('copy everything planned in the window that is not at the destination yet'),
+  )
     .option('--api-url <url>', 'Localytics API base URL (default: https://api.localytics.com or $LOCALYTICS_API_URL)')
     .option('--datasets <list>', 'any of logs,audiences,profiles (default: all)')
     .option('--rate <n>', 'API requests per minute for this key (default: 50)')
     .option('--concurrency <n>', 'files copied at once (default: 4)')
     .option('--secret-id <id>', 'read {"apiKey","apiSecret"} from this Secrets Manager secret')
-    .addOption(new Option('--allow-file-host <host...>', 'also download from these hosts (besides Amazon S3 and the API host)'))
+    .addOption(
+      new Option('--allow-file-host <host...>', 'also download from these hosts (besides Amazon S3 and the API host)'),
+    )
     .option('--verbose', 'structured logs on stderr')
     .action(async (options) => {
       await run(() => syncCommand(options, io))();
     });
 
-  window(program.command('status').description('what the destination holds: present, pending and missing hours')).action(
-    async (options) => {
-      await run(() => statusCommand(options, io))();
-    },
-  );
+  window(
+    program.command('status').description('what the destination holds: present, pending and missing hours'),
+  ).action(async (options) => {
+    await run(() => statusCommand(options, io))();
+  });
 
   program
     .command('simulate')

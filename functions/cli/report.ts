@@ -28,7 +28,9 @@ export function formatSyncSummary(summary: SyncSummary, extra: { apiRequests: nu
     `  failed       ${summary.failed.length}`,
   ];
   if (summary.beyondRetention > 0) {
-    lines.push(`  expired      ${summary.beyondRetention} log hour(s) older than 30 days and missing (deleted by Localytics)`);
+    lines.push(
+      `  expired      ${summary.beyondRetention} log hour(s) older than 30 days and missing (deleted by Localytics)`,
+    );
   }
   lines.push(
     `  api requests ${extra.apiRequests} (${extra.throttled} throttled), time ${formatDuration(summary.durationMs)}`,

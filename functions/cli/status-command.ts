@@ -1,5 +1,5 @@
-import { destinationCoverage, type Coverage } from '../core/coverage.js';
-import { EXIT_OK, type CliIo } from './io.js';
+import { type Coverage, destinationCoverage } from '../core/coverage.js';
+import { type CliIo, EXIT_OK } from './io.js';
 import { parseApps, parseDestination, parseWindow } from './options.js';
 import { checkDestination, createSink } from './wiring.js';
 
@@ -35,7 +35,9 @@ export function formatCoverage(coverage: Coverage): string {
     if (app.pending.length) lines.push(`  pending: ${compressHours(app.pending)}`);
   }
   for (const generation of coverage.generations) {
-    lines.push(`${generation.dataset} ${generation.export}: ${generation.files} file(s), latest ${generation.latestKey}`);
+    lines.push(
+      `${generation.dataset} ${generation.export}: ${generation.files} file(s), latest ${generation.latestKey}`,
+    );
   }
   for (const key of coverage.pendingChangeSets) lines.push(`change set awaiting copy (next sync finishes it): ${key}`);
   for (const key of coverage.lostChangeSets) lines.push(`LOST change set (URL expired before it was saved): ${key}`);

@@ -3,7 +3,7 @@ import { jobId } from '../core/jobs.js';
 import type { ObjectSink } from '../core/ports.js';
 import { RequestBudget } from '../core/request-budget.js';
 import { runSync, type SyncSummary } from '../core/sync.js';
-import { EXIT_FAILURES, EXIT_OK, type CliIo } from './io.js';
+import { type CliIo, EXIT_FAILURES, EXIT_OK } from './io.js';
 import {
   parseApiUrl,
   parseApps,
@@ -42,7 +42,9 @@ export interface SyncRunResult {
 export async function syncCommand(options: SyncCommandOptions, io: CliIo): Promise<number> {
   const result = await runSyncCommand(options, io);
   if (options.json) {
-    io.stdout(`${JSON.stringify({ ...result.summary, apiRequests: result.apiRequests, throttled: result.throttled }, null, 2)}\n`);
+    io.stdout(
+      `${JSON.stringify({ ...result.summary, apiRequests: result.apiRequests, throttled: result.throttled }, null, 2)}\n`,
+    );
   } else {
     io.stdout(formatSyncSummary(result.summary, result));
   }
@@ -64,7 +66,10 @@ export async function runSyncCommand(
   const rate = parsePositiveInteger('--rate', options.rate, 50, 100_000);
   const concurrency = parsePositiveInteger('--concurrency', options.concurrency, 4, 64);
   const apiUrl = parseApiUrl(options.apiUrl ?? io.env.LOCALYTICS_API_URL, DEFAULT_API_URL);
-  const extraHosts = (options.allowFileHost ?? []).flatMap((value) => value.split(',')).map((host) => host.trim()).filter(Boolean);
+  const extraHosts = (options.allowFileHost ?? [])
+    .flatMap((value) => value.split(','))
+    .map((host) => host.trim())
+    .filter(Boolean);
   const credentials = await loadCredentials(options.secretId, io);
   const sink = overrides.sink ?? createSink(destination, io);
   await checkDestination(sink);
@@ -84,7 +89,12 @@ export async function runSyncCommand(
       {
         concurrency,
         onPlanned: (plan) => progress?.planned(plan.jobs.length),
-        onReport: (report) => progress?.report(jobId(report.job), report.outcome.status, 'bytes' in report.outcome ? report.outcome.bytes : 0),
+        onReport: (report) =>
+          progress?.report(
+            jobId(report.job),
+            report.outcome.status,
+            'bytes' in report.outcome ? report.outcome.bytes : 0,
+          ),
       },
     );
     progress?.done();

@@ -4,9 +4,9 @@ import { createJsonLogger } from '../adapters/console-logger.js';
 import { LocalDirSink } from '../adapters/local-dir-sink.js';
 import { S3Sink } from '../adapters/s3-sink.js';
 import { SecretsManagerSecretProvider, StaticSecretProvider } from '../adapters/secrets.js';
-import { describeError } from '../core/redact.js';
 import type { Credentials, Logger, ObjectSink, SecretProvider } from '../core/ports.js';
 import { silentLogger } from '../core/ports.js';
+import { describeError } from '../core/redact.js';
 import type { CliIo } from './io.js';
 import { type Destination, UsageError } from './options.js';
 

@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { backoffMs } from './backoff.js';
 import { IntegrityError, LocationExpiredError, PermanentJobError } from './errors.js';
-import { dataKey, jobFields, pendingChangeSetKey, type ProfileChangesJob, type SyncJob } from './jobs.js';
+import { dataKey, jobFields, type ProfileChangesJob, pendingChangeSetKey, type SyncJob } from './jobs.js';
 import type { ExportSource, Logger, ObjectSink } from './ports.js';
 import { describeError } from './redact.js';
 import { type Clock, systemClock } from './request-budget.js';
@@ -83,7 +83,8 @@ export async function copyJob(job: SyncJob, deps: CopyDependencies): Promise<Cop
         const outcome = await deps.source.resolve(job);
         apiRequests++;
         if (outcome.status === 'not_ready') return { status: 'not_ready', apiRequests };
-        if (outcome.status === 'throttled') return { status: 'throttled', retryAfterMs: outcome.retryAfterMs, apiRequests };
+        if (outcome.status === 'throttled')
+          return { status: 'throttled', retryAfterMs: outcome.retryAfterMs, apiRequests };
         if (outcome.status === 'failed') return failed(describeError(outcome.error), outcome.retryable);
         location = outcome.location;
         if (job.kind === 'profile_changes') {

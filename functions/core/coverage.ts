@@ -52,7 +52,13 @@ export async function destinationCoverage(request: CoverageRequest, sink: Object
   const apps: AppCoverage[] = [];
   for (const appUuid of request.apps) {
     const have = await presentLogHours(sink, appUuid, request.from, request.to);
-    const coverage = { appUuid, present: 0, pending: [] as string[], missing: [] as string[], beyondRetention: [] as string[] };
+    const coverage = {
+      appUuid,
+      present: 0,
+      pending: [] as string[],
+      missing: [] as string[],
+      beyondRetention: [] as string[],
+    };
     for (const hour of hoursBetween(request.from, request.to)) {
       if (have.has(hour)) coverage.present++;
       else if (hour < retentionStart) coverage.beyondRetention.push(formatHour(hour));
@@ -62,7 +68,11 @@ export async function destinationCoverage(request: CoverageRequest, sink: Object
     const newest = Math.max(...have, Number.NEGATIVE_INFINITY);
     apps.push(
       Number.isFinite(newest)
-        ? { ...coverage, newestHour: formatHour(newest), lagHours: Math.floor((request.now - newest - HOUR_MS) / HOUR_MS) }
+        ? {
+            ...coverage,
+            newestHour: formatHour(newest),
+            lagHours: Math.floor((request.now - newest - HOUR_MS) / HOUR_MS),
+          }
         : coverage,
     );
   }
@@ -71,12 +81,16 @@ export async function destinationCoverage(request: CoverageRequest, sink: Object
   for (const dataset of [DATASET_FOLDERS.audience, DATASET_FOLDERS.profile, DATASET_FOLDERS.profile_changes] as const) {
     const byExport = new Map<string, { files: number; latestKey: string }>();
     for await (const object of sink.list(`${dataset}/`)) {
-      const match = /^[^/]+\/((?:audience_id=\d+\/identifier_type=[a-z_]+)|(?:profiledb_id=\d+))\/dt=[\d-]+\/[^/]+$/.exec(object.key);
+      const match =
+        /^[^/]+\/((?:audience_id=\d+\/identifier_type=[a-z_]+)|(?:profiledb_id=\d+))\/dt=[\d-]+\/[^/]+$/.exec(
+          object.key,
+        );
       if (!match) continue;
       const name = match[1] as string;
       const entry = byExport.get(name) ?? { files: 0, latestKey: '' };
       entry.files++;
-      if (object.key.split('/').pop()! > (entry.latestKey.split('/').pop() ?? '')) entry.latestKey = object.key;
+      // File names carry the generation timestamp, so the greatest name is the latest generation.
+      if (fileName(object.key) > fileName(entry.latestKey)) entry.latestKey = object.key;
       byExport.set(name, entry);
     }
     for (const [name, entry] of byExport) generations.push({ dataset, export: name, ...entry });
@@ -95,4 +109,8 @@ export async function destinationCoverage(request: CoverageRequest, sink: Object
     pendingChangeSets,
     lostChangeSets,
   };
+}
+
+function fileName(key: string): string {
+  return key.slice(key.lastIndexOf('/') + 1);
 }

@@ -51,5 +51,8 @@ export function* hoursBetween(from: number, to: number): Generator<number> {
 
 /** `20170213T123043Z`: a compact, sortable, key-safe timestamp. */
 export function compactTimestamp(ms: number): string {
-  return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  return new Date(ms)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
 }

@@ -83,7 +83,9 @@ export function audiencePartition(audienceId: string, identifierType: string): s
 
 /** Parse a raw-log data key back to its app and hour (used by listings). */
 export function parseLogKey(key: string): { appUuid: string; hour: number } | undefined {
-  const match = /^raw_logs\/app_uuid=([0-9a-f-]+)\/dt=(\d{4})-(\d{2})-(\d{2})\/hour=(\d{2})\/[^/]+\.json\.gz$/.exec(key);
+  const match = /^raw_logs\/app_uuid=([0-9a-f-]+)\/dt=(\d{4})-(\d{2})-(\d{2})\/hour=(\d{2})\/[^/]+\.json\.gz$/.exec(
+    key,
+  );
   if (!match) return undefined;
   const [appUuid, year, month, day, hour] = match.slice(1) as [string, string, string, string, string];
   return { appUuid, hour: Date.UTC(Number(year), Number(month) - 1, Number(day), Number(hour)) };
@@ -108,7 +110,12 @@ export function jobFields(job: SyncJob): Record<string, string> {
     case 'log_hour':
       return { dataset: 'logs', appUuid: job.appUuid, hour: formatHour(job.hour), jobId: jobId(job) };
     case 'audience':
-      return { dataset: 'audiences', audienceId: job.audienceId, identifierType: job.identifierType, jobId: jobId(job) };
+      return {
+        dataset: 'audiences',
+        audienceId: job.audienceId,
+        identifierType: job.identifierType,
+        jobId: jobId(job),
+      };
     case 'profile':
     case 'profile_changes':
       return { dataset: 'profiles', profileDbId: job.profileDbId, jobType: job.kind, jobId: jobId(job) };

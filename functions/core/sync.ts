@@ -46,7 +46,11 @@ export interface SyncDependencies {
 }
 
 /** The `sync` use case: plan, copy every planned job, and summarise. */
-export async function runSync(request: PlanRequest, deps: SyncDependencies, options: SyncOptions): Promise<SyncSummary> {
+export async function runSync(
+  request: PlanRequest,
+  deps: SyncDependencies,
+  options: SyncOptions,
+): Promise<SyncSummary> {
   const clock = options.clock ?? systemClock;
   const started = clock.now();
   const plan = await planSync(request, deps);
@@ -59,8 +63,7 @@ export async function runSync(request: PlanRequest, deps: SyncDependencies, opti
     maxAttempts: options.maxAttempts,
     random: options.copyOptions?.random,
     onReport: options.onReport,
-    copy: (job: SyncJob) =>
-      copyJob(job, { ...deps, clock, checkExisting: true, ...options.copyOptions }),
+    copy: (job: SyncJob) => copyJob(job, { ...deps, clock, checkExisting: true, ...options.copyOptions }),
   });
 
   let copied = 0;

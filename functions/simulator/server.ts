@@ -229,7 +229,7 @@ export class LocalyticsSimulator {
     return Math.max(1, Math.ceil((oldest + 60_000 - this.now()) / 1000));
   }
 
-  private sendList(response: http.ServerResponse, fault: FaultRule | undefined, list: unknown[]): void {
+  private sendList(response: http.ServerResponse, fault: FaultRule | undefined, list: unknown[]) {
     if (fault?.kind === 'html') {
       response.writeHead(200, { 'content-type': 'text/html' });
       response.end('<html><body><h1>502 Bad Gateway</h1></body></html>');
@@ -264,7 +264,8 @@ export class LocalyticsSimulator {
         source_type: 'profile',
         source_id: db.profileDbId,
         job_type: 'profile',
-        results_count: profileRows(this.dataset, db.profileDbId, generation).length + (this.options.malformedProfileLine ? 1 : 0),
+        results_count:
+          profileRows(this.dataset, db.profileDbId, generation).length + (this.options.malformedProfileLine ? 1 : 0),
         results_generated_at: iso(generation),
         results_expire_at: iso(generation + 45 * DAY_MS),
       },
@@ -282,7 +283,7 @@ export class LocalyticsSimulator {
     ]);
   }
 
-  private resolveAudience(response: http.ServerResponse, id = '', type = ''): void {
+  private resolveAudience(response: http.ServerResponse, id = '', type = '') {
     if (!isIdentifierType(type)) return this.send(response, 404, { error: 'The source type is unknown.' });
     const audience = this.dataset.audiences.find((candidate) => candidate.audienceId === id);
     if (!audience?.identifierTypes.includes(type)) {
@@ -291,7 +292,7 @@ export class LocalyticsSimulator {
     this.redirect(response, { t: 'aud', id, type, g: latestGeneration(this.now()) });
   }
 
-  private resolveProfile(response: http.ServerResponse, id = '', jobType = ''): void {
+  private resolveProfile(response: http.ServerResponse, id = '', jobType = '') {
     if (jobType !== 'profile' && jobType !== 'profile_changes') {
       return this.send(response, 404, { error: 'The source type is unknown.' });
     }
@@ -305,10 +306,12 @@ export class LocalyticsSimulator {
     this.redirect(response, { t: 'chg', id, n: sequence });
   }
 
-  private resolveLogHour(response: http.ServerResponse, parts: string[]): void {
+  private resolveLogHour(response: http.ServerResponse, parts: string[]) {
     const [appText = '', yearText = '', monthText = '', dayText = '', hourText = ''] = parts;
     const app = parseAppUuid(appText);
-    const numbers = [yearText, monthText, dayText, hourText].map((text) => (/^\d{1,4}$/.test(text) ? Number(text) : NaN));
+    const numbers = [yearText, monthText, dayText, hourText].map((text) =>
+      /^\d{1,4}$/.test(text) ? Number(text) : NaN,
+    );
     const [year, month, day, hourOfDay] = numbers as [number, number, number, number];
     const hour = Date.UTC(year, month - 1, day, hourOfDay);
     const valid =
@@ -347,7 +350,12 @@ export class LocalyticsSimulator {
     const signature = url.searchParams.get('Signature') ?? '';
     const expected = this.sign(token, expires);
     if (signature.length !== expected.length || !timingSafeEqual(Buffer.from(signature), Buffer.from(expected))) {
-      return this.sendXml(response, 403, 'SignatureDoesNotMatch', 'The request signature we calculated does not match.');
+      return this.sendXml(
+        response,
+        403,
+        'SignatureDoesNotMatch',
+        'The request signature we calculated does not match.',
+      );
     }
     const ref = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as FileRef;
     const name = logicalName(ref);
@@ -356,7 +364,8 @@ export class LocalyticsSimulator {
     if (fault?.kind === 'expire' || expires * 1000 < this.now()) {
       return this.sendXml(response, 403, 'AccessDenied', 'Request has expired');
     }
-    if (fault?.kind === 'file_server_error') return this.sendXml(response, 503, 'SlowDown', 'Please reduce your request rate.');
+    if (fault?.kind === 'file_server_error')
+      return this.sendXml(response, 503, 'SlowDown', 'Please reduce your request rate.');
     const body = await this.fileBody(ref);
     const headers: http.OutgoingHttpHeaders = {
       'content-type': body.gzip ? 'application/gzip' : 'application/json',
@@ -423,7 +432,9 @@ export class LocalyticsSimulator {
     const rowsPath = `${diskPath}.rows`;
     if (!existsSync(diskPath) || !existsSync(rowsPath)) {
       await mkdir(this.cacheDir, { recursive: true });
-      const block = Buffer.from(serializeRows(logRows({ ...this.dataset, rowsPerHour: { min: 3000, max: 3000 } }, app, hour)));
+      const block = Buffer.from(
+        serializeRows(logRows({ ...this.dataset, rowsPerHour: { min: 3000, max: 3000 } }, app, hour)),
+      );
       const blockRows = 3000;
       const repeats = Math.max(1, Math.ceil(targetBytes / block.length));
       async function* blocks() {
@@ -459,7 +470,8 @@ export class LocalyticsSimulator {
       } catch {
         return this.send(response, 400, { error: 'body must be JSON: {"kind": ..., "count": n, "match": "..."}' });
       }
-      if (!isFaultKind(rule.kind)) return this.send(response, 400, { error: `unknown fault kind ${String(rule.kind)}` });
+      if (!isFaultKind(rule.kind))
+        return this.send(response, 400, { error: `unknown fault kind ${String(rule.kind)}` });
       this.faults.add(rule);
       return this.send(response, 201, this.faults.pending);
     }

@@ -52,7 +52,13 @@ const failing = (error: Error) => () => {
 };
 const ready = (location: string): ResolveOutcome => ({ status: 'ready', location });
 
-const audience: SyncJob = { kind: 'audience', audienceId: '7', identifierType: 'idfa', generatedAt: Date.UTC(2026, 0, 2, 13), resultsCount: 2 };
+const audience: SyncJob = {
+  kind: 'audience',
+  audienceId: '7',
+  identifierType: 'idfa',
+  generatedAt: Date.UTC(2026, 0, 2, 13),
+  resultsCount: 2,
+};
 const changes: SyncJob = { kind: 'profile_changes', profileDbId: '60', generatedAt: Date.UTC(2026, 0, 2, 13) };
 const logHour: SyncJob = { kind: 'log_hour', appUuid: 'abc-def', hour: Date.UTC(2026, 0, 2, 3) };
 
@@ -66,7 +72,12 @@ describe('copyJob', () => {
   test('stores a plain file gzipped under its deterministic key and counts its rows', async () => {
     const dir = await tempDir();
     const source = new ScriptedSource([ready('https://s3.amazonaws.com/a')], [ok(Buffer.from(rows))]);
-    const outcome = await copyJob(audience, { source, sink: new LocalDirSink(dir), logger: silentLogger, clock: noWait });
+    const outcome = await copyJob(audience, {
+      source,
+      sink: new LocalDirSink(dir),
+      logger: silentLogger,
+      clock: noWait,
+    });
     expect(outcome).toMatchObject({ status: 'copied', key: dataKey(audience), rows: 2, warnings: [] });
     expect(gunzipSync(await readFile(path.join(dir, dataKey(audience)))).toString()).toBe(rows);
   });
@@ -82,7 +93,12 @@ describe('copyJob', () => {
   test('reports a row count that differs from results_count as a warning, and still lands the file', async () => {
     const dir = await tempDir();
     const source = new ScriptedSource([ready('https://s3.amazonaws.com/a')], [ok(Buffer.from('{"IDFA":"A"}\n'))]);
-    const outcome = await copyJob(audience, { source, sink: new LocalDirSink(dir), logger: silentLogger, clock: noWait });
+    const outcome = await copyJob(audience, {
+      source,
+      sink: new LocalDirSink(dir),
+      logger: silentLogger,
+      clock: noWait,
+    });
     expect(outcome).toMatchObject({ status: 'copied', warnings: ['row count 1 differs from results_count 2'] });
   });
 
@@ -91,7 +107,9 @@ describe('copyJob', () => {
     const sink = new LocalDirSink(dir);
     await sink.writeText(dataKey(logHour), 'x');
     const source = new ScriptedSource([], []);
-    expect(await copyJob(logHour, { source, sink, logger: silentLogger, clock: noWait })).toMatchObject({ status: 'present' });
+    expect(await copyJob(logHour, { source, sink, logger: silentLogger, clock: noWait })).toMatchObject({
+      status: 'present',
+    });
     expect(source.resolved).toHaveLength(0);
   });
 
@@ -101,7 +119,12 @@ describe('copyJob', () => {
       [ready('https://s3.amazonaws.com/first')],
       [failing(new TransientError('reset')), ok(gzipSync('{}\n'))],
     );
-    const outcome = await copyJob(logHour, { source, sink: new LocalDirSink(dir), logger: silentLogger, clock: noWait });
+    const outcome = await copyJob(logHour, {
+      source,
+      sink: new LocalDirSink(dir),
+      logger: silentLogger,
+      clock: noWait,
+    });
     expect(outcome.status).toBe('copied');
     expect(source.resolved).toHaveLength(1);
     expect(source.downloaded).toEqual(['https://s3.amazonaws.com/first', 'https://s3.amazonaws.com/first']);
@@ -113,7 +136,12 @@ describe('copyJob', () => {
       [ready('https://s3.amazonaws.com/old'), ready('https://s3.amazonaws.com/new')],
       [failing(new LocationExpiredError('403')), ok(gzipSync('{}\n'))],
     );
-    const outcome = await copyJob(logHour, { source, sink: new LocalDirSink(dir), logger: silentLogger, clock: noWait });
+    const outcome = await copyJob(logHour, {
+      source,
+      sink: new LocalDirSink(dir),
+      logger: silentLogger,
+      clock: noWait,
+    });
     expect(outcome).toMatchObject({ status: 'copied', apiRequests: 2 });
     expect(source.downloaded).toEqual(['https://s3.amazonaws.com/old', 'https://s3.amazonaws.com/new']);
   });
@@ -146,7 +174,12 @@ describe('copyJob', () => {
   ])('passes the API outcome %j through as %s', async (resolved, status) => {
     const dir = await tempDir();
     const source = new ScriptedSource([resolved], []);
-    const outcome = await copyJob(logHour, { source, sink: new LocalDirSink(dir), logger: silentLogger, clock: noWait });
+    const outcome = await copyJob(logHour, {
+      source,
+      sink: new LocalDirSink(dir),
+      logger: silentLogger,
+      clock: noWait,
+    });
     expect(outcome.status).toBe(status);
     expect(source.downloaded).toHaveLength(0);
   });
@@ -157,9 +190,10 @@ describe('copyJob on profile_changes, whose every 302 consumes the change set', 
     const dir = await tempDir();
     const sink = new LocalDirSink(dir);
     let savedDuringDownload: string | undefined;
-    const source = new ScriptedSource([ready('https://s3.amazonaws.com/set-1')], [
-      () => ({ body: Readable.from([Buffer.from('{"profile":{}}\n')]) }),
-    ]);
+    const source = new ScriptedSource(
+      [ready('https://s3.amazonaws.com/set-1')],
+      [() => ({ body: Readable.from([Buffer.from('{"profile":{}}\n')]) })],
+    );
     const download = source.download.bind(source);
     source.download = async (location) => {
       savedDuringDownload = await sink.readText(pendingChangeSetKey(changes as never));
@@ -174,11 +208,17 @@ describe('copyJob on profile_changes, whose every 302 consumes the change set', 
   test('a later run resumes a saved Location instead of asking again (which would skip a change set)', async () => {
     const dir = await tempDir();
     const sink = new LocalDirSink(dir);
-    const first = new ScriptedSource([ready('https://s3.amazonaws.com/set-1')], [
-      failing(new TransientError('reset')),
-      failing(new TransientError('reset')),
-    ]);
-    const failed = await copyJob(changes, { source: first, sink, logger: silentLogger, clock: noWait, maxDownloadAttempts: 2 });
+    const first = new ScriptedSource(
+      [ready('https://s3.amazonaws.com/set-1')],
+      [failing(new TransientError('reset')), failing(new TransientError('reset'))],
+    );
+    const failed = await copyJob(changes, {
+      source: first,
+      sink,
+      logger: silentLogger,
+      clock: noWait,
+      maxDownloadAttempts: 2,
+    });
     expect(failed).toMatchObject({ status: 'failed', retryable: true });
 
     const second = new ScriptedSource([], [ok(Buffer.from('{"profile":{}}\n'))]);
@@ -191,7 +231,10 @@ describe('copyJob on profile_changes, whose every 302 consumes the change set', 
   test('an expired change-set URL is reported as lost, never re-requested', async () => {
     const dir = await tempDir();
     const sink = new LocalDirSink(dir);
-    const source = new ScriptedSource([ready('https://s3.amazonaws.com/set-1')], [failing(new LocationExpiredError('403'))]);
+    const source = new ScriptedSource(
+      [ready('https://s3.amazonaws.com/set-1')],
+      [failing(new LocationExpiredError('403'))],
+    );
     const outcome = await copyJob(changes, { source, sink, logger: silentLogger, clock: noWait });
     expect(outcome).toMatchObject({ status: 'failed', retryable: false });
     expect(outcome.status === 'failed' && outcome.reason).toMatch(/lost/);

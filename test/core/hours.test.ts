@@ -6,12 +6,17 @@ describe('parseHour', () => {
     expect(parseHour('2017-04-01T14')).toBe(Date.UTC(2017, 3, 1, 14));
   });
 
-  test.each(['2017-04-01', '2017-4-01T14', '2017-04-01T24', '2017-02-30T00', '2017-13-01T00', 'yesterday', '2017-04-01T14:00'])(
-    'rejects %s',
-    (text) => {
-      expect(parseHour(text)).toBeUndefined();
-    },
-  );
+  test.each([
+    '2017-04-01',
+    '2017-4-01T14',
+    '2017-04-01T24',
+    '2017-02-30T00',
+    '2017-13-01T00',
+    'yesterday',
+    '2017-04-01T14:00',
+  ])('rejects %s', (text) => {
+    expect(parseHour(text)).toBeUndefined();
+  });
 });
 
 test('hourParts are zero-padded, as sent to the API', () => {

@@ -42,5 +42,7 @@ test('parseLogKey reads a log key back', () => {
 test('metadata keys start with an underscore so that Athena ignores them', () => {
   const key = pendingChangeSetKey({ kind: 'profile_changes', profileDbId: '1', generatedAt: 0 });
   expect(key.startsWith('_')).toBe(true);
-  expect(jobId({ kind: 'profile_changes', profileDbId: '1', generatedAt: 0 })).toBe('profile_changes/1/19700101T000000Z');
+  expect(jobId({ kind: 'profile_changes', profileDbId: '1', generatedAt: 0 })).toBe(
+    'profile_changes/1/19700101T000000Z',
+  );
 });

@@ -11,7 +11,16 @@ const now = Date.UTC(2026, 10, 29, 12, 30);
 const generated = Date.UTC(2026, 10, 29, 13) - DAY_MS;
 
 function listing(overrides: Partial<ExportListing>): ExportListing {
-  return { id: 1, name: 'x', sourceType: 'audiences', sourceId: '45644', jobType: 'idfa', resultsCount: 3, resultsGeneratedAt: generated, ...overrides };
+  return {
+    id: 1,
+    name: 'x',
+    sourceType: 'audiences',
+    sourceId: '45644',
+    jobType: 'idfa',
+    resultsCount: 3,
+    resultsGeneratedAt: generated,
+    ...overrides,
+  };
 }
 
 function source(audiences: ExportListing[], profiles: ExportListing[]): ExportSource {
@@ -35,7 +44,11 @@ test('plans every missing log hour of the window, oldest first, and skips the pr
     { datasets: new Set(['logs']), apps: [app], from, to: from + 4 * HOUR_MS, now },
     { source: source([], []), sink, logger: silentLogger },
   );
-  expect(plan.jobs.map((job) => (job as { hour: number }).hour)).toEqual([from, from + 2 * HOUR_MS, from + 3 * HOUR_MS]);
+  expect(plan.jobs.map((job) => (job as { hour: number }).hour)).toEqual([
+    from,
+    from + 2 * HOUR_MS,
+    from + 3 * HOUR_MS,
+  ]);
   expect(plan.present.logs).toBe(1);
 });
 
@@ -73,12 +86,11 @@ test('skips, with a reason, entries it cannot copy safely', async () => {
     { datasets: new Set(['audiences', 'profiles']), apps: [], from: 0, to: 1, now },
     {
       source: source(
+        [listing({ sourceId: '../../etc' }), listing({ jobType: 'phone' }), listing({ resultsGeneratedAt: undefined })],
         [
-          listing({ sourceId: '../../etc' }),
-          listing({ jobType: 'phone' }),
-          listing({ resultsGeneratedAt: undefined }),
+          listing({ sourceType: 'profile', jobType: 'profile_changes', sourceId: '13724' }),
+          listing({ sourceType: 'profile', jobType: 'weird' }),
         ],
-        [listing({ sourceType: 'profile', jobType: 'profile_changes', sourceId: '13724' }), listing({ sourceType: 'profile', jobType: 'weird' })],
       ),
       sink,
       logger: silentLogger,
@@ -90,5 +102,7 @@ test('skips, with a reason, entries it cannot copy safely', async () => {
     'no results generated yet',
     'unknown job type "weird"',
   ]);
-  expect(plan.jobs).toEqual([{ kind: 'profile_changes', profileDbId: '13724', generatedAt: generated, resultsCount: 3 }]);
+  expect(plan.jobs).toEqual([
+    { kind: 'profile_changes', profileDbId: '13724', generatedAt: generated, resultsCount: 3 },
+  ]);
 });

@@ -4,8 +4,21 @@ import type { SyncJob } from '../../functions/core/jobs.js';
 import { runJobs } from '../../functions/core/run-jobs.js';
 
 const noWait = { now: () => 0, sleep: async () => {} };
-const jobs: SyncJob[] = Array.from({ length: 5 }, (_, i) => ({ kind: 'log_hour', appUuid: 'a-b', hour: i * 3_600_000 }));
-const copied = (key: string): CopyOutcome => ({ status: 'copied', key, bytes: 1, servedBytes: 1, rows: 1, warnings: [], apiRequests: 1, downloads: 1 });
+const jobs: SyncJob[] = Array.from({ length: 5 }, (_, i) => ({
+  kind: 'log_hour',
+  appUuid: 'a-b',
+  hour: i * 3_600_000,
+}));
+const copied = (key: string): CopyOutcome => ({
+  status: 'copied',
+  key,
+  bytes: 1,
+  servedBytes: 1,
+  rows: 1,
+  warnings: [],
+  apiRequests: 1,
+  downloads: 1,
+});
 
 test('a throttled job goes back in the queue and still ends with exactly one report', async () => {
   const calls = new Map<number, number>();

@@ -1,4 +1,4 @@
-import { type CliIo } from '../../functions/cli/io.js';
+import type { CliIo } from '../../functions/cli/io.js';
 import { main } from '../../functions/cli/program.js';
 
 export interface CliRun {
@@ -8,7 +8,11 @@ export interface CliRun {
 }
 
 /** Run the CLI in process with captured output. */
-export async function runCli(args: string[], env: Record<string, string | undefined> = {}, now = Date.now): Promise<CliRun> {
+export async function runCli(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  now = Date.now,
+): Promise<CliRun> {
   let stdout = '';
   let stderr = '';
   const io: CliIo = {

@@ -1,7 +1,13 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type S3Operation = 'CreateMultipartUpload' | 'UploadPart' | 'CompleteMultipartUpload' | 'AbortMultipartUpload' | 'PutObject' | 'Other';
+export type S3Operation =
+  | 'CreateMultipartUpload'
+  | 'UploadPart'
+  | 'CompleteMultipartUpload'
+  | 'AbortMultipartUpload'
+  | 'PutObject'
+  | 'Other';
 
 export interface ProxiedRequest {
   readonly method: string;
@@ -45,6 +51,10 @@ export class S3RecordingProxy {
   /** Make the next `count` requests of `operation` fail with 500 InternalError. */
   failNext(operation: S3Operation, count = 1): void {
     this.failures.set(operation, (this.failures.get(operation) ?? 0) + count);
+  }
+
+  clearFailures(): void {
+    this.failures.clear();
   }
 
   /** Multipart uploads created and neither completed nor aborted. */

@@ -1,0 +1,54 @@
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { expect, test } from 'vitest';
+import { LocalDirSink } from '../../functions/adapters/local-dir-sink.js';
+import { SinkError } from '../../functions/core/errors.js';
+import { tempDir } from '../support/temp.js';
+
+test('writes through a hidden temp file and renames it into place', async () => {
+  const dir = await tempDir();
+  const sink = new LocalDirSink(dir);
+  const { bytes } = await sink.write('a/b/c.json.gz', Readable.from([Buffer.from('hello'), Buffer.from(' world')]), {
+    contentType: 'application/gzip',
+  });
+  expect(bytes).toBe(11);
+  expect(await readFile(path.join(dir, 'a/b/c.json.gz'), 'utf8')).toBe('hello world');
+  expect(await readdir(path.join(dir, 'a/b'))).toEqual(['c.json.gz']);
+});
+
+test('a failing body leaves neither the file nor its temp file', async () => {
+  const dir = await tempDir();
+  const sink = new LocalDirSink(dir);
+  const body = new Readable({
+    read() {
+      this.push(Buffer.from('partial'));
+      this.destroy(new Error('connection reset'));
+    },
+  });
+  await expect(sink.write('x/y.json.gz', body, { contentType: 'application/gzip' })).rejects.toBeInstanceOf(SinkError);
+  expect(await readdir(path.join(dir, 'x'))).toEqual([]);
+});
+
+test('lists keys in order under a prefix, after a key, and never shows temp files', async () => {
+  const dir = await tempDir();
+  const sink = new LocalDirSink(dir);
+  for (const key of ['p/dt=2026-01-02/hour=01/f', 'p/dt=2026-01-01/hour=23/f', 'p/dt=2026-01-02/hour=00/f', 'q/z']) {
+    await sink.writeText(key, 'x');
+  }
+  const keys: string[] = [];
+  for await (const object of sink.list('p/', { startAfter: 'p/dt=2026-01-01' })) keys.push(object.key);
+  expect(keys).toEqual(['p/dt=2026-01-01/hour=23/f', 'p/dt=2026-01-02/hour=00/f', 'p/dt=2026-01-02/hour=01/f']);
+});
+
+test('refuses a key that would escape the destination directory', async () => {
+  const sink = new LocalDirSink(await tempDir());
+  await expect(sink.writeText('../outside', 'x')).rejects.toThrow(/escapes the destination/);
+});
+
+test('readText answers undefined for a missing key and delete is idempotent', async () => {
+  const sink = new LocalDirSink(await tempDir());
+  expect(await sink.readText('_state/none.json')).toBeUndefined();
+  await sink.delete('_state/none.json');
+  expect(await sink.exists('_state/none.json')).toBe(false);
+});

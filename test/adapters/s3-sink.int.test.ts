@@ -1,0 +1,125 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { parseS3Url, S3Sink } from '../../functions/adapters/s3-sink.js';
+import { SinkError } from '../../functions/core/errors.js';
+import { createS3Client, createTestBucket, listAllKeys, s3Endpoint } from '../support/s3.js';
+import { S3RecordingProxy } from '../support/s3-proxy.js';
+
+const proxy = new S3RecordingProxy(s3Endpoint());
+beforeAll(() => proxy.start());
+afterAll(() => proxy.stop());
+
+/** `size` pseudo-random bytes in 1 MiB chunks, and their SHA-256 once streamed. */
+function randomBody(size: number, failAfter?: number) {
+  const hash = createHash('sha256');
+  let sent = 0;
+  const body = new Readable({
+    read() {
+      if (failAfter !== undefined && sent >= failAfter) {
+        this.destroy(new Error('source connection reset'));
+        return;
+      }
+      if (sent >= size) {
+        this.push(null);
+        return;
+      }
+      const chunk = randomBytes(Math.min(1024 * 1024, size - sent));
+      hash.update(chunk);
+      sent += chunk.length;
+      this.push(chunk);
+    },
+  });
+  return { body, digest: () => hash.digest('hex') };
+}
+
+async function storedDigest(bucket: string, key: string): Promise<string> {
+  const response = await createS3Client().send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  const hash = createHash('sha256');
+  for await (const chunk of response.Body as Readable) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+async function sinkOnProxy(prefix = 'lake') {
+  const client = createS3Client(proxy.url);
+  const bucket = await createTestBucket(client);
+  return { bucket, sink: new S3Sink(client, { bucket, prefix }) };
+}
+
+describe('S3Sink.write', () => {
+  test('streams a 20 MiB body as a multipart upload that stores the same bytes', async () => {
+    const { bucket, sink } = await sinkOnProxy();
+    const { body, digest } = randomBody(20 * 1024 * 1024);
+    const partsBefore = proxy.count('UploadPart');
+    const { bytes } = await sink.write('raw_logs/a.json.gz', body, { contentType: 'application/gzip' });
+    expect(bytes).toBe(20 * 1024 * 1024);
+    expect(proxy.count('UploadPart') - partsBefore).toBe(3);
+    expect(await storedDigest(bucket, 'lake/raw_logs/a.json.gz')).toBe(digest());
+    expect(proxy.openUploads()).toEqual([]);
+  });
+
+  test('a small body is stored intact by a single PutObject', async () => {
+    const { bucket, sink } = await sinkOnProxy();
+    const { body, digest } = randomBody(1000);
+    await sink.write('small.json.gz', body, { contentType: 'application/gzip' });
+    expect(await storedDigest(bucket, 'lake/small.json.gz')).toBe(digest());
+  });
+
+  test.each(['UploadPart', 'CompleteMultipartUpload'] as const)(
+    'a failed %s aborts the upload and leaves no object',
+    async (operation) => {
+      const { bucket, sink } = await sinkOnProxy();
+      proxy.failNext(operation, 10);
+      const { body } = randomBody(17 * 1024 * 1024);
+      await expect(sink.write('broken.json.gz', body, { contentType: 'application/gzip' })).rejects.toBeInstanceOf(
+        SinkError,
+      );
+      proxy.clearFailures();
+      expect(await listAllKeys(createS3Client(), bucket)).toEqual([]);
+      expect(proxy.openUploads()).toEqual([]);
+    },
+  );
+
+  test('a source that dies mid-body aborts the upload and leaves no object', async () => {
+    const { bucket, sink } = await sinkOnProxy();
+    const { body } = randomBody(30 * 1024 * 1024, 12 * 1024 * 1024);
+    await expect(sink.write('cut.json.gz', body, { contentType: 'application/gzip' })).rejects.toThrow(
+      /source connection reset/,
+    );
+    expect(await listAllKeys(createS3Client(), bucket)).toEqual([]);
+    expect(proxy.openUploads()).toEqual([]);
+  });
+});
+
+describe('S3Sink metadata operations', () => {
+  test('list returns keys relative to the prefix, in order, starting after a key', async () => {
+    const { sink } = await sinkOnProxy('p/q');
+    for (const key of ['a/1', 'a/2', 'a/3', 'b/1']) await sink.writeText(key, key);
+    const listed: string[] = [];
+    for await (const object of sink.list('a/', { startAfter: 'a/1' })) listed.push(object.key);
+    expect(listed).toEqual(['a/2', 'a/3']);
+  });
+
+  test('exists, readText and delete', async () => {
+    const { sink } = await sinkOnProxy();
+    expect(await sink.exists('_state/x.json')).toBe(false);
+    expect(await sink.readText('_state/x.json')).toBeUndefined();
+    await sink.writeText('_state/x.json', '{"a":1}');
+    expect(await sink.exists('_state/x.json')).toBe(true);
+    expect(await sink.readText('_state/x.json')).toBe('{"a":1}');
+    await sink.delete('_state/x.json');
+    expect(await sink.exists('_state/x.json')).toBe(false);
+  });
+});
+
+test.each([
+  ['s3://my-bucket/some/prefix/', { bucket: 'my-bucket', prefix: 'some/prefix' }],
+  ['s3://my-bucket', { bucket: 'my-bucket', prefix: '' }],
+])('parseS3Url(%s)', (url, expected) => {
+  expect(parseS3Url(url)).toEqual(expected);
+});
+
+test.each(['s3://', 's3://Bad_Bucket/x', 's3://bucket/../x', 'https://bucket/x'])('parseS3Url rejects %s', (url) => {
+  expect(() => parseS3Url(url)).toThrow();
+});

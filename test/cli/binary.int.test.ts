@@ -1,0 +1,54 @@
+import { execFile } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, expect, test } from 'vitest';
+import { tempDir } from '../support/temp.js';
+
+const run = promisify(execFile);
+const cli = path.resolve('dist/localytics-sync.mjs');
+
+beforeAll(async () => {
+  // The bundle `npm start` and the `localytics-sync` bin run; rebuilt so the test sees the current code.
+  await run(process.execPath, ['scripts/build-cli.mjs']);
+});
+
+async function exec(args: string[], env: Record<string, string> = {}) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [cli, ...args], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+test('the demo lands all three datasets in a local folder with no AWS account and no key', async () => {
+  const dir = await tempDir();
+  const dest = path.join(dir, 'demo');
+  const result = await exec(['demo', '--dest', dest, '--hours', '3']);
+  expect(result.code).toBe(0);
+  expect(result.stdout).toMatch(/What landed in/);
+  const files = (await readdir(dest, { recursive: true })).map(String);
+  expect(files.some((file) => file.startsWith('raw_logs/app_uuid=') && file.endsWith('.json.gz'))).toBe(true);
+  expect(files.some((file) => file.startsWith('audiences/audience_id=') && file.endsWith('.json.gz'))).toBe(true);
+  expect(files.some((file) => file.startsWith('profiles/profiledb_id=') && file.endsWith('.json.gz'))).toBe(true);
+  expect(files.some((file) => file.startsWith('profile_changes/profiledb_id='))).toBe(true);
+  expect(result.stdout + result.stderr).not.toMatch(/Signature=|Authorization|simulator-secret/);
+
+  const again = await exec(['demo', '--dest', dest, '--hours', '3']);
+  expect(again.code).toBe(0);
+  expect(again.stdout).toMatch(/: 0 file\(s\) copied/);
+});
+
+test('the binary exits 2 on bad input with a one-line error', async () => {
+  const result = await exec(['sync', '--dest', '/tmp/x', '--apps', 'zz-not-hex'], {
+    LOCALYTICS_API_KEY: 'k',
+    LOCALYTICS_API_SECRET: 's',
+  });
+  expect(result.code).toBe(2);
+  expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  expect(result.stderr).toMatch(/^error: --apps: "zz-not-hex" is not a Localytics app ID/);
+});
