@@ -54,6 +54,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .description('run the Localytics API simulator')
     .option('--port <n>', 'port to listen on (default: 8080)')
     .option('--rate <n>', 'requests per minute per key before 429 (default: 50)')
+    .option(
+      '--large-hour <spec...>',
+      'serve <app>/<YYYY-MM-DDTHH>=<size, e.g. 1GiB> as a big file (memory and speed runs)',
+    )
     .action(async (options) => {
       await run(() => simulateCommand(options, io))();
     });
