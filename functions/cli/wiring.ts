@@ -1,5 +1,5 @@
-import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { createS3Client } from '../adapters/aws-clients.js';
 import { createJsonLogger } from '../adapters/console-logger.js';
 import { LocalDirSink } from '../adapters/local-dir-sink.js';
 import { S3Sink } from '../adapters/s3-sink.js';
@@ -13,12 +13,7 @@ import { type Destination, UsageError } from './options.js';
 /** Build the destination adapter. S3 takes the standard AWS SDK environment. */
 export function createSink(destination: Destination, io: CliIo): ObjectSink {
   if (destination.type === 'local') return new LocalDirSink(destination.dir);
-  const endpoint = io.env.AWS_ENDPOINT_URL_S3 ?? io.env.AWS_ENDPOINT_URL;
-  const client = new S3Client({
-    // Emulators and most S3-compatible endpoints need path-style addressing.
-    forcePathStyle: Boolean(endpoint) || io.env.AWS_S3_FORCE_PATH_STYLE === 'true',
-  });
-  return new S3Sink(client, destination);
+  return new S3Sink(createS3Client(io.env), destination);
 }
 
 /** Credentials from `--secret-id` (Secrets Manager) or `LOCALYTICS_API_KEY` / `LOCALYTICS_API_SECRET`. */

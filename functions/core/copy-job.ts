@@ -25,6 +25,8 @@ export type CopyOutcome =
   | { readonly status: 'present'; readonly key: string }
   | { readonly status: 'not_ready'; readonly apiRequests: number }
   | { readonly status: 'throttled'; readonly retryAfterMs: number; readonly apiRequests: number }
+  /** Stopped on purpose (the worker's deadline is near); nothing was written; run it again later. */
+  | { readonly status: 'interrupted'; readonly apiRequests: number }
   | {
       readonly status: 'failed';
       readonly reason: string;
@@ -45,6 +47,8 @@ export interface CopyDependencies {
   /** Skip the job when its key already exists (the planner may have checked already). Default true. */
   readonly checkExisting?: boolean;
   readonly random?: () => number;
+  /** Aborting it stops the job between steps or mid-transfer (the sink then aborts its write). */
+  readonly signal?: AbortSignal;
 }
 
 interface PendingChangeSet {
@@ -79,6 +83,7 @@ export async function copyJob(job: SyncJob, deps: CopyDependencies): Promise<Cop
     let reResolves = 0;
     let attempt = 0;
     for (;;) {
+      if (deps.signal?.aborted) return { status: 'interrupted', apiRequests };
       if (!location) {
         const outcome = await deps.source.resolve(job);
         apiRequests++;
@@ -107,6 +112,7 @@ export async function copyJob(job: SyncJob, deps: CopyDependencies): Promise<Cop
         deps.logger.info('export copied', { ...fields, key, bytes: result.bytes, rows: result.rows });
         return { status: 'copied', key, ...result, warnings, apiRequests, downloads };
       } catch (error) {
+        if (deps.signal?.aborted) return { status: 'interrupted', apiRequests };
         if (error instanceof PermanentJobError) return failed(describeError(error), false);
         if (error instanceof LocationExpiredError) {
           if (job.kind === 'profile_changes') {
@@ -154,7 +160,9 @@ async function transfer(location: string, key: string, deps: CopyDependencies) {
   const verifier = new VerifyingStream({ expectedBytes: file.contentLength, gzip });
   const output = new PassThrough();
   const stages: NodeJS.ReadWriteStream[] = gzip ? [verifier] : [verifier, createGzip()];
-  const flowing = pipeline([file.body, ...stages, output] as [Readable, ...NodeJS.ReadWriteStream[]]);
+  const flowing = pipeline([file.body, ...stages, output] as [Readable, ...NodeJS.ReadWriteStream[]], {
+    signal: deps.signal,
+  });
   // Wait for both sides to settle, so that the sink has cleaned up (temp file, aborted upload) before we return.
   const [written, flowed] = await Promise.allSettled([
     deps.sink.write(key, output, {

@@ -63,7 +63,7 @@ export async function runJobs(jobs: readonly SyncJob[], options: RunJobsOptions)
         }
         continue;
       }
-      if (outcome.status === 'failed' && outcome.retryable) {
+      if ((outcome.status === 'failed' && outcome.retryable) || outcome.status === 'interrupted') {
         item.failures++;
         if (item.failures < maxAttempts) {
           await clock.sleep(backoffMs(item.failures - 1, { baseMs: 1000, random: options.random }));

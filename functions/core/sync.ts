@@ -91,8 +91,9 @@ export async function runSync(
         failed.push({ job: jobId(job), reason: outcome.reason });
         break;
       case 'throttled':
-        // runJobs never reports a throttled outcome; it requeues or converts it into a failure.
-        failed.push({ job: jobId(job), reason: 'throttled' });
+      case 'interrupted':
+        // runJobs never reports these as final: it requeues or retries them until they become another outcome.
+        failed.push({ job: jobId(job), reason: outcome.status });
         break;
     }
   }

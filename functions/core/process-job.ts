@@ -1,0 +1,102 @@
+import { type CopyDependencies, type CopyOutcome, copyJob } from './copy-job.js';
+import { HOUR_MS } from './hours.js';
+import { type JobMessage, MalformedMessageError, parseJobMessage } from './job-message.js';
+import { jobFields } from './jobs.js';
+
+/** The queue of copy jobs (SQS in AWS). */
+export interface JobQueue {
+  /** Send new jobs (the planner). */
+  enqueue(messages: readonly JobMessage[]): Promise<void>;
+  /** Put a job back with a delay: not ready, throttled or out of time. Not a failure. */
+  requeue(message: JobMessage, delaySeconds: number): Promise<void>;
+  /** Park a job in the dead-letter queue with the reason it cannot be done. `body` is the raw message. */
+  park(body: string, reason: string): Promise<void>;
+}
+
+export interface ProcessJobOptions {
+  /** SQS's ApproximateReceiveCount of this delivery. */
+  readonly receiveCount: number;
+  /** The queue's redrive maxReceiveCount: the last delivery parks a still-failing job with its reason. */
+  readonly maxReceiveCount: number;
+  readonly now: number;
+  /** A log hour still 404 this long after it ended is parked as a gap. Default 48 h. */
+  readonly notReadyDeadlineMs?: number;
+  /** Delay before a not-ready hour is tried again. Default 15 min (SQS's maximum). */
+  readonly notReadyDelaySeconds?: number;
+}
+
+export type ProcessResult =
+  | { readonly action: 'done'; readonly outcome: CopyOutcome }
+  | {
+      readonly action: 'requeued';
+      readonly reason: 'not_ready' | 'throttled' | 'interrupted';
+      readonly delaySeconds: number;
+    }
+  | { readonly action: 'parked'; readonly reason: string }
+  /** Leave the message on the queue: SQS delivers it again after `visibilitySeconds`. */
+  | { readonly action: 'retry'; readonly reason: string; readonly visibilitySeconds: number };
+
+const MAX_SQS_DELAY_SECONDS = 900;
+
+/**
+ * The copier's use case: one queue message in, one decision out. Throttled, not ready and out-of-time jobs are
+ * requeued with a delay (not failures); a retryable failure stays on the queue with a growing visibility timeout
+ * (parked with its reason on the last delivery); a permanent failure is parked at once.
+ */
+export async function processJobMessage(
+  body: string,
+  deps: CopyDependencies & { readonly queue: JobQueue },
+  options: ProcessJobOptions,
+): Promise<ProcessResult> {
+  let message: JobMessage;
+  try {
+    message = parseJobMessage(body);
+  } catch (error) {
+    const reason = error instanceof MalformedMessageError ? error.message : 'message could not be read';
+    await deps.queue.park(body, reason);
+    deps.logger.error('job parked', { reason });
+    return { action: 'parked', reason };
+  }
+
+  const outcome = await copyJob(message.job, deps);
+  const fields = jobFields(message.job);
+  switch (outcome.status) {
+    case 'copied':
+    case 'present':
+      return { action: 'done', outcome };
+    case 'not_ready': {
+      const job = message.job;
+      const deadline = options.notReadyDeadlineMs ?? 48 * HOUR_MS;
+      if (job.kind === 'log_hour' && options.now - (job.hour + HOUR_MS) > deadline) {
+        const reason = `log hour still not available (404) ${Math.round(deadline / HOUR_MS)} h after it ended`;
+        await deps.queue.park(JSON.stringify(message), reason);
+        deps.logger.error('job parked', { ...fields, reason });
+        return { action: 'parked', reason };
+      }
+      const delaySeconds = options.notReadyDelaySeconds ?? MAX_SQS_DELAY_SECONDS;
+      await deps.queue.requeue(message, delaySeconds);
+      return { action: 'requeued', reason: 'not_ready', delaySeconds };
+    }
+    case 'throttled': {
+      const delaySeconds = Math.min(MAX_SQS_DELAY_SECONDS, Math.max(1, Math.ceil(outcome.retryAfterMs / 1000)));
+      await deps.queue.requeue(message, delaySeconds);
+      return { action: 'requeued', reason: 'throttled', delaySeconds };
+    }
+    case 'interrupted':
+      await deps.queue.requeue(message, 0);
+      return { action: 'requeued', reason: 'interrupted', delaySeconds: 0 };
+    case 'failed': {
+      if (!outcome.retryable || options.receiveCount >= options.maxReceiveCount) {
+        const reason = outcome.retryable
+          ? `${outcome.reason} (after ${options.receiveCount} deliveries)`
+          : outcome.reason;
+        await deps.queue.park(JSON.stringify(message), reason);
+        deps.logger.error('job parked', { ...fields, reason });
+        return { action: 'parked', reason };
+      }
+      // Exponential backoff across deliveries: 30 s, 60 s, 120 s, ...
+      const visibilitySeconds = Math.min(43_200, 30 * 2 ** Math.max(0, options.receiveCount - 1));
+      return { action: 'retry', reason: outcome.reason, visibilitySeconds };
+    }
+  }
+}

@@ -1,0 +1,69 @@
+import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { createS3Client } from '../adapters/aws-clients.js';
+import { LocalyticsClient } from '../adapters/localytics-client.js';
+import { fromPowertools } from '../adapters/powertools-logger.js';
+import { S3Sink } from '../adapters/s3-sink.js';
+import { SecretsManagerSecretProvider } from '../adapters/secrets.js';
+import { SqsJobQueue } from '../adapters/sqs-job-queue.js';
+import type { Logger } from '../core/ports.js';
+import { RequestBudget } from '../core/request-budget.js';
+import { type HandlerConfig, readHandlerConfig } from './config.js';
+
+/** Everything a handler needs, built once per cold start and reused by warm invocations. */
+export interface Runtime {
+  readonly config: HandlerConfig;
+  readonly logger: Logger;
+  readonly powertoolsLogger: PowertoolsLogger;
+  readonly sink: S3Sink;
+  readonly queue: SqsJobQueue;
+  /** The Localytics client with current credentials (the secret is cached, re-read after its TTL). */
+  source(): Promise<LocalyticsClient>;
+}
+
+let cached: Runtime | undefined;
+
+export function runtime(env: Readonly<Record<string, string | undefined>> = process.env): Runtime {
+  cached ??= createRuntime(env);
+  return cached;
+}
+
+/** Forget the cached runtime (tests that change the environment). */
+export function resetRuntime(): void {
+  cached = undefined;
+}
+
+function createRuntime(env: Readonly<Record<string, string | undefined>>): Runtime {
+  const config = readHandlerConfig(env);
+  const powertoolsLogger = new PowertoolsLogger({ serviceName: 'localytics-export-sync' });
+  const logger = fromPowertools(powertoolsLogger);
+  const secrets = new SecretsManagerSecretProvider({ secretId: config.secretId, client: new SecretsManagerClient({}) });
+  // This process's share of the key's budget: all copiers at maximum concurrency plus the planner stay within it.
+  const budget = new RequestBudget({ ratePerMinute: config.processRatePerMinute });
+  let client: { key: string; client: LocalyticsClient } | undefined;
+  return {
+    config,
+    logger,
+    powertoolsLogger,
+    sink: new S3Sink(createS3Client(env), { bucket: config.bucket, prefix: config.prefix }),
+    queue: new SqsJobQueue(new SQSClient({}), config.queueUrl, config.deadLetterQueueUrl),
+    async source() {
+      const credentials = await secrets.getCredentials();
+      const key = `${credentials.apiKey}\u0000${credentials.apiSecret}`;
+      if (client?.key !== key) {
+        client?.client.close();
+        client = {
+          key,
+          client: new LocalyticsClient({
+            apiUrl: config.apiUrl,
+            credentials,
+            budget,
+            locationPolicy: { extraHosts: config.allowedFileHosts },
+          }),
+        };
+      }
+      return client.client;
+    },
+  };
+}

@@ -1,0 +1,80 @@
+import { TimeZone } from 'aws-cdk-lib';
+import type { Node } from 'constructs';
+import { z } from 'zod';
+import { DATASETS } from '../functions/core/identifiers.js';
+
+/** Context keys (cdk.json "context" or `-c key=value`) that configure the stack. Documented in the README. */
+const listOf = <T extends z.ZodTypeAny>(item: T) =>
+  z.union([
+    z.array(item),
+    z.string().transform((value, ctx) => {
+      const items = value
+        .split(',')
+        .map((part) => part.trim())
+        .filter(Boolean);
+      const parsed = z.array(item).safeParse(items);
+      if (!parsed.success) {
+        ctx.addIssue({ code: 'custom', message: parsed.error.issues[0]?.message ?? 'invalid list' });
+        return z.NEVER;
+      }
+      return parsed.data as z.infer<T>[];
+    }),
+  ]);
+const wholeNumber = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const configSchema = z.object({
+  stackName: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/)
+    .default('LocalyticsExportSync'),
+  bucketName: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'is not a valid S3 bucket name')
+    .optional(),
+  bucketKmsKeyArn: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:kms:/, 'must be a KMS key ARN')
+    .optional(),
+  keyPrefix: z.string().default('localytics'),
+  secretName: z.string().min(1, 'is required: the Secrets Manager secret (name or ARN) with {"apiKey","apiSecret"}'),
+  apps: listOf(z.string()).default([]),
+  datasets: listOf(z.enum(DATASETS)).default([...DATASETS]),
+  apiUrl: z.url().default('https://api.localytics.com'),
+  requestsPerMinute: z.coerce.number().positive().default(50),
+  copierConcurrency: wholeNumber(2, 1000).default(2),
+  copierTimeoutMinutes: wholeNumber(1, 15).default(5),
+  batchSize: wholeNumber(1, 10).default(5),
+  maxReceiveCount: wholeNumber(1, 1000).default(5),
+  logLagHours: wholeNumber(0, 48).default(1),
+  lookbackHours: wholeNumber(1, 720).default(6),
+  backfillDays: wholeNumber(1, 30).default(7),
+  logScheduleCron: z.string().default('20 * * * ? *'),
+  exportsScheduleCron: z.string().default('30 9 * * ? *'),
+  exportsScheduleTimeZone: z.string().default('America/New_York'),
+  alarmEmail: z.email().optional(),
+});
+
+export type StackConfig = z.infer<typeof configSchema>;
+
+const KEYS = Object.keys(configSchema.shape) as (keyof StackConfig)[];
+
+/** Read the stack configuration from CDK context; a bad value throws one message naming every bad key. */
+export function readStackConfig(node: Node): StackConfig {
+  const raw: Record<string, unknown> = {};
+  for (const key of KEYS) {
+    const value = node.tryGetContext(key);
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => `context "${issue.path.join('.')}" ${issue.message}`);
+    throw new Error(`Invalid Localytics Export Sync configuration: ${problems.join('; ')}`);
+  }
+  const timeZones = Object.values(TimeZone).map((zone) => (zone as TimeZone).timezoneName);
+  if (!timeZones.includes(result.data.exportsScheduleTimeZone)) {
+    throw new Error(
+      `Invalid Localytics Export Sync configuration: context "exportsScheduleTimeZone" ${result.data.exportsScheduleTimeZone} is not an IANA time zone`,
+    );
+  }
+  return result.data;
+}

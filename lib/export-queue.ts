@@ -1,0 +1,42 @@
+import { Duration, Validations } from 'aws-cdk-lib';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+export interface ExportQueueProps {
+  /** Visibility timeout of the work queue: at least 6 × the consumer's timeout (AWS's advice for Lambda). */
+  readonly visibilityTimeout: Duration;
+  /** Deliveries before a message moves to the dead-letter queue. @default 5 */
+  readonly maxReceiveCount?: number;
+}
+
+/** The copy-job queue and its dead-letter queue: encrypted, TLS only, 14 days of retention. */
+export class ExportQueue extends Construct {
+  readonly queue: Queue;
+  readonly deadLetterQueue: Queue;
+  readonly maxReceiveCount: number;
+
+  constructor(scope: Construct, id: string, props: ExportQueueProps) {
+    super(scope, id);
+    this.maxReceiveCount = props.maxReceiveCount ?? 5;
+    if (!Number.isInteger(this.maxReceiveCount) || this.maxReceiveCount < 1 || this.maxReceiveCount > 1000) {
+      throw new Error(`maxReceiveCount must be a whole number from 1 to 1000, got ${props.maxReceiveCount}`);
+    }
+    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(this.deadLetterQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        'This is the dead-letter queue of the copy-job queue; parked jobs stay here, with their reason, for people.',
+    });
+    this.queue = new Queue(this, 'Queue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+      visibilityTimeout: props.visibilityTimeout,
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: this.maxReceiveCount },
+    });
+  }
+}

@@ -1,0 +1,51 @@
+import { CfnOutput, Duration, Stack, type StackProps, TimeZone } from 'aws-cdk-lib';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import { Bucket } from 'aws-cdk-lib/aws-s3';
+import { ScheduleExpression } from 'aws-cdk-lib/aws-scheduler';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { Construct } from 'constructs';
+import type { StackConfig } from './config.js';
+import { LocalyticsExportSync } from './localytics-export-sync.js';
+
+export interface LocalyticsExportSyncStackProps extends StackProps {
+  readonly config: StackConfig;
+}
+
+/** The deployable stack: the construct configured from CDK context (see README, "Deploy to AWS"). */
+export class LocalyticsExportSyncStack extends Stack {
+  readonly sync: LocalyticsExportSync;
+
+  constructor(scope: Construct, id: string, props: LocalyticsExportSyncStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+    const secret = config.secretName.startsWith('arn:')
+      ? Secret.fromSecretCompleteArn(this, 'ApiCredentials', config.secretName)
+      : Secret.fromSecretNameV2(this, 'ApiCredentials', config.secretName);
+    this.sync = new LocalyticsExportSync(this, 'Sync', {
+      bucket: config.bucketName ? Bucket.fromBucketName(this, 'Destination', config.bucketName) : undefined,
+      bucketKey: config.bucketKmsKeyArn ? Key.fromKeyArn(this, 'DestinationKey', config.bucketKmsKeyArn) : undefined,
+      keyPrefix: config.keyPrefix,
+      secret,
+      apps: config.apps,
+      datasets: config.datasets,
+      apiUrl: config.apiUrl,
+      requestsPerMinute: config.requestsPerMinute,
+      copierConcurrency: config.copierConcurrency,
+      copierTimeout: Duration.minutes(config.copierTimeoutMinutes),
+      batchSize: config.batchSize,
+      maxReceiveCount: config.maxReceiveCount,
+      logLagHours: config.logLagHours,
+      lookbackHours: config.lookbackHours,
+      backfillDays: config.backfillDays,
+      logSchedule: ScheduleExpression.expression(`cron(${config.logScheduleCron})`, TimeZone.ETC_UTC),
+      exportsSchedule: ScheduleExpression.expression(
+        `cron(${config.exportsScheduleCron})`,
+        TimeZone.of(config.exportsScheduleTimeZone),
+      ),
+    });
+    new CfnOutput(this, 'DestinationBucket', { value: this.sync.bucket.bucketName });
+    new CfnOutput(this, 'KeyPrefix', { value: this.sync.keyPrefix });
+    new CfnOutput(this, 'JobQueueUrl', { value: this.sync.jobs.queue.queueUrl });
+    new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.sync.jobs.deadLetterQueue.queueUrl });
+  }
+}

@@ -1,0 +1,251 @@
+import { fileURLToPath } from 'node:url';
+import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { BlockPublicAccess, Bucket, BucketEncryption, type IBucket, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
+import type { ScheduleExpression } from 'aws-cdk-lib/aws-scheduler';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { DATASETS, type Dataset, isAppUuid } from '../functions/core/identifiers.js';
+import { ExportQueue } from './export-queue.js';
+import { acknowledgeExpectedWildcards } from './nag-acknowledgements.js';
+import { SyncFunction } from './sync-function.js';
+import { SyncSchedules } from './sync-schedules.js';
+
+export interface LocalyticsExportSyncProps {
+  /** The customer's bucket. @default a new bucket: encrypted, TLS only, private, versioned, retained on delete */
+  readonly bucket?: IBucket;
+  /** The customer-managed KMS key of `bucket`, if it uses one: the functions get just the grants they need. */
+  readonly bucketKey?: IKey;
+  /** Key prefix every object is written under. @default 'localytics' */
+  readonly keyPrefix?: string;
+  /** Secrets Manager secret holding `{"apiKey": "...", "apiSecret": "..."}`. */
+  readonly secret: ISecret;
+  /** Localytics app IDs whose raw logs are copied. */
+  readonly apps: readonly string[];
+  /** @default all: logs, audiences, profiles */
+  readonly datasets?: readonly Dataset[];
+  /** @default 'https://api.localytics.com' */
+  readonly apiUrl?: string;
+  /** API requests per minute for the key, shared by every function of the deployment. @default 50 */
+  readonly requestsPerMinute?: number;
+  /** Copier invocations at once (SQS event source maximum concurrency, 2 to 1000). @default 2 */
+  readonly copierConcurrency?: number;
+  /** @default Duration.minutes(5) */
+  readonly copierTimeout?: Duration;
+  /** @default 1024 */
+  readonly copierMemorySize?: number;
+  /** Messages per copier invocation. @default 5 */
+  readonly batchSize?: number;
+  /** Deliveries before a failing job is parked in the dead-letter queue. @default 5 */
+  readonly maxReceiveCount?: number;
+  /** Hours after an hour ends before its log file is expected. @default 1 */
+  readonly logLagHours?: number;
+  /** How far back the hourly planning looks for missing hours. @default 6 */
+  readonly lookbackHours?: number;
+  /** How far back the daily planning looks for log gaps (at most 30). @default 7 */
+  readonly backfillDays?: number;
+  /** A log hour still 404 this long after it ended is parked as a gap. @default 48 */
+  readonly notReadyDeadlineHours?: number;
+  /** @default minute 20 of every hour, UTC */
+  readonly logSchedule?: ScheduleExpression;
+  /** @default 09:30 America/New_York (after Localytics' daily refresh, DST-aware) */
+  readonly exportsSchedule?: ScheduleExpression;
+}
+
+const PREFIX = /^[A-Za-z0-9!_.*'()-]+(\/[A-Za-z0-9!_.*'()-]+)*$/;
+
+/**
+ * Localytics exports into the customer's S3 bucket: scheduled planning, an SQS fan-out of one job per file, copiers
+ * that stream each file to its partitioned key, a dead-letter queue for what cannot be done, and IAM scoped to the
+ * key prefix.
+ */
+export class LocalyticsExportSync extends Construct {
+  readonly bucket: IBucket;
+  readonly keyPrefix: string;
+  readonly planner: SyncFunction;
+  readonly copier: SyncFunction;
+  readonly jobs: ExportQueue;
+  readonly schedules: SyncSchedules;
+
+  constructor(scope: Construct, id: string, props: LocalyticsExportSyncProps) {
+    super(scope, id);
+    const settings = validate(props);
+    this.keyPrefix = settings.keyPrefix;
+    this.bucket = props.bucket ?? this.createBucket();
+
+    const copierTimeout = props.copierTimeout ?? Duration.minutes(5);
+    this.jobs = new ExportQueue(this, 'Jobs', {
+      visibilityTimeout: Duration.seconds(copierTimeout.toSeconds() * 6),
+      maxReceiveCount: props.maxReceiveCount,
+    });
+
+    const environment: Record<string, string> = {
+      DEST_BUCKET: this.bucket.bucketName,
+      DEST_PREFIX: settings.keyPrefix,
+      SECRET_ID: props.secret.secretArn,
+      API_URL: props.apiUrl ?? 'https://api.localytics.com',
+      APPS: props.apps.join(','),
+      DATASETS: settings.datasets.join(','),
+      RATE_PER_MINUTE: String(settings.requestsPerMinute),
+      // Per-process pacing: every copier at maximum concurrency plus the planner, together, stay within the budget.
+      BUDGET_SHARES: String(settings.copierConcurrency + 1),
+      QUEUE_URL: this.jobs.queue.queueUrl,
+      DLQ_URL: this.jobs.deadLetterQueue.queueUrl,
+      MAX_RECEIVE_COUNT: String(this.jobs.maxReceiveCount),
+      LOG_LAG_HOURS: String(props.logLagHours ?? 1),
+      LOOKBACK_HOURS: String(props.lookbackHours ?? 6),
+      BACKFILL_DAYS: String(props.backfillDays ?? 7),
+      NOT_READY_DEADLINE_HOURS: String(props.notReadyDeadlineHours ?? 48),
+    };
+
+    this.planner = new SyncFunction(this, 'Planner', {
+      entry: handlerPath('planner'),
+      description: 'Plans Localytics export files to copy and enqueues one job per file',
+      timeout: Duration.minutes(5),
+      environment,
+    });
+    this.copier = new SyncFunction(this, 'Copier', {
+      entry: handlerPath('copier'),
+      description: 'Copies one Localytics export file per job into S3',
+      timeout: copierTimeout,
+      memorySize: props.copierMemorySize ?? 1024,
+      environment,
+    });
+    this.copier.addEventSource(
+      new SqsEventSource(this.jobs.queue, {
+        batchSize: settings.batchSize,
+        reportBatchItemFailures: true,
+        maxConcurrency: settings.copierConcurrency,
+      }),
+    );
+
+    this.grantAccess(props);
+    this.schedules = new SyncSchedules(this, 'Schedules', {
+      planner: this.planner,
+      logSchedule: props.logSchedule,
+      exportsSchedule: props.exportsSchedule,
+    });
+    for (const fn of [this.planner, this.copier]) {
+      Validations.of(fn).acknowledge({
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+        reason: 'AWSLambdaBasicExecutionRole only lets the function write its own CloudWatch logs.',
+      });
+    }
+  }
+
+  private grantAccess(props: LocalyticsExportSyncProps): void {
+    const objects = this.bucket.arnForObjects(`${this.keyPrefix}/*`);
+    const listUnderPrefix = new PolicyStatement({
+      effect: Effect.ALLOW,
+      actions: ['s3:ListBucket'],
+      resources: [this.bucket.bucketArn],
+      conditions: { StringLike: { 's3:prefix': [`${this.keyPrefix}/*`] } },
+    });
+    // Planner: list and check existence (HEAD needs GetObject) under the prefix. Nothing else.
+    this.planner.addToRolePolicy(listUnderPrefix);
+    this.planner.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [objects] }));
+    // Copier: also write (PutObject covers the multipart calls), abort uploads and delete its state records.
+    this.copier.addToRolePolicy(listUnderPrefix);
+    this.copier.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload'],
+        resources: [objects],
+      }),
+    );
+    this.copier.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['s3:DeleteObject'],
+        resources: [this.bucket.arnForObjects(`${this.keyPrefix}/_state/*`)],
+      }),
+    );
+    const prefix = this.keyPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    // The scheduler's invoke role is created at stack level by the schedule target, hence the stack scope.
+    acknowledgeExpectedWildcards(Stack.of(this), [
+      {
+        finding: new RegExp(`^Resource::.*/${prefix}/(_state/)?\\*$`),
+        reason: `Object permissions are scoped to the key prefix "${this.keyPrefix}/" (object ARNs under a prefix end in *).`,
+      },
+      { finding: /^Resource::\*$/, reason: 'X-Ray PutTraceSegments/PutTelemetryRecords support no resource scoping.' },
+      {
+        finding: /^Resource::<.*Planner.*\.Arn>:\*$/,
+        reason: 'EventBridge Scheduler may invoke any version of the planner function (CDK default grant).',
+      },
+    ]);
+    if (props.bucketKey) {
+      props.bucketKey.grantDecrypt(this.planner);
+      props.bucketKey.grantEncryptDecrypt(this.copier);
+    }
+    props.secret.grantRead(this.planner);
+    props.secret.grantRead(this.copier);
+    this.jobs.queue.grantSendMessages(this.planner);
+    this.jobs.queue.grantSendMessages(this.copier);
+    this.jobs.deadLetterQueue.grantSendMessages(this.copier);
+  }
+
+  private createBucket(): Bucket {
+    const bucket = new Bucket(this, 'Bucket', {
+      encryption: BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      versioned: true,
+      lifecycleRules: [{ abortIncompleteMultipartUploadAfter: Duration.days(1) }],
+    });
+    Validations.of(bucket).acknowledge({
+      id: 'AwsSolutions-S1',
+      reason: 'Server access logs need a second bucket the customer may not want; CloudTrail data events cover audits.',
+    });
+    return bucket;
+  }
+}
+
+interface ValidatedSettings {
+  readonly keyPrefix: string;
+  readonly datasets: readonly Dataset[];
+  readonly requestsPerMinute: number;
+  readonly copierConcurrency: number;
+  readonly batchSize: number;
+}
+
+/** Props are checked when the construct is created, with messages that name the property. */
+function validate(props: LocalyticsExportSyncProps): ValidatedSettings {
+  const keyPrefix = (props.keyPrefix ?? 'localytics').replace(/^\/+|\/+$/g, '');
+  if (!PREFIX.test(keyPrefix) || keyPrefix.split('/').some((part) => part === '.' || part === '..')) {
+    throw new Error(`keyPrefix "${props.keyPrefix}" must be non-empty path segments of letters, digits and !_.*'()-`);
+  }
+  const datasets = props.datasets ?? DATASETS;
+  for (const dataset of datasets) {
+    if (!(DATASETS as readonly string[]).includes(dataset)) {
+      throw new Error(`datasets: unknown dataset "${dataset}"; use any of ${DATASETS.join(', ')}`);
+    }
+  }
+  if (datasets.length === 0) throw new Error('datasets must name at least one of logs, audiences, profiles');
+  for (const app of props.apps) {
+    if (!isAppUuid(app)) throw new Error(`apps: "${app}" is not a Localytics app ID (hex groups separated by dashes)`);
+  }
+  if (datasets.includes('logs') && props.apps.length === 0) {
+    throw new Error('apps must list at least one Localytics app ID when the logs dataset is synced');
+  }
+  const requestsPerMinute = props.requestsPerMinute ?? 50;
+  const copierConcurrency = props.copierConcurrency ?? 2;
+  const batchSize = props.batchSize ?? 5;
+  if (!Number.isInteger(copierConcurrency) || copierConcurrency < 2 || copierConcurrency > 1000) {
+    throw new Error(
+      `copierConcurrency must be a whole number from 2 to 1000 (SQS maximum concurrency), got ${copierConcurrency}`,
+    );
+  }
+  if (!(requestsPerMinute > 0)) throw new Error(`requestsPerMinute must be positive, got ${requestsPerMinute}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10) {
+    throw new Error(`batchSize must be a whole number from 1 to 10, got ${batchSize}`);
+  }
+  if (props.backfillDays !== undefined && (props.backfillDays < 1 || props.backfillDays > 30)) {
+    throw new Error(`backfillDays must be from 1 to 30 (Localytics keeps raw logs 30 days), got ${props.backfillDays}`);
+  }
+  return { keyPrefix, datasets, requestsPerMinute, copierConcurrency, batchSize };
+}
+
+function handlerPath(name: 'planner' | 'copier'): string {
+  return fileURLToPath(new URL(`../functions/handlers/${name}.ts`, import.meta.url));
+}

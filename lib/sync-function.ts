@@ -1,0 +1,62 @@
+import { Duration, Validations } from 'aws-cdk-lib';
+import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, type NodejsFunctionProps, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+
+export interface SyncFunctionProps {
+  /** Path of the handler module (TypeScript), relative to nothing: absolute. */
+  readonly entry: string;
+  readonly description: string;
+  /** @default Duration.minutes(1) */
+  readonly timeout?: Duration;
+  /** @default 512 */
+  readonly memorySize?: number;
+  readonly environment?: Record<string, string>;
+  /** @default RetentionDays.ONE_MONTH */
+  readonly logRetention?: RetentionDays;
+}
+
+/**
+ * The one place that knows how our Lambda functions are built: Node.js 22 on arm64, ESM bundled and minified by the
+ * local esbuild (no Docker), source maps on, the AWS SDK bundled at the versions we test, one log group each.
+ */
+export class SyncFunction extends NodejsFunction {
+  constructor(scope: Construct, id: string, props: SyncFunctionProps) {
+    const logGroup = new LogGroup(scope, `${id}Logs`, { retention: props.logRetention ?? RetentionDays.ONE_MONTH });
+    const settings: NodejsFunctionProps = {
+      entry: props.entry,
+      handler: 'handler',
+      description: props.description,
+      runtime: Runtime.NODEJS_22_X,
+      architecture: Architecture.ARM_64,
+      memorySize: props.memorySize ?? 512,
+      timeout: props.timeout ?? Duration.minutes(1),
+      tracing: Tracing.ACTIVE,
+      logGroup,
+      environment: {
+        NODE_OPTIONS: '--enable-source-maps',
+        POWERTOOLS_SERVICE_NAME: 'localytics-export-sync',
+        ...props.environment,
+      },
+      bundling: {
+        format: OutputFormat.ESM,
+        target: 'node22',
+        minify: true,
+        sourceMap: true,
+        sourcesContent: false,
+        mainFields: ['module', 'main'],
+        externalModules: [],
+        forceDockerBundling: false,
+        // Some bundled CommonJS dependencies call require(): give the ESM bundle one.
+        banner: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+      },
+    };
+    super(scope, id, settings);
+    Validations.of(this).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason:
+        'nodejs22.x is the runtime we build and test for (esbuild target node22); newer runtimes are adopted deliberately.',
+    });
+  }
+}
