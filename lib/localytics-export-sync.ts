@@ -46,7 +46,7 @@ export interface LocalyticsExportSyncProps {
   readonly lookbackHours?: number;
   /** How far back the daily planning looks for log gaps (at most 30). @default 7 */
   readonly backfillDays?: number;
-  /** A log hour still 404 this long after it ended is parked as a gap. @default 48 */
+  /** A log hour still 404 this long after it ended is parked as a gap. @default 24 */
   readonly notReadyDeadlineHours?: number;
   /** @default minute 20 of every hour, UTC */
   readonly logSchedule?: ScheduleExpression;
@@ -97,7 +97,7 @@ export class LocalyticsExportSync extends Construct {
       LOG_LAG_HOURS: String(props.logLagHours ?? 1),
       LOOKBACK_HOURS: String(props.lookbackHours ?? 6),
       BACKFILL_DAYS: String(props.backfillDays ?? 7),
-      NOT_READY_DEADLINE_HOURS: String(props.notReadyDeadlineHours ?? 48),
+      NOT_READY_DEADLINE_HOURS: String(props.notReadyDeadlineHours ?? 24),
     };
 
     this.planner = new SyncFunction(this, 'Planner', {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -22,8 +22,9 @@ export class LocalDirSink implements ObjectSink {
   async exists(key: string): Promise<boolean> {
     try {
       return (await stat(this.pathOf(key))).isFile();
-    } catch {
-      return false;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw new SinkError(`checking ${key} in ${this.location} failed: ${describeError(error)}`, { cause: error });
     }
   }
 
@@ -39,8 +40,9 @@ export class LocalDirSink implements ObjectSink {
     try {
       await mkdir(path.dirname(target), { recursive: true });
       await pipeline(body, createWriteStream(temp, { flags: 'wx' }));
-      const { size } = await stat(temp);
+      const size = await syncFile(temp);
       await rename(temp, target);
+      await syncDirectory(path.dirname(target));
       return { bytes: size };
     } catch (error) {
       body.destroy();
@@ -61,9 +63,33 @@ export class LocalDirSink implements ObjectSink {
   async writeText(key: string, text: string): Promise<void> {
     const target = this.pathOf(key);
     const temp = tempPathFor(target);
-    await mkdir(path.dirname(target), { recursive: true });
-    await writeFile(temp, text, { flag: 'wx' });
-    await rename(temp, target);
+    try {
+      await mkdir(path.dirname(target), { recursive: true });
+      await writeFile(temp, text, { flag: 'wx', flush: true });
+      await rename(temp, target);
+      await syncDirectory(path.dirname(target));
+    } catch (error) {
+      await unlink(temp).catch(() => undefined);
+      throw new SinkError(`writing ${key} to ${this.location} failed: ${describeError(error)}`, { cause: error });
+    }
+  }
+
+  async createText(key: string, text: string): Promise<boolean> {
+    const target = this.pathOf(key);
+    const temp = tempPathFor(target);
+    try {
+      await mkdir(path.dirname(target), { recursive: true });
+      await writeFile(temp, text, { flag: 'wx', flush: true });
+      // link() fails when the target exists: an atomic create-if-absent of a complete file.
+      await link(temp, target);
+      await syncDirectory(path.dirname(target));
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw new SinkError(`creating ${key} in ${this.location} failed: ${describeError(error)}`, { cause: error });
+    } finally {
+      await unlink(temp).catch(() => undefined);
+    }
   }
 
   async delete(key: string): Promise<void> {
@@ -106,4 +132,26 @@ export class LocalDirSink implements ObjectSink {
 
 function tempPathFor(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}${TEMP_MARKER}${randomBytes(6).toString('hex')}`);
+}
+
+/** Flush a file's data to disk (so a crash after the rename never leaves a short file) and return its size. */
+async function syncFile(file: string): Promise<number> {
+  const handle = await open(file, 'r+');
+  try {
+    await handle.sync();
+    return (await handle.stat()).size;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Make a rename durable. Best effort: some file systems refuse to fsync a directory. */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r').catch(() => undefined);
+  if (!handle) return;
+  try {
+    await handle.sync().catch(() => undefined);
+  } finally {
+    await handle.close();
+  }
 }

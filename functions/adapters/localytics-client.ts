@@ -7,6 +7,7 @@ import {
   AuthError,
   LocationExpiredError,
   PermanentJobError,
+  RequestInFlightError,
   TransientError,
 } from '../core/errors.js';
 import { hourParts } from '../core/hours.js';
@@ -107,6 +108,7 @@ export class LocalyticsClient implements ExportSource {
     }
     await response.body?.cancel().catch(() => undefined);
     const status = response.status;
+    if (status !== 429) this.consecutiveThrottles = 0;
     if (status >= 300 && status < 400) {
       const location = response.headers.get('location');
       if (!location) {
@@ -115,7 +117,6 @@ export class LocalyticsClient implements ExportSource {
       return { status: 'ready', location: new URL(location, `${this.apiUrl}${path}`).toString() };
     }
     if (status === 429) return { status: 'throttled', retryAfterMs: this.throttle(response) };
-    this.consecutiveThrottles = 0;
     if (status === 401 || status === 403) {
       const meaning = status === 401 ? 'credentials not valid' : 'no access to this export';
       return failure(new AuthError(`${path} answered ${status} (${meaning})`, status), false);
@@ -263,7 +264,7 @@ export class LocalyticsClient implements ExportSource {
         signal: AbortSignal.timeout(this.requestTimeoutMs),
       });
     } catch (error) {
-      throw new TransientError(`request to ${path} failed: ${describeError(error)}`, { cause: error });
+      throw new RequestInFlightError(`request to ${path} failed: ${describeError(error)}`, { cause: error });
     }
   }
 

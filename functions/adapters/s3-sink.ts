@@ -152,6 +152,26 @@ export class S3Sink implements ObjectSink {
     }
   }
 
+  async createText(key: string, text: string): Promise<boolean> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.destination.bucket,
+          Key: this.fullKey(key),
+          Body: text,
+          ContentType: 'application/json',
+          IfNoneMatch: '*',
+        }),
+      );
+      return true;
+    } catch (error) {
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      // 412: the key exists; 409: a concurrent conditional write to the same key is in progress.
+      if (status === 412 || status === 409) return false;
+      throw this.fail('creating', key, error);
+    }
+  }
+
   async delete(key: string): Promise<void> {
     try {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.destination.bucket, Key: this.fullKey(key) }));

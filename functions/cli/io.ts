@@ -6,6 +6,8 @@ export interface CliIo {
   readonly now: () => number;
   /** Whether stderr is a terminal (progress display). */
   readonly interactive: boolean;
+  /** Call `handler` on Ctrl-C / SIGTERM; returns a function that stops listening. */
+  readonly onInterrupt?: (handler: () => void) => () => void;
 }
 
 export function processIo(): CliIo {
@@ -15,6 +17,14 @@ export function processIo(): CliIo {
     env: process.env,
     now: Date.now,
     interactive: Boolean(process.stderr.isTTY),
+    onInterrupt(handler) {
+      process.once('SIGINT', handler);
+      process.once('SIGTERM', handler);
+      return () => {
+        process.off('SIGINT', handler);
+        process.off('SIGTERM', handler);
+      };
+    },
   };
 }
 

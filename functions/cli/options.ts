@@ -67,6 +67,11 @@ export function parseWindow(fromText: string | undefined, toText: string | undef
   const to = toText === undefined ? floorHour(now) : parseHourOption('--to', toText);
   const from = fromText === undefined ? to - 24 * HOUR_MS : parseHourOption('--from', fromText);
   if (from >= to) throw new UsageError(`--from ${formatHour(from)} must be before --to ${formatHour(to)}`);
+  if (to > floorHour(now) + HOUR_MS) {
+    throw new UsageError(
+      `--to ${formatHour(to)} is in the future; the newest hour that can exist is ${formatHour(floorHour(now))}`,
+    );
+  }
   if (to - from > 400 * DAY_MS) throw new UsageError('the window from --from to --to may span at most 400 days');
   return { from, to };
 }

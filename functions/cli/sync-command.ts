@@ -82,12 +82,19 @@ export async function runSyncCommand(
     locationPolicy: { extraHosts },
   });
   const progress = io.interactive && !options.json ? createProgress(io) : undefined;
+  // Ctrl-C: stop starting jobs and abort the ones in flight (their uploads are aborted, temp files removed).
+  const interrupt = new AbortController();
+  const stopListening = io.onInterrupt?.(() => {
+    io.stderr('\ninterrupted: aborting copies in flight (nothing partial is left behind)...\n');
+    interrupt.abort();
+  });
   try {
     const summary = await runSync(
       { datasets, apps, from: window.from, to: window.to, now: io.now() },
       { source: client, sink, logger },
       {
         concurrency,
+        signal: interrupt.signal,
         onPlanned: (plan) => progress?.planned(plan.jobs.length),
         onReport: (report) =>
           progress?.report(
@@ -105,6 +112,7 @@ export async function runSyncCommand(
       throttled: client.stats.throttled,
     };
   } finally {
+    stopListening?.();
     client.close();
   }
 }

@@ -2,7 +2,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { backoffMs } from './backoff.js';
-import { IntegrityError, LocationExpiredError, PermanentJobError } from './errors.js';
+import { IntegrityError, LocationExpiredError, PermanentJobError, RequestInFlightError, SinkError } from './errors.js';
 import { dataKey, jobFields, type ProfileChangesJob, pendingChangeSetKey, type SyncJob } from './jobs.js';
 import type { ExportSource, Logger, ObjectSink } from './ports.js';
 import { describeError } from './redact.js';
@@ -25,7 +25,7 @@ export type CopyOutcome =
   | { readonly status: 'present'; readonly key: string }
   | { readonly status: 'not_ready'; readonly apiRequests: number }
   | { readonly status: 'throttled'; readonly retryAfterMs: number; readonly apiRequests: number }
-  /** Stopped on purpose (the worker's deadline is near); nothing was written; run it again later. */
+  /** Stopped on purpose (deadline or Ctrl-C); nothing was written; run it again later. */
   | { readonly status: 'interrupted'; readonly apiRequests: number }
   | {
       readonly status: 'failed';
@@ -51,99 +51,230 @@ export interface CopyDependencies {
   readonly signal?: AbortSignal;
 }
 
-interface PendingChangeSet {
-  readonly location: string;
+/**
+ * The state of one change set, kept under `_state/` from before it is requested until its copy is confirmed:
+ * `claimed` while the request is under way (so that two runs never both consume one), `resolved` once its
+ * `Location` is known (so that any later run finishes this change set instead of consuming the next one).
+ */
+export interface ChangeSetRecord {
+  readonly state: 'claimed' | 'resolved';
+  readonly profileDbId: string;
+  readonly generatedAt: number;
   readonly key: string;
-  readonly resolvedAt: string;
+  readonly claimedAt: string;
+  readonly location?: string;
+  readonly resolvedAt?: string;
+}
+
+/** A claim younger than this belongs to a run that is still working on it. */
+const CLAIM_TTL_MS = 15 * 60_000;
+
+class CopyRun {
+  apiRequests = 0;
+  downloads = 0;
+  readonly warnings: string[] = [];
+  readonly fields: Record<string, string>;
+  readonly key: string;
+  readonly clock: Clock;
+
+  constructor(
+    readonly job: SyncJob,
+    readonly deps: CopyDependencies,
+  ) {
+    this.key = dataKey(job);
+    this.fields = jobFields(job);
+    this.clock = deps.clock ?? systemClock;
+  }
+
+  failed(reason: string, retryable: boolean): CopyOutcome {
+    this.deps.logger.warn('export copy failed', { ...this.fields, reason, retryable });
+    return { status: 'failed', reason, retryable, apiRequests: this.apiRequests, downloads: this.downloads };
+  }
+
+  interrupted(): CopyOutcome {
+    return { status: 'interrupted', apiRequests: this.apiRequests };
+  }
 }
 
 /**
  * Copy one export file to the destination: ask the API for its `Location`, stream the file to its deterministic key,
- * verify it on the way. Never throws for a job's own failures: every way it can end is a `CopyOutcome`.
+ * verify it on the way. Never throws: every way a job can end is a `CopyOutcome`.
  */
 export async function copyJob(job: SyncJob, deps: CopyDependencies): Promise<CopyOutcome> {
-  const clock = deps.clock ?? systemClock;
-  const key = dataKey(job);
-  const fields = jobFields(job);
-  let apiRequests = 0;
-  let downloads = 0;
-  const failed = (reason: string, retryable: boolean): CopyOutcome => {
-    deps.logger.warn('export copy failed', { ...fields, reason, retryable });
-    return { status: 'failed', reason, retryable, apiRequests, downloads };
-  };
-
+  let run: CopyRun | undefined;
   try {
-    if ((deps.checkExisting ?? true) && (await deps.sink.exists(key))) return { status: 'present', key };
-
-    let location: string | undefined;
-    if (job.kind === 'profile_changes') location = await readPendingLocation(job, deps.sink);
-    if (location) deps.logger.info('resuming saved change set', fields);
-
-    const maxAttempts = deps.maxDownloadAttempts ?? 4;
-    let reResolves = 0;
-    let attempt = 0;
-    for (;;) {
-      if (deps.signal?.aborted) return { status: 'interrupted', apiRequests };
-      if (!location) {
-        const outcome = await deps.source.resolve(job);
-        apiRequests++;
-        if (outcome.status === 'not_ready') return { status: 'not_ready', apiRequests };
-        if (outcome.status === 'throttled')
-          return { status: 'throttled', retryAfterMs: outcome.retryAfterMs, apiRequests };
-        if (outcome.status === 'failed') return failed(describeError(outcome.error), outcome.retryable);
-        location = outcome.location;
-        if (job.kind === 'profile_changes') {
-          // Saved before the download: the change set is consumed now, and a later run must finish this one.
-          await savePendingLocation(job, key, location, deps.sink).catch((error: unknown) =>
-            deps.logger.error('could not save change set location', { ...fields, reason: describeError(error) }),
-          );
-        }
-      }
-      try {
-        downloads++;
-        const result = await transfer(location, key, deps);
-        if (job.kind === 'profile_changes') await deps.sink.delete(pendingChangeSetKey(job));
-        const warnings: string[] = [];
-        const expectedRows = job.kind === 'log_hour' ? undefined : job.resultsCount;
-        if (expectedRows !== undefined && expectedRows !== result.rows) {
-          warnings.push(`row count ${result.rows} differs from results_count ${expectedRows}`);
-          deps.logger.warn('row count mismatch', { ...fields, rows: result.rows, resultsCount: expectedRows });
-        }
-        deps.logger.info('export copied', { ...fields, key, bytes: result.bytes, rows: result.rows });
-        return { status: 'copied', key, ...result, warnings, apiRequests, downloads };
-      } catch (error) {
-        if (deps.signal?.aborted) return { status: 'interrupted', apiRequests };
-        if (error instanceof PermanentJobError) return failed(describeError(error), false);
-        if (error instanceof LocationExpiredError) {
-          if (job.kind === 'profile_changes') {
-            await markChangeSetLost(job, deps.sink);
-            deps.logger.error('change set lost', { ...fields, reason: describeError(error) });
-            return failed(
-              'the change set URL expired before its copy completed; asking again would return the next change set, so this one is lost',
-              false,
-            );
-          }
-          if (reResolves >= (deps.maxReResolves ?? 2)) return failed(describeError(error), true);
-          reResolves++;
-          deps.logger.info('location expired, resolving again', fields);
-          location = undefined;
-          continue;
-        }
-        attempt++;
-        if (attempt >= maxAttempts) return failed(describeError(error), true);
-        const wait = backoffMs(attempt - 1, { random: deps.random });
-        deps.logger.info('download failed, retrying same location', {
-          ...fields,
-          attempt,
-          waitMs: wait,
-          reason: describeError(error),
-        });
-        await clock.sleep(wait);
-      }
-    }
+    run = new CopyRun(job, deps);
+    if ((deps.checkExisting ?? true) && (await deps.sink.exists(run.key))) return { status: 'present', key: run.key };
+    if (deps.signal?.aborted) return run.interrupted();
+    return job.kind === 'profile_changes' ? await copyChangeSet(job, run) : await copyFile(run);
   } catch (error) {
-    // Destination errors outside a transfer (existence check, state records): retry later.
-    return failed(describeError(error), true);
+    // Destination errors outside a transfer (existence check, state records), or anything unforeseen: retry later.
+    const reason = describeError(error);
+    deps.logger.warn('export copy failed', { reason, retryable: true });
+    return {
+      status: 'failed',
+      reason,
+      retryable: true,
+      apiRequests: run?.apiRequests ?? 0,
+      downloads: run?.downloads ?? 0,
+    };
+  }
+}
+
+/** Audiences, profiles and log hours: asking again is harmless, so an expired `Location` is simply replaced. */
+async function copyFile(run: CopyRun): Promise<CopyOutcome> {
+  const { deps } = run;
+  let reResolves = 0;
+  for (;;) {
+    if (deps.signal?.aborted) return run.interrupted();
+    const outcome = await deps.source.resolve(run.job);
+    run.apiRequests++;
+    if (outcome.status === 'not_ready') return { status: 'not_ready', apiRequests: run.apiRequests };
+    if (outcome.status === 'throttled') {
+      return { status: 'throttled', retryAfterMs: outcome.retryAfterMs, apiRequests: run.apiRequests };
+    }
+    if (outcome.status === 'failed') return run.failed(describeError(outcome.error), outcome.retryable);
+    const result = await downloadWithRetries(run, outcome.location);
+    if (result !== 'expired') return result;
+    if (reResolves >= (deps.maxReResolves ?? 2))
+      return run.failed('the file URL kept expiring before it could be read', true);
+    reResolves++;
+    deps.logger.info('location expired, resolving again', run.fields);
+  }
+}
+
+/** `profile_changes`: every 302 consumes the change set, so its `Location` is claimed, saved, and never asked twice. */
+async function copyChangeSet(job: ProfileChangesJob, run: CopyRun): Promise<CopyOutcome> {
+  const { deps } = run;
+  const stateKey = pendingChangeSetKey(job);
+  const record = await readChangeSetRecord(deps.sink, stateKey);
+  const now = run.clock.now();
+  let location = record?.state === 'resolved' ? record.location : undefined;
+  if (location) {
+    deps.logger.info('resuming saved change set', run.fields);
+  } else {
+    const claim: ChangeSetRecord = {
+      state: 'claimed',
+      profileDbId: job.profileDbId,
+      generatedAt: job.generatedAt,
+      key: run.key,
+      claimedAt: new Date(now).toISOString(),
+    };
+    if (record?.state === 'claimed') {
+      if (now - Date.parse(record.claimedAt) < CLAIM_TTL_MS) {
+        return run.failed('another run is requesting this change set right now', true);
+      }
+      const warning =
+        'a previous run stopped while requesting this change set: Localytics may have consumed one that was never saved';
+      run.warnings.push(warning);
+      deps.logger.error('change set possibly lost', { ...run.fields, reason: warning });
+      await deps.sink.writeText(stateKey, JSON.stringify(claim));
+    } else if (!(await deps.sink.createText(stateKey, JSON.stringify(claim)))) {
+      return run.failed('another run is requesting this change set right now', true);
+    }
+    if (deps.signal?.aborted) {
+      await deps.sink.delete(stateKey);
+      return run.interrupted();
+    }
+    const outcome = await deps.source.resolve(job);
+    run.apiRequests++;
+    if (outcome.status !== 'ready') {
+      // Nothing was consumed (or we cannot know): release the claim so that the next attempt can ask.
+      await deps.sink.delete(stateKey);
+      if (outcome.status === 'not_ready') return { status: 'not_ready', apiRequests: run.apiRequests };
+      if (outcome.status === 'throttled') {
+        return { status: 'throttled', retryAfterMs: outcome.retryAfterMs, apiRequests: run.apiRequests };
+      }
+      if (outcome.error instanceof RequestInFlightError) {
+        const reason = `the profile_changes request failed in flight (${describeError(outcome.error)}); Localytics may have consumed a change set that could not be saved`;
+        deps.logger.error('change set possibly lost', { ...run.fields, reason });
+        return run.failed(reason, false);
+      }
+      return run.failed(describeError(outcome.error), outcome.retryable);
+    }
+    location = outcome.location;
+    try {
+      await deps.sink.writeText(
+        stateKey,
+        JSON.stringify({ ...claim, state: 'resolved', location, resolvedAt: new Date(run.clock.now()).toISOString() }),
+      );
+    } catch (error) {
+      // The change set is consumed and only this process knows its URL: copy it now or report it lost.
+      const reason = describeError(error);
+      deps.logger.error('could not save change set location', { ...run.fields, reason });
+      const result = await downloadWithRetries(run, location);
+      if (result !== 'expired' && result.status === 'copied') {
+        await deps.sink.delete(stateKey).catch(() => undefined);
+        return result;
+      }
+      return lose(run, stateKey, `its URL could not be saved (${reason}) and the copy failed`);
+    }
+  }
+  const result = await downloadWithRetries(run, location as string);
+  if (result === 'expired') {
+    return lose(run, stateKey, 'its URL expired before the copy completed');
+  }
+  if (result.status === 'copied') {
+    // The data is safe; a leftover record only makes a later run find the key present and skip it.
+    await deps.sink
+      .delete(stateKey)
+      .catch((error: unknown) =>
+        deps.logger.warn('could not delete change set record', { ...run.fields, reason: describeError(error) }),
+      );
+  }
+  return result;
+}
+
+/** Report a consumed change set that cannot be copied: asking again would return the next one. */
+async function lose(run: CopyRun, stateKey: string, why: string): Promise<CopyOutcome> {
+  const { deps } = run;
+  const lostKey = stateKey.replace('_state/profile_changes/', '_state/profile_changes_lost/');
+  await deps.sink
+    .writeText(lostKey, JSON.stringify({ key: run.key, lostAt: new Date(run.clock.now()).toISOString(), why }))
+    .catch(() => undefined);
+  await deps.sink.delete(stateKey).catch(() => undefined);
+  const reason = `change set lost: ${why}; asking again would return the next change set`;
+  deps.logger.error('change set lost', { ...run.fields, reason });
+  return run.failed(reason, false);
+}
+
+/** Download one `Location` with retries; `'expired'` when the file host says the URL is no longer valid. */
+async function downloadWithRetries(run: CopyRun, location: string): Promise<CopyOutcome | 'expired'> {
+  const { deps } = run;
+  const maxAttempts = deps.maxDownloadAttempts ?? 4;
+  for (let attempt = 1; ; attempt++) {
+    if (deps.signal?.aborted) return run.interrupted();
+    try {
+      run.downloads++;
+      const result = await transfer(location, run.key, deps);
+      const expectedRows = run.job.kind === 'log_hour' ? undefined : run.job.resultsCount;
+      if (expectedRows !== undefined && expectedRows !== result.rows) {
+        run.warnings.push(`row count ${result.rows} differs from results_count ${expectedRows}`);
+        deps.logger.warn('row count mismatch', { ...run.fields, rows: result.rows, resultsCount: expectedRows });
+      }
+      deps.logger.info('export copied', { ...run.fields, key: run.key, bytes: result.bytes, rows: result.rows });
+      return {
+        status: 'copied',
+        key: run.key,
+        ...result,
+        warnings: run.warnings,
+        apiRequests: run.apiRequests,
+        downloads: run.downloads,
+      };
+    } catch (error) {
+      if (deps.signal?.aborted) return run.interrupted();
+      if (error instanceof PermanentJobError) return run.failed(describeError(error), false);
+      if (error instanceof LocationExpiredError) return 'expired';
+      if (attempt >= maxAttempts) return run.failed(describeError(error), true);
+      const wait = backoffMs(attempt - 1, { random: deps.random });
+      deps.logger.info('download failed, retrying same location', {
+        ...run.fields,
+        attempt,
+        waitMs: wait,
+        reason: describeError(error),
+      });
+      await run.clock.sleep(wait);
+    }
   }
 }
 
@@ -171,6 +302,13 @@ async function transfer(location: string, key: string, deps: CopyDependencies) {
     }),
     flowing,
   ]);
+  if (written.status === 'rejected') {
+    const sinkError = written.reason as unknown;
+    // When the destination fails first the download only sees a "premature close": report the real cause.
+    if (flowed.status === 'fulfilled' || isPrematureClose(flowed.reason) || !(sinkError instanceof SinkError)) {
+      throw sinkError;
+    }
+  }
   if (flowed.status === 'rejected') {
     output.destroy();
     const error = flowed.reason as unknown;
@@ -180,21 +318,19 @@ async function transfer(location: string, key: string, deps: CopyDependencies) {
   return { bytes: written.value.bytes, servedBytes: verifier.servedBytes, rows: verifier.rows };
 }
 
-async function readPendingLocation(job: ProfileChangesJob, sink: ObjectSink): Promise<string | undefined> {
-  const text = await sink.readText(pendingChangeSetKey(job));
-  if (!text) return undefined;
-  const record = JSON.parse(text) as Partial<PendingChangeSet>;
-  return typeof record.location === 'string' ? record.location : undefined;
+function isPrematureClose(error: unknown): boolean {
+  return (error as { code?: string } | undefined)?.code === 'ERR_STREAM_PREMATURE_CLOSE';
 }
 
-async function savePendingLocation(job: ProfileChangesJob, key: string, location: string, sink: ObjectSink) {
-  const record: PendingChangeSet = { location, key, resolvedAt: new Date().toISOString() };
-  await sink.writeText(pendingChangeSetKey(job), JSON.stringify(record));
-}
-
-async function markChangeSetLost(job: ProfileChangesJob, sink: ObjectSink) {
-  const pendingKey = pendingChangeSetKey(job);
-  const lostKey = pendingKey.replace('_state/profile_changes/', '_state/profile_changes_lost/');
-  await sink.writeText(lostKey, JSON.stringify({ key: dataKey(job), lostAt: new Date().toISOString() }));
-  await sink.delete(pendingKey);
+async function readChangeSetRecord(sink: ObjectSink, key: string): Promise<ChangeSetRecord | undefined> {
+  const text = await sink.readText(key);
+  if (text === undefined) return undefined;
+  try {
+    const record = JSON.parse(text) as ChangeSetRecord;
+    if (record.state === 'resolved' && typeof record.location === 'string') return record;
+    if (record.state === 'claimed' && typeof record.claimedAt === 'string') return record;
+  } catch {
+    // fall through
+  }
+  throw new SinkError(`change set record ${key} is unreadable; inspect it before syncing profile_changes again`);
 }

@@ -1,7 +1,7 @@
 /** Named errors of the core. Outcomes that are not errors (not ready, throttled) are values, see `outcomes.ts`. */
 
 export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
+  override readonly name: string = 'ConfigError';
 }
 
 /** The Localytics API answered something we cannot use (bad shape, HTML instead of JSON, unexpected status). */
@@ -29,7 +29,12 @@ export class AuthError extends Error {
 
 /** Network failure, timeout or 5xx: worth another try. */
 export class TransientError extends Error {
-  override readonly name = 'TransientError';
+  override readonly name: string = 'TransientError';
+}
+
+/** The request may have reached the API (network failure or timeout after sending): retryable, but not harmless. */
+export class RequestInFlightError extends TransientError {
+  override readonly name = 'RequestInFlightError';
 }
 
 /** The presigned URL answered 403: ask the API for a fresh one (unless that would consume a change set). */

@@ -122,7 +122,9 @@ export function jobFields(job: SyncJob): Record<string, string> {
   }
 }
 
+export const CHANGE_SET_STATE_PREFIX = '_state/profile_changes/';
+
 /** Where the `Location` of a consumed change set is kept until its copy is confirmed. Hidden from Athena (`_`). */
 export function pendingChangeSetKey(job: ProfileChangesJob): string {
-  return `_state/profile_changes/profiledb_id=${job.profileDbId}/${compactTimestamp(job.generatedAt)}.json`;
+  return `${CHANGE_SET_STATE_PREFIX}profiledb_id=${job.profileDbId}/${compactTimestamp(job.generatedAt)}.json`;
 }

@@ -1,7 +1,16 @@
 import { formatDate, hoursBetween, LOG_RETENTION_MS } from './hours.js';
 import { type Dataset, isIdentifierType, isPositiveIntegerId } from './identifiers.js';
-import { dataKey, type LogHourJob, logAppPrefix, parseLogKey, type SyncJob } from './jobs.js';
+import {
+  CHANGE_SET_STATE_PREFIX,
+  dataKey,
+  type LogHourJob,
+  logAppPrefix,
+  type ProfileChangesJob,
+  parseLogKey,
+  type SyncJob,
+} from './jobs.js';
 import type { ExportListing, ExportSource, Logger, ObjectSink } from './ports.js';
+import { describeError } from './redact.js';
 
 export interface PlanRequest {
   readonly datasets: ReadonlySet<Dataset>;
@@ -28,6 +37,8 @@ export interface Plan {
   readonly beyondRetention: { readonly appUuid: string; readonly hour: number }[];
   /** List entries that cannot be copied (no results yet, unknown type, unsafe id). */
   readonly skipped: SkippedExport[];
+  /** Lists that could not be read: their datasets are not synced this run; the others are. */
+  readonly listFailures: { readonly endpoint: string; readonly reason: string }[];
 }
 
 export interface PlanDependencies {
@@ -43,18 +54,37 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
     present: { logs: 0, audiences: 0, profiles: 0 },
     beyondRetention: [],
     skipped: [],
+    listFailures: [],
   };
   const present = plan.present as { logs: number; audiences: number; profiles: number };
   if (request.datasets.has('audiences')) {
-    const listed = audienceJobs(await deps.source.listAudiences(), plan.skipped);
+    const entries = await listSafely('/v1/exports/audiences', () => deps.source.listAudiences(), plan);
+    const listed = audienceJobs(entries, plan.skipped);
     for (const job of listed) {
       if (await deps.sink.exists(dataKey(job))) present.audiences++;
       else plan.jobs.push(job);
     }
   }
   if (request.datasets.has('profiles')) {
-    const listed = profileJobs(await deps.source.listProfiles(), plan.skipped);
-    for (const job of listed) {
+    // Change sets consumed by an earlier run and not saved yet come first, and block a new request for their
+    // profile database: asking again would consume the next change set.
+    const resumed = await savedChangeSets(deps.sink);
+    for (const job of resumed) {
+      if (await deps.sink.exists(dataKey(job))) present.profiles++;
+      else plan.jobs.push(job);
+    }
+    const blocked = new Set(resumed.map((job) => job.profileDbId));
+    const listed = await listSafely('/v1/exports/profiles', () => deps.source.listProfiles(), plan);
+    for (const job of profileJobs(listed, plan.skipped)) {
+      if (job.kind === 'profile_changes' && blocked.has(job.profileDbId)) {
+        if (!resumed.some((saved) => saved.generatedAt === job.generatedAt)) {
+          plan.skipped.push({
+            what: `profile_changes ${job.profileDbId}`,
+            reason: 'an earlier change set is still being saved; the next run asks for the new one',
+          });
+        }
+        continue;
+      }
       if (await deps.sink.exists(dataKey(job))) present.profiles++;
       else plan.jobs.push(job);
     }
@@ -75,6 +105,35 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
   }
   for (const skipped of plan.skipped) deps.logger.warn('export skipped', { ...skipped });
   return plan;
+}
+
+/** A failing list (no access, HTML page, still throttled) is reported and leaves the other datasets alone. */
+async function listSafely(
+  endpoint: string,
+  list: () => Promise<ExportListing[]>,
+  plan: Plan,
+): Promise<ExportListing[]> {
+  try {
+    return await list();
+  } catch (error) {
+    plan.listFailures.push({ endpoint, reason: describeError(error) });
+    return [];
+  }
+}
+
+/** Change sets whose records wait under `_state/profile_changes/`, as jobs that resume them. */
+async function savedChangeSets(sink: ObjectSink): Promise<ProfileChangesJob[]> {
+  const jobs: ProfileChangesJob[] = [];
+  for await (const object of sink.list(CHANGE_SET_STATE_PREFIX)) {
+    const match = /profiledb_id=(\d+)\/(\d{8}T\d{6}Z)\.json$/.exec(object.key);
+    if (!match) continue;
+    const [, profileDbId, stamp] = match as unknown as [string, string, string];
+    const generatedAt = Date.parse(
+      `${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 8)}T${stamp.slice(9, 11)}:${stamp.slice(11, 13)}:${stamp.slice(13, 15)}Z`,
+    );
+    jobs.push({ kind: 'profile_changes', profileDbId, generatedAt });
+  }
+  return jobs;
 }
 
 /** Hours of one app present at the destination within [from, to), from one listing (no per-key requests). */

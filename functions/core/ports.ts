@@ -64,6 +64,8 @@ export interface ObjectSink {
   write(key: string, body: Readable, options: WriteOptions): Promise<{ bytes: number }>;
   readText(key: string): Promise<string | undefined>;
   writeText(key: string, text: string): Promise<void>;
+  /** Create `key` only if it does not exist (S3 `If-None-Match: *`); false when it already exists. */
+  createText(key: string, text: string): Promise<boolean>;
   delete(key: string): Promise<void>;
 }
 

@@ -19,7 +19,7 @@ export interface ProcessJobOptions {
   /** The queue's redrive maxReceiveCount: the last delivery parks a still-failing job with its reason. */
   readonly maxReceiveCount: number;
   readonly now: number;
-  /** A log hour still 404 this long after it ended is parked as a gap. Default 48 h. */
+  /** A log hour still 404 this long after it ended is parked as a gap. Default 24 h. */
   readonly notReadyDeadlineMs?: number;
   /** Delay before a not-ready hour is tried again. Default 15 min (SQS's maximum). */
   readonly notReadyDelaySeconds?: number;
@@ -66,7 +66,7 @@ export async function processJobMessage(
       return { action: 'done', outcome };
     case 'not_ready': {
       const job = message.job;
-      const deadline = options.notReadyDeadlineMs ?? 48 * HOUR_MS;
+      const deadline = options.notReadyDeadlineMs ?? 24 * HOUR_MS;
       if (job.kind === 'log_hour' && options.now - (job.hour + HOUR_MS) > deadline) {
         const reason = `log hour still not available (404) ${Math.round(deadline / HOUR_MS)} h after it ended`;
         await deps.queue.park(JSON.stringify(message), reason);

@@ -21,6 +21,8 @@ export interface RunJobsOptions {
   readonly clock?: Clock;
   readonly random?: () => number;
   readonly onReport?: (report: JobReport) => void;
+  /** When aborted, jobs not started yet are reported `interrupted` instead of being run. */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -42,8 +44,12 @@ export async function runJobs(jobs: readonly SyncJob[], options: RunJobsOptions)
 
   const worker = async () => {
     for (let item = queue.shift(); item; item = queue.shift()) {
+      if (options.signal?.aborted) {
+        finish(item.job, { status: 'interrupted', apiRequests: 0 }, item.attempts);
+        continue;
+      }
       item.attempts++;
-      const outcome = await options.copy(item.job);
+      const outcome = await safeCopy(options.copy, item.job);
       if (outcome.status === 'throttled') {
         item.throttles++;
         if (item.throttles >= maxThrottles) {
@@ -63,7 +69,10 @@ export async function runJobs(jobs: readonly SyncJob[], options: RunJobsOptions)
         }
         continue;
       }
-      if ((outcome.status === 'failed' && outcome.retryable) || outcome.status === 'interrupted') {
+      if (
+        (outcome.status === 'failed' && outcome.retryable) ||
+        (outcome.status === 'interrupted' && !options.signal?.aborted)
+      ) {
         item.failures++;
         if (item.failures < maxAttempts) {
           await clock.sleep(backoffMs(item.failures - 1, { baseMs: 1000, random: options.random }));
@@ -88,4 +97,14 @@ export async function runJobs(jobs: readonly SyncJob[], options: RunJobsOptions)
     }),
   );
   return reports;
+}
+
+/** A copy function that throws (it should not) still yields one failed report instead of a hung run. */
+async function safeCopy(copy: (job: SyncJob) => Promise<CopyOutcome>, job: SyncJob): Promise<CopyOutcome> {
+  try {
+    return await copy(job);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return { status: 'failed', reason, retryable: false, apiRequests: 0, downloads: 0 };
+  }
 }

@@ -1,5 +1,5 @@
 import { type CopyDependencies, copyJob } from './copy-job.js';
-import { formatHour } from './hours.js';
+import { formatHour, HOUR_MS } from './hours.js';
 import { jobId, type SyncJob } from './jobs.js';
 import { type Plan, type PlanRequest, planSync } from './planner.js';
 import type { ExportSource, Logger, ObjectSink } from './ports.js';
@@ -8,6 +8,10 @@ import { type JobReport, runJobs } from './run-jobs.js';
 
 export interface SyncOptions {
   readonly concurrency: number;
+  /** A log hour still 404 this long after it ended is a reported gap (a failure), not pending. Default 24 h. */
+  readonly notReadyDeadlineMs?: number;
+  /** Ctrl-C: stop starting jobs, interrupt the ones in flight (their writes are aborted), still summarise. */
+  readonly signal?: AbortSignal;
   readonly clock?: Clock;
   readonly onPlanned?: (plan: Plan) => void;
   readonly onReport?: (report: JobReport) => void;
@@ -63,15 +67,21 @@ export async function runSync(
     maxAttempts: options.maxAttempts,
     random: options.copyOptions?.random,
     onReport: options.onReport,
-    copy: (job: SyncJob) => copyJob(job, { ...deps, clock, checkExisting: true, ...options.copyOptions }),
+    signal: options.signal,
+    copy: (job: SyncJob) =>
+      copyJob(job, { ...deps, clock, checkExisting: true, signal: options.signal, ...options.copyOptions }),
   });
+  const deadline = options.notReadyDeadlineMs ?? 24 * HOUR_MS;
 
   let copied = 0;
   let present = plan.present.logs + plan.present.audiences + plan.present.profiles;
   let bytes = 0;
   let rows = 0;
   const pending: string[] = [];
-  const failed: SyncFailure[] = [];
+  const failed: SyncFailure[] = plan.listFailures.map((failure) => ({
+    job: `list ${failure.endpoint}`,
+    reason: failure.reason,
+  }));
   const warnings: string[] = [];
   for (const { job, outcome } of reports) {
     switch (outcome.status) {
@@ -85,15 +95,24 @@ export async function runSync(
         present++;
         break;
       case 'not_ready':
-        pending.push(jobId(job));
+        if (job.kind === 'log_hour' && request.now - (job.hour + HOUR_MS) > deadline) {
+          failed.push({
+            job: jobId(job),
+            reason: `not available (404) ${Math.round(deadline / HOUR_MS)} h after the hour ended: no such app, log exports not set up, or a gap at Localytics`,
+          });
+        } else {
+          pending.push(jobId(job));
+        }
         break;
       case 'failed':
         failed.push({ job: jobId(job), reason: outcome.reason });
         break;
       case 'throttled':
+        // runJobs requeues throttled jobs; it reports one only when it gives up on it.
+        failed.push({ job: jobId(job), reason: 'throttled' });
+        break;
       case 'interrupted':
-        // runJobs never reports these as final: it requeues or retries them until they become another outcome.
-        failed.push({ job: jobId(job), reason: outcome.status });
+        failed.push({ job: jobId(job), reason: 'interrupted before it finished; the next run copies it' });
         break;
     }
   }

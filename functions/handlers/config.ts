@@ -27,7 +27,7 @@ const envSchema = z.object({
   LOG_LAG_HOURS: z.coerce.number().int().nonnegative().default(1),
   LOOKBACK_HOURS: positiveInt.default(6),
   BACKFILL_DAYS: positiveInt.max(30).default(7),
-  NOT_READY_DEADLINE_HOURS: positiveInt.default(48),
+  NOT_READY_DEADLINE_HOURS: positiveInt.default(24),
   ALLOWED_FILE_HOSTS: list.default([]),
 });
 

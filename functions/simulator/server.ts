@@ -104,6 +104,7 @@ export class LocalyticsSimulator {
   private readonly urlTtlMs: number;
   private readonly cacheDir: string;
   private baseUrl = '';
+  private readonly largeHours: Map<string, number>;
 
   constructor(private readonly options: SimulatorOptions = {}) {
     this.dataset = { ...DEFAULT_DATASET, ...options.dataset };
@@ -113,6 +114,7 @@ export class LocalyticsSimulator {
     this.readyLagMs = options.readyLagMs ?? 20 * 60_000;
     this.urlTtlMs = options.urlTtlMs ?? 2 * DAY_MS;
     this.cacheDir = options.cacheDir ?? path.join(os.tmpdir(), 'localytics-simulator-cache');
+    this.largeHours = new Map(Object.entries(options.largeHours ?? {}));
     this.signingKey = `sim-${this.dataset.seed}-${process.pid}-${Math.random()}`;
     this.server = http.createServer((request, response) => {
       this.handle(request, response).catch((error: unknown) => {
@@ -141,6 +143,11 @@ export class LocalyticsSimulator {
   async stop(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Serve one app-hour as a large file of about `bytes` (generated once, cached on disk). */
+  setLargeHour(appUuid: string, hour: number, bytes: number): void {
+    this.largeHours.set(`${appUuid}/${formatHour(hour)}`, bytes);
   }
 
   /** Move the `profile_changes` cursor of a profile database (the number of change sets already consumed). */
@@ -373,6 +380,22 @@ export class LocalyticsSimulator {
     if (fault?.kind !== 'truncate' || !body.gzip) headers['content-length'] = String(body.size);
     response.writeHead(200, headers);
     const source = body.buffer ? Readable.from([body.buffer]) : createReadStream(body.diskPath as string);
+    let complete = false;
+    try {
+      complete = await this.stream(source, response, fault, body);
+    } finally {
+      source.destroy();
+    }
+    if (complete) this.served.push({ name, bytes: body.size, rows: body.rows, gzip: body.gzip });
+  }
+
+  /** Send the body, applying a file fault; true when every byte was sent. */
+  private async stream(
+    source: Readable,
+    response: http.ServerResponse,
+    fault: FaultRule | undefined,
+    body: FileBody,
+  ): Promise<boolean> {
     const cutAt = Math.floor(body.size / 2);
     let sent = 0;
     let corrupted = false;
@@ -386,7 +409,7 @@ export class LocalyticsSimulator {
           // reset: the connection dies; truncate: gzip stops early (chunked, clean end) or the socket closes short.
           if (fault.kind === 'truncate' && body.gzip) response.end();
           else await new Promise((resolve) => setTimeout(resolve, 20)).then(() => response.socket?.destroy());
-          return;
+          return false;
         }
         if (fault?.kind === 'corrupt' && !corrupted && sent + slice.length > cutAt) {
           slice = Buffer.from(slice);
@@ -394,20 +417,20 @@ export class LocalyticsSimulator {
           for (let i = at; i < Math.min(slice.length, at + 16); i++) slice[i] = (slice[i] as number) ^ 0xff;
           corrupted = true;
         }
-        if (!response.write(slice)) await new Promise((resolve) => response.once('drain', resolve));
+        if (!response.write(slice)) await drainOrClose(response);
         sent += slice.length;
         if (fault?.kind === 'slow') await new Promise((resolve) => setTimeout(resolve, 50));
-        if (response.destroyed) return;
+        if (response.destroyed) return false;
       }
     }
     response.end();
-    this.served.push({ name, bytes: body.size, rows: body.rows, gzip: body.gzip });
+    return true;
   }
 
   private async fileBody(ref: FileRef): Promise<FileBody> {
     switch (ref.t) {
       case 'log': {
-        const large = this.options.largeHours?.[`${ref.app}/${formatHour(ref.hour)}`];
+        const large = this.largeHours.get(`${ref.app}/${formatHour(ref.hour)}`);
         if (large) return this.largeLogFile(ref.app, ref.hour, large);
         const rows = logRows(this.dataset, ref.app, ref.hour);
         const buffer = gzipSync(serializeRows(rows));
@@ -427,7 +450,20 @@ export class LocalyticsSimulator {
   }
 
   /** A big gzip log file, generated once to disk: realistic rows repeated, stored (level 0) so size ≈ target. */
-  private async largeLogFile(app: string, hour: number, targetBytes: number): Promise<FileBody> {
+  private readonly largeFiles = new Map<string, Promise<FileBody>>();
+
+  private largeLogFile(app: string, hour: number, targetBytes: number): Promise<FileBody> {
+    const id = `${app}/${hour}/${targetBytes}`;
+    let file = this.largeFiles.get(id);
+    if (!file) {
+      file = this.buildLargeLogFile(app, hour, targetBytes);
+      this.largeFiles.set(id, file);
+      file.catch(() => this.largeFiles.delete(id));
+    }
+    return file;
+  }
+
+  private async buildLargeLogFile(app: string, hour: number, targetBytes: number): Promise<FileBody> {
     const diskPath = path.join(this.cacheDir, `${this.dataset.seed}-${app}-${hour}-${targetBytes}.json.gz`);
     const rowsPath = `${diskPath}.rows`;
     if (!existsSync(diskPath) || !existsSync(rowsPath)) {
@@ -440,7 +476,7 @@ export class LocalyticsSimulator {
       async function* blocks() {
         for (let i = 0; i < repeats; i++) yield block;
       }
-      const temp = `${diskPath}.tmp-${process.pid}`;
+      const temp = `${diskPath}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
       await pipeline(Readable.from(blocks()), createGzip({ level: 0 }), createWriteStream(temp));
       await rename(temp, diskPath);
       await writeFile(rowsPath, String(repeats * blockRows));
@@ -531,4 +567,17 @@ export function logicalName(ref: FileRef): string {
     case 'chg':
       return `profile_changes/${ref.id}/${ref.n}`;
   }
+}
+
+/** Wait until the response can take more, or is gone (a client that hung up never drains). */
+function drainOrClose(response: http.ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      response.off('drain', done);
+      response.off('close', done);
+      resolve();
+    };
+    response.once('drain', done);
+    response.once('close', done);
+  });
 }

@@ -163,3 +163,14 @@ test('parseRetryAfter reads seconds and HTTP dates', () => {
   expect(parseRetryAfter('soon')).toBeUndefined();
   expect(parseRetryAfter(null)).toBeUndefined();
 });
+
+test('the backoff after 429s without Retry-After starts over once the API answers again', async () => {
+  const client = clientFor(simulator, 6000, () => 1);
+  const job = { kind: 'log_hour', appUuid: app(), hour: readyHour() } as const;
+  simulator.faults.add({ kind: 'throttle', count: 2 });
+  await client.resolve(job);
+  await client.resolve(job);
+  expect((await client.resolve(job)).status).toBe('ready');
+  simulator.faults.add({ kind: 'throttle' });
+  expect(await client.resolve(job)).toEqual({ status: 'throttled', retryAfterMs: 1000 });
+});

@@ -5,7 +5,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
 import { LocalDirSink } from '../../functions/adapters/local-dir-sink.js';
 import { copyJob } from '../../functions/core/copy-job.js';
-import { LocationExpiredError, TransientError } from '../../functions/core/errors.js';
+import { LocationExpiredError, RequestInFlightError, SinkError, TransientError } from '../../functions/core/errors.js';
 import { dataKey, pendingChangeSetKey, type SyncJob } from '../../functions/core/jobs.js';
 import {
   type DownloadedFile,
@@ -241,4 +241,142 @@ describe('copyJob on profile_changes, whose every 302 consumes the change set', 
     expect(source.resolved).toHaveLength(1);
     expect((await filesUnder(dir)).some((file) => file.includes('profile_changes_lost'))).toBe(true);
   });
+});
+
+describe('copyJob keeps change sets safe across runs', () => {
+  test('a fresh claim by another run blocks this one (retryable), without asking the API', async () => {
+    const sink = new LocalDirSink(await tempDir());
+    await sink.writeText(
+      pendingChangeSetKey(changes as never),
+      JSON.stringify({
+        state: 'claimed',
+        profileDbId: '60',
+        generatedAt: 0,
+        key: 'k',
+        claimedAt: new Date().toISOString(),
+      }),
+    );
+    const source = new ScriptedSource([], []);
+    const outcome = await copyJob(changes, {
+      source,
+      sink,
+      logger: silentLogger,
+      clock: { now: Date.now, sleep: async () => {} },
+    });
+    expect(outcome).toMatchObject({
+      status: 'failed',
+      retryable: true,
+      reason: 'another run is requesting this change set right now',
+    });
+    expect(source.resolved).toHaveLength(0);
+  });
+
+  test('a stale claim (its run died mid-request) is taken over and reported as a possible loss', async () => {
+    const sink = new LocalDirSink(await tempDir());
+    await sink.writeText(
+      pendingChangeSetKey(changes as never),
+      JSON.stringify({
+        state: 'claimed',
+        profileDbId: '60',
+        generatedAt: 0,
+        key: 'k',
+        claimedAt: '2020-01-01T00:00:00Z',
+      }),
+    );
+    const source = new ScriptedSource([ready('https://s3.amazonaws.com/set-2')], [ok(Buffer.from('{"profile":{}}\n'))]);
+    const outcome = await copyJob(changes, {
+      source,
+      sink,
+      logger: silentLogger,
+      clock: { now: Date.now, sleep: async () => {} },
+    });
+    expect(outcome.status).toBe('copied');
+    expect(outcome.status === 'copied' && outcome.warnings[0]).toMatch(/may have consumed one that was never saved/);
+  });
+
+  test('a profile_changes request that fails in flight is not retried: it may have consumed a change set', async () => {
+    const sink = new LocalDirSink(await tempDir());
+    const source = new ScriptedSource(
+      [{ status: 'failed', error: new RequestInFlightError('request to /x failed: timeout'), retryable: true }],
+      [],
+    );
+    const outcome = await copyJob(changes, { source, sink, logger: silentLogger, clock: noWait });
+    expect(outcome).toMatchObject({ status: 'failed', retryable: false });
+    expect(outcome.status === 'failed' && outcome.reason).toMatch(/may have consumed a change set/);
+    expect(await sink.readText(pendingChangeSetKey(changes as never))).toBeUndefined();
+  });
+
+  test('when the Location cannot be saved and the copy fails, the change set is reported lost, not re-requested', async () => {
+    const dir = await tempDir();
+    const real = new LocalDirSink(dir);
+    const sink = Object.assign(Object.create(real) as LocalDirSink, {
+      writeText: async (key: string, text: string) => {
+        if (key.startsWith('_state/profile_changes/')) throw new Error('S3 is down');
+        return real.writeText(key, text);
+      },
+    });
+    const source = new ScriptedSource(
+      [ready('https://s3.amazonaws.com/set-1')],
+      [failing(new TransientError('reset')), failing(new TransientError('reset'))],
+    );
+    const outcome = await copyJob(changes, {
+      source,
+      sink,
+      logger: silentLogger,
+      clock: noWait,
+      maxDownloadAttempts: 2,
+    });
+    expect(outcome).toMatchObject({ status: 'failed', retryable: false });
+    expect(outcome.status === 'failed' && outcome.reason).toMatch(
+      /change set lost: its URL could not be saved \(S3 is down\)/,
+    );
+    expect(source.resolved).toHaveLength(1);
+  });
+
+  test('a record that cannot be deleted after the copy leaves the job copied', async () => {
+    const dir = await tempDir();
+    const real = new LocalDirSink(dir);
+    const sink = Object.assign(Object.create(real) as LocalDirSink, {
+      delete: async () => {
+        throw new Error('AccessDenied');
+      },
+    });
+    const source = new ScriptedSource([ready('https://s3.amazonaws.com/set-1')], [ok(Buffer.from('{"profile":{}}\n'))]);
+    const outcome = await copyJob(changes, { source, sink, logger: silentLogger, clock: noWait });
+    expect(outcome).toMatchObject({ status: 'copied', downloads: 1 });
+  });
+});
+
+test('a destination failure is reported with its own cause, not as a "premature close" of the download', async () => {
+  const dir = await tempDir();
+  const real = new LocalDirSink(dir);
+  const sink = Object.assign(Object.create(real) as LocalDirSink, {
+    write: async (_key: string, body: Readable) => {
+      body.destroy();
+      throw new SinkError('writing x failed: ENOSPC: no space left on device');
+    },
+  });
+  const source = new ScriptedSource(
+    [ready('https://s3.amazonaws.com/a')],
+    [ok(gzipSync('{}\n')), ok(gzipSync('{}\n'))],
+  );
+  const outcome = await copyJob(logHour, { source, sink, logger: silentLogger, clock: noWait, maxDownloadAttempts: 2 });
+  expect(outcome).toMatchObject({ status: 'failed', retryable: true });
+  expect(outcome.status === 'failed' && outcome.reason).toMatch(/ENOSPC/);
+});
+
+test('an aborted signal interrupts a job before it asks the API', async () => {
+  const dir = await tempDir();
+  const controller = new AbortController();
+  controller.abort();
+  const source = new ScriptedSource([], []);
+  const outcome = await copyJob(logHour, {
+    source,
+    sink: new LocalDirSink(dir),
+    logger: silentLogger,
+    clock: noWait,
+    signal: controller.signal,
+  });
+  expect(outcome.status).toBe('interrupted');
+  expect(source.resolved).toHaveLength(0);
 });

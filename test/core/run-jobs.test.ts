@@ -90,3 +90,34 @@ test('a job throttled maxThrottles times is reported failed (kept for the next r
   expect(reports[0]?.outcome).toMatchObject({ status: 'failed', retryable: true });
   expect(reports[0]?.attempts).toBe(4);
 });
+
+test('a copy function that throws still yields one failed report instead of a hung run', async () => {
+  const reports = await runJobs(jobs.slice(0, 2), {
+    concurrency: 2,
+    clock: noWait,
+    copy: async () => {
+      throw new Error('bug');
+    },
+  });
+  expect(reports.map((report) => report.outcome)).toMatchObject([
+    { status: 'failed', reason: 'bug' },
+    { status: 'failed', reason: 'bug' },
+  ]);
+});
+
+test('after an abort, jobs not started yet are reported interrupted, not run', async () => {
+  const controller = new AbortController();
+  let calls = 0;
+  const reports = await runJobs(jobs, {
+    concurrency: 1,
+    clock: noWait,
+    signal: controller.signal,
+    copy: async (job) => {
+      calls++;
+      controller.abort();
+      return copied(String((job as { hour: number }).hour));
+    },
+  });
+  expect(calls).toBe(1);
+  expect(reports.filter((report) => report.outcome.status === 'interrupted')).toHaveLength(4);
+});
