@@ -1,4 +1,5 @@
 import { S3Client } from '@aws-sdk/client-s3';
+import { SQSClient } from '@aws-sdk/client-sqs';
 
 /**
  * The S3 client, from the standard AWS SDK environment. With an endpoint override (an emulator or an S3-compatible
@@ -7,4 +8,13 @@ import { S3Client } from '@aws-sdk/client-s3';
 export function createS3Client(env: Readonly<Record<string, string | undefined>>): S3Client {
   const endpoint = env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
   return new S3Client({ forcePathStyle: Boolean(endpoint) || env.AWS_S3_FORCE_PATH_STYLE === 'true' });
+}
+
+/**
+ * The SQS client. By default the SDK sends each call to the host of its queue URL; with an endpoint override (an
+ * emulator, a VPC endpoint) the override must win, so that behaviour is switched off then.
+ */
+export function createSqsClient(env: Readonly<Record<string, string | undefined>>): SQSClient {
+  const endpoint = env.AWS_ENDPOINT_URL_SQS ?? env.AWS_ENDPOINT_URL;
+  return new SQSClient(endpoint ? { useQueueUrlAsEndpoint: false } : {});
 }

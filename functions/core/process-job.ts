@@ -23,6 +23,8 @@ export interface ProcessJobOptions {
   readonly notReadyDeadlineMs?: number;
   /** Delay before a not-ready hour is tried again. Default 15 min (SQS's maximum). */
   readonly notReadyDelaySeconds?: number;
+  /** First redelivery backoff of a retryable failure, doubled each delivery. Default 30 s. */
+  readonly retryBaseSeconds?: number;
 }
 
 export type ProcessResult =
@@ -95,7 +97,8 @@ export async function processJobMessage(
         return { action: 'parked', reason };
       }
       // Exponential backoff across deliveries: 30 s, 60 s, 120 s, ...
-      const visibilitySeconds = Math.min(43_200, 30 * 2 ** Math.max(0, options.receiveCount - 1));
+      const base = options.retryBaseSeconds ?? 30;
+      const visibilitySeconds = Math.min(43_200, base * 2 ** Math.max(0, options.receiveCount - 1));
       return { action: 'retry', reason: outcome.reason, visibilitySeconds };
     }
   }

@@ -29,6 +29,10 @@ const envSchema = z.object({
   BACKFILL_DAYS: positiveInt.max(30).default(7),
   NOT_READY_DEADLINE_HOURS: positiveInt.default(24),
   ALLOWED_FILE_HOSTS: list.default([]),
+  /** First backoff of a retryable failure across deliveries (doubles each delivery). */
+  RETRY_BASE_SECONDS: positiveInt.default(30),
+  /** Delay before a not-ready log hour is tried again (SQS allows at most 900). */
+  NOT_READY_DELAY_SECONDS: positiveInt.max(900).default(900),
 });
 
 export interface HandlerConfig {
@@ -48,6 +52,8 @@ export interface HandlerConfig {
   readonly backfillDays: number;
   readonly notReadyDeadlineHours: number;
   readonly allowedFileHosts: readonly string[];
+  readonly retryBaseSeconds: number;
+  readonly notReadyDelaySeconds: number;
 }
 
 export function readHandlerConfig(env: Readonly<Record<string, string | undefined>>): HandlerConfig {
@@ -73,5 +79,7 @@ export function readHandlerConfig(env: Readonly<Record<string, string | undefine
     backfillDays: e.BACKFILL_DAYS,
     notReadyDeadlineHours: e.NOT_READY_DEADLINE_HOURS,
     allowedFileHosts: e.ALLOWED_FILE_HOSTS,
+    retryBaseSeconds: e.RETRY_BASE_SECONDS,
+    notReadyDelaySeconds: e.NOT_READY_DELAY_SECONDS,
   };
 }

@@ -1,7 +1,6 @@
 import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { SQSClient } from '@aws-sdk/client-sqs';
-import { createS3Client } from '../adapters/aws-clients.js';
+import { createS3Client, createSqsClient } from '../adapters/aws-clients.js';
 import { LocalyticsClient } from '../adapters/localytics-client.js';
 import { fromPowertools } from '../adapters/powertools-logger.js';
 import { S3Sink } from '../adapters/s3-sink.js';
@@ -29,12 +28,8 @@ export function runtime(env: Readonly<Record<string, string | undefined>> = proc
   return cached;
 }
 
-/** Forget the cached runtime (tests that change the environment). */
-export function resetRuntime(): void {
-  cached = undefined;
-}
-
-function createRuntime(env: Readonly<Record<string, string | undefined>>): Runtime {
+/** A fresh runtime (one per Lambda container; tests make several to play several containers). */
+export function createRuntime(env: Readonly<Record<string, string | undefined>>): Runtime {
   const config = readHandlerConfig(env);
   const powertoolsLogger = new PowertoolsLogger({ serviceName: 'localytics-export-sync' });
   const logger = fromPowertools(powertoolsLogger);
@@ -47,7 +42,7 @@ function createRuntime(env: Readonly<Record<string, string | undefined>>): Runti
     logger,
     powertoolsLogger,
     sink: new S3Sink(createS3Client(env), { bucket: config.bucket, prefix: config.prefix }),
-    queue: new SqsJobQueue(new SQSClient({}), config.queueUrl, config.deadLetterQueueUrl),
+    queue: new SqsJobQueue(createSqsClient(env), config.queueUrl, config.deadLetterQueueUrl),
     async source() {
       const credentials = await secrets.getCredentials();
       const key = `${credentials.apiKey}\u0000${credentials.apiSecret}`;

@@ -32,6 +32,8 @@ export interface SimulatorOptions {
   readonly credentials?: { readonly apiKey: string; readonly apiSecret: string };
   /** API requests per minute per key before `429`. Default 50, as documented. */
   readonly ratePerMinute?: number;
+  /** Length of the rate window, ms: tests shrink it (with the rate) to see minutes' pacing in seconds. Default 60 s. */
+  readonly rateWindowMs?: number;
   readonly dataset?: Partial<DatasetOptions>;
   /** The simulator's clock. */
   readonly now?: () => number;
@@ -97,6 +99,7 @@ export class LocalyticsSimulator {
   private readonly signingKey: string;
   private readonly credentials: { apiKey: string; apiSecret: string };
   private readonly ratePerMinute: number;
+  private readonly rateWindowMs: number;
   private readonly window = new Map<string, number[]>();
   private readonly changeCursor = new Map<string, number>();
   private readonly now: () => number;
@@ -110,6 +113,7 @@ export class LocalyticsSimulator {
     this.dataset = { ...DEFAULT_DATASET, ...options.dataset };
     this.credentials = { ...(options.credentials ?? SIMULATOR_DEFAULT_CREDENTIALS) };
     this.ratePerMinute = options.ratePerMinute ?? 50;
+    this.rateWindowMs = options.rateWindowMs ?? 60_000;
     this.now = options.now ?? Date.now;
     this.readyLagMs = options.readyLagMs ?? 20 * 60_000;
     this.urlTtlMs = options.urlTtlMs ?? 2 * DAY_MS;
@@ -221,10 +225,10 @@ export class LocalyticsSimulator {
     return a.length === b.length && timingSafeEqual(a, b) ? this.credentials.apiKey : undefined;
   }
 
-  /** Sliding 60 s window per key: admit when fewer than `ratePerMinute` requests were admitted in it. */
+  /** Sliding window per key (60 s): admit when fewer than `ratePerMinute` requests were admitted in it. */
   private admit(key: string): boolean {
     const now = this.now();
-    const times = (this.window.get(key) ?? []).filter((time) => time > now - 60_000);
+    const times = (this.window.get(key) ?? []).filter((time) => time > now - this.rateWindowMs);
     this.window.set(key, times);
     if (times.length >= this.ratePerMinute) return false;
     times.push(now);
@@ -233,7 +237,7 @@ export class LocalyticsSimulator {
 
   private retryAfterSeconds(key: string): number {
     const oldest = this.window.get(key)?.[0] ?? this.now();
-    return Math.max(1, Math.ceil((oldest + 60_000 - this.now()) / 1000));
+    return Math.max(1, Math.ceil((oldest + this.rateWindowMs - this.now()) / 1000));
   }
 
   private sendList(response: http.ServerResponse, fault: FaultRule | undefined, list: unknown[]) {

@@ -1,0 +1,208 @@
+import { gunzipSync } from 'node:zlib';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { floorHour, formatHour, HOUR_MS } from '../../functions/core/hours.js';
+import { newJobMessage, parseJobMessage, serializeJobMessage } from '../../functions/core/job-message.js';
+import { dataKey, type SyncJob } from '../../functions/core/jobs.js';
+import { createCopierHandler } from '../../functions/handlers/copier.js';
+import { createPlannerHandler } from '../../functions/handlers/planner.js';
+import { createRuntime } from '../../functions/handlers/runtime.js';
+import { logRows, serializeRows } from '../../functions/simulator/dataset.js';
+import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
+import {
+  createS3Client,
+  createTestBucket,
+  getObjectBytes,
+  listAllKeys,
+  s3Endpoint,
+  s3Environment,
+} from '../support/s3.js';
+import { S3RecordingProxy } from '../support/s3-proxy.js';
+import { credentials, useSimulator } from '../support/simulator.js';
+import {
+  createJobQueues,
+  createSqsClient,
+  lambdaContext,
+  pollUntilEmpty,
+  queueDepth,
+  receiveAll,
+  sqsEndpoint,
+  toSqsEvent,
+} from '../support/sqs.js';
+
+const simulator = useSimulator();
+const secrets = new FakeSecretsManager();
+const s3 = createS3Client();
+const sqs = createSqsClient();
+const secretArn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:localytics-api-AbCdEf';
+const app = () => simulator.dataset.apps[0] as string;
+
+beforeAll(async () => {
+  await secrets.start();
+  secrets.put(secretArn, JSON.stringify(credentials));
+  Object.assign(process.env, {
+    ...s3Environment(),
+    AWS_ENDPOINT_URL_SQS: sqsEndpoint(),
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
+    POWERTOOLS_LOG_LEVEL: 'WARN',
+  });
+});
+afterAll(() => secrets.stop());
+afterEach(() => simulator.faults.clear());
+
+let queues: Awaited<ReturnType<typeof createJobQueues>>;
+let bucket: string;
+
+beforeEach(async () => {
+  queues = await createJobQueues(sqs);
+  bucket = await createTestBucket(s3);
+});
+
+function deployment(overrides: Record<string, string> = {}) {
+  const env = {
+    ...process.env,
+    DEST_BUCKET: bucket,
+    DEST_PREFIX: 'lake',
+    SECRET_ID: secretArn,
+    API_URL: simulator.url,
+    APPS: app(),
+    DATASETS: 'logs,audiences,profiles',
+    RATE_PER_MINUTE: '6000',
+    BUDGET_SHARES: '3',
+    QUEUE_URL: queues.queueUrl,
+    DLQ_URL: queues.dlqUrl,
+    MAX_RECEIVE_COUNT: '3',
+    BACKFILL_DAYS: '1',
+    RETRY_BASE_SECONDS: '1',
+    ...overrides,
+  };
+  const runtime = createRuntime(env);
+  return { planner: createPlannerHandler(() => runtime), copier: createCopierHandler(() => runtime) };
+}
+
+async function send(body: string) {
+  await sqs.send(new SendMessageCommand({ QueueUrl: queues.queueUrl, MessageBody: body }));
+}
+
+const logJob = (hour: number): SyncJob => ({ kind: 'log_hour', appUuid: app(), hour });
+
+test('the planner enqueues one job per missing file and the copiers land every one of them', async () => {
+  const { planner, copier } = deployment();
+  const summary = await planner({ task: 'exports' });
+  // 24 log hours (one day back, one hour of lag) + 4 audience files + profile + profile_changes.
+  expect(summary).toMatchObject({ task: 'exports', enqueued: 24 + 4 + 2, present: 0 });
+  const run = await pollUntilEmpty(sqs, queues, copier);
+  expect(run.failures).toBe(0);
+  const keys = await listAllKeys(s3, bucket, 'lake/');
+  expect(keys.filter((key) => key.startsWith('lake/raw_logs/'))).toHaveLength(24);
+  expect(keys.filter((key) => key.startsWith('lake/audiences/'))).toHaveLength(4);
+  expect(keys.filter((key) => /^lake\/profile(s|_changes)\//.test(key))).toHaveLength(2);
+  expect(await queueDepth(sqs, queues.dlqUrl)).toMatchObject({ visible: 0 });
+  expect(secrets.requests.every((request) => request.secretId === secretArn)).toBe(true);
+
+  // The next run finds everything present and enqueues nothing.
+  expect(await planner({ task: 'exports' })).toMatchObject({ enqueued: 0, present: 30 });
+});
+
+test('a transient failure fails only its own record of the batch, and its redelivery lands it', async () => {
+  const { copier } = deployment();
+  const hours = [5, 6, 7].map((n) => floorHour(Date.now()) - n * HOUR_MS);
+  for (const hour of hours) await send(serializeJobMessage(newJobMessage(logJob(hour), Date.now())));
+  simulator.faults.add({
+    kind: 'file_server_error',
+    count: 4,
+    match: `log/${app()}/${formatHour(hours[1] as number)}`,
+  });
+  const run = await pollUntilEmpty(sqs, queues, copier);
+  expect(run.failures).toBe(1);
+  for (const hour of hours) {
+    const stored = gunzipSync(await getObjectBytes(s3, bucket, `lake/${dataKey(logJob(hour))}`)).toString();
+    expect(stored).toBe(serializeRows(logRows(simulator.dataset, app(), hour)));
+  }
+  expect(await queueDepth(sqs, queues.dlqUrl)).toMatchObject({ visible: 0 });
+});
+
+test('a message delivered again after it was processed finds its object present: no second download', async () => {
+  const { copier } = deployment();
+  const hour = floorHour(Date.now()) - 8 * HOUR_MS;
+  await send(serializeJobMessage(newJobMessage(logJob(hour), Date.now())));
+  const messages = await receiveAll(sqs, queues.queueUrl);
+  const mark = simulator.requests.length;
+  // At-least-once delivery: the same event reaches the copier twice (e.g. its deletion was lost).
+  expect((await copier(toSqsEvent(messages, queues.queueArn), lambdaContext())).batchItemFailures).toEqual([]);
+  expect((await copier(toSqsEvent(messages, queues.queueArn), lambdaContext())).batchItemFailures).toEqual([]);
+  expect(await listAllKeys(s3, bucket, 'lake/')).toEqual([`lake/${dataKey(logJob(hour))}`]);
+  expect(simulator.requests.slice(mark).filter((r) => r.kind === 'file')).toHaveLength(1);
+});
+
+test('two copies of one job in the same batch land one object with one download', async () => {
+  const { copier } = deployment();
+  const hour = floorHour(Date.now()) - 10 * HOUR_MS;
+  const body = serializeJobMessage(newJobMessage(logJob(hour), Date.now()));
+  await send(body);
+  await send(body);
+  const mark = simulator.requests.length;
+  const run = await pollUntilEmpty(sqs, queues, copier);
+  expect(run.invocations).toBe(1);
+  expect(await listAllKeys(s3, bucket, 'lake/')).toEqual([`lake/${dataKey(logJob(hour))}`]);
+  expect(simulator.requests.slice(mark).filter((r) => r.kind === 'file')).toHaveLength(1);
+});
+
+test('a permanent failure and a malformed message are parked in the dead-letter queue with their reasons', async () => {
+  const { copier } = deployment();
+  await send(
+    serializeJobMessage(
+      newJobMessage(
+        { kind: 'audience', audienceId: '999', identifierType: 'idfa', generatedAt: Date.now() },
+        Date.now(),
+      ),
+    ),
+  );
+  await send('{"v":1,"job":{"kind":"log_hour","appUuid":"../../etc","hour":0},"requeues":0,"plannedAt":""}');
+  const run = await pollUntilEmpty(sqs, queues, copier);
+  expect(run.failures).toBe(0);
+  const parked = await receiveAll(sqs, queues.dlqUrl);
+  const reasons = parked.map((message) => message.MessageAttributes?.failureReason?.StringValue).sort();
+  expect(reasons).toEqual([
+    '/v1/exports/audiences/999/idfa answered 403 (no access to this export)',
+    'message is not a job: job.appUuid is not a Localytics app ID',
+  ]);
+  expect(await listAllKeys(s3, bucket, 'lake/')).toEqual([]);
+});
+
+test('a log hour that is not ready yet goes back on the queue with a delay, not to the dead-letter queue', async () => {
+  const { copier } = deployment();
+  await send(serializeJobMessage(newJobMessage(logJob(floorHour(Date.now())), Date.now())));
+  const run = await pollUntilEmpty(sqs, queues, copier);
+  expect(run.failures).toBe(0);
+  expect(await queueDepth(sqs, queues.queueUrl)).toMatchObject({ delayed: 1 });
+  expect(await queueDepth(sqs, queues.dlqUrl)).toMatchObject({ visible: 0 });
+});
+
+describe('a copier near its deadline', () => {
+  const proxy = new S3RecordingProxy(s3Endpoint());
+  beforeAll(() => proxy.start());
+  afterAll(() => proxy.stop());
+
+  test('hands its job back instead of dying mid-copy: nothing partial, no open upload', async () => {
+    const hour = floorHour(Date.now()) - 9 * HOUR_MS;
+    simulator.setLargeHour(app(), hour, 24 * 1024 * 1024);
+    simulator.faults.add({ kind: 'slow', match: `log/${app()}/${formatHour(hour)}` });
+    const previous = process.env.AWS_ENDPOINT_URL_S3;
+    process.env.AWS_ENDPOINT_URL_S3 = proxy.url;
+    try {
+      const { copier } = deployment();
+      await send(serializeJobMessage(newJobMessage(logJob(hour), Date.now())));
+      const messages = await receiveAll(sqs, queues.queueUrl);
+      // 31 s left: the copier stops after about 1 s (it keeps a 30 s margin for cleanup).
+      const response = await copier(toSqsEvent(messages, queues.queueArn), lambdaContext(31_000));
+      expect(response.batchItemFailures).toEqual([]);
+    } finally {
+      process.env.AWS_ENDPOINT_URL_S3 = previous;
+    }
+    expect(await listAllKeys(s3, bucket, 'lake/')).toEqual([]);
+    expect(proxy.openUploads()).toEqual([]);
+    const [requeued] = await receiveAll(sqs, queues.queueUrl);
+    expect(parseJobMessage(requeued?.Body as string)).toMatchObject({ requeues: 1, job: { hour } });
+  });
+});
