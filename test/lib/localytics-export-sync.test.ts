@@ -1,0 +1,172 @@
+import { App, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Bucket } from 'aws-cdk-lib/aws-s3';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { describe, expect, test } from 'vitest';
+import { readStackConfig } from '../../lib/config.js';
+import { LocalyticsExportSync, type LocalyticsExportSyncProps } from '../../lib/localytics-export-sync.js';
+import { LocalyticsExportSyncStack } from '../../lib/localytics-export-sync-stack.js';
+
+const APP_ID = '1bea53c5f15a26dff0a078f-2eedf7d6-fd41-11e3-4735-00a426b17dd8';
+
+function stackFromContext(context: Record<string, unknown> = {}) {
+  const app = new App({ context: { secretName: 'localytics/api', apps: [APP_ID], ...context } });
+  const stack = new LocalyticsExportSyncStack(app, 'Test', { config: readStackConfig(app.node) });
+  return { app, stack, template: Template.fromStack(stack) };
+}
+
+type Statement = { Effect: string; Action: string | string[]; Resource: unknown };
+
+function statements(template: Template): Statement[] {
+  return Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
+    (policy) => (policy as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties.PolicyDocument.Statement,
+  );
+}
+
+const asArray = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
+
+describe('the synthesized stack', () => {
+  const { app, template } = stackFromContext();
+
+  test('plans logs hourly in UTC and pulls audiences and profiles daily at 09:30 New York time', () => {
+    template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'cron(20 * * * ? *)',
+      ScheduleExpressionTimezone: 'Etc/UTC',
+      Target: Match.objectLike({ Input: JSON.stringify({ task: 'logs' }) }),
+    });
+    template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'cron(30 9 * * ? *)',
+      ScheduleExpressionTimezone: 'America/New_York',
+      Target: Match.objectLike({ Input: JSON.stringify({ task: 'exports' }) }),
+    });
+  });
+
+  test('the job queue redrives to a dead-letter queue, with a visibility timeout 6x the copier timeout', () => {
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      VisibilityTimeout: 1800,
+      RedrivePolicy: { deadLetterTargetArn: Match.anyValue(), maxReceiveCount: 5 },
+      SqsManagedSseEnabled: true,
+    });
+    template.resourceCountIs('AWS::SQS::Queue', 2);
+  });
+
+  test('the copier consumes the queue with partial batch responses and a maximum concurrency', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      BatchSize: 5,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 2 },
+    });
+  });
+
+  test('both functions run Node.js 22 on arm64, with the budget split between the copiers and the planner', () => {
+    const functions = template.findResources('AWS::Lambda::Function', {
+      Properties: { Runtime: 'nodejs22.x', Architectures: ['arm64'] },
+    });
+    expect(Object.keys(functions)).toHaveLength(2);
+    for (const fn of Object.values(functions) as { Properties: { Environment: { Variables: Record<string, unknown> } } }[]) {
+      expect(fn.Properties.Environment.Variables).toMatchObject({ RATE_PER_MINUTE: '50', BUDGET_SHARES: '3' });
+    }
+  });
+
+  test('no IAM statement lets anything write to S3 outside the key prefix', () => {
+    const writes = /^s3:(Put|Delete|Abort|Restore|\*|Replicate)/;
+    const writeStatements = statements(template).filter((s) => asArray(s.Action).some((a) => writes.test(a)));
+    expect(writeStatements.length).toBeGreaterThan(0);
+    for (const statement of writeStatements) {
+      for (const resource of asArray(statement.Resource)) {
+        expect(JSON.stringify(resource)).toMatch(/\/localytics\/(_state\/)?\*"\]\]\}$/);
+      }
+    }
+  });
+
+  test('listing is allowed only under the prefix', () => {
+    const lists = statements(template).filter((s) => asArray(s.Action).includes('s3:ListBucket'));
+    expect(lists).toHaveLength(2);
+    for (const statement of lists) {
+      expect(statement).toMatchObject({ Condition: { StringLike: { 's3:prefix': ['localytics/*'] } } });
+    }
+  });
+
+  test('the secret is passed by ARN only and only the two functions may read it', () => {
+    const readers = statements(template).filter((s) => asArray(s.Action).includes('secretsmanager:GetSecretValue'));
+    expect(readers).toHaveLength(2);
+    const variables = Object.values(template.findResources('AWS::Lambda::Function')).map((fn) =>
+      JSON.stringify((fn as { Properties: { Environment: unknown } }).Properties.Environment),
+    );
+    for (const env of variables) expect(env).not.toMatch(/apiSecret|API_SECRET|API_KEY/);
+  });
+
+  test('a created bucket is encrypted, private, versioned, TLS-only and aborts stale multipart uploads', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      BucketEncryption: Match.objectLike({}),
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      VersioningConfiguration: { Status: 'Enabled' },
+      LifecycleConfiguration: { Rules: [Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } })] },
+    });
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+    });
+    template.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Retain' });
+  });
+
+  test('cdk-nag AwsSolutions finds nothing unacknowledged', () => {
+    const report = new AwsSolutionsChecks(app).validateScope(app);
+    expect(report.violations.map((violation) => `${violation.ruleName}: ${violation.violatingResources.map((r) => r.constructPath).join(', ')}`)).toEqual([]);
+    expect(report.success).toBe(true);
+  });
+});
+
+test('cdk-nag catches a wildcard write outside the prefix (the check can fail)', () => {
+  const app = new App();
+  const stack = new Stack(app, 'Nag');
+  const sync = new LocalyticsExportSync(stack, 'Sync', { secret: Secret.fromSecretNameV2(stack, 'S', 'x'), apps: [APP_ID] });
+  sync.copier.addToRolePolicy(new PolicyStatement({ actions: ['s3:PutObject'], resources: [sync.bucket.arnForObjects('*')] }));
+  app.synth();
+  const report = new AwsSolutionsChecks(app).validateScope(app);
+  expect(report.violations.map((violation) => violation.ruleName)).toEqual([
+    expect.stringMatching(/^AwsSolutions-IAM5\[Resource::<SyncBucket.*\.Arn>\/\*\]$/),
+  ]);
+});
+
+test('an existing bucket is imported, not created, and writes are scoped to its prefix', () => {
+  const { template } = stackFromContext({ bucketName: 'customer-lake', keyPrefix: 'vendors/localytics' });
+  template.resourceCountIs('AWS::S3::Bucket', 0);
+  const puts = statements(template).filter((s) => asArray(s.Action).includes('s3:PutObject'));
+  expect(JSON.stringify(puts)).toContain(':s3:::customer-lake/vendors/localytics/*');
+});
+
+test('a customer-managed bucket key gets grants: encrypt for the copier, decrypt for the planner', () => {
+  const { template } = stackFromContext({ bucketName: 'customer-lake', bucketKmsKeyArn: 'arn:aws:kms:us-east-1:123456789012:key/abcd' });
+  const kms = statements(template).filter((s) => asArray(s.Action).some((a) => a.startsWith('kms:')));
+  expect(kms.map((s) => asArray(s.Action).sort())).toEqual(
+    expect.arrayContaining([expect.arrayContaining(['kms:Decrypt']), expect.arrayContaining(['kms:Encrypt', 'kms:GenerateDataKey*'])]),
+  );
+});
+
+describe('configuration errors name what is wrong', () => {
+  test.each([
+    [{ apps: ['not-an-app'] }, /apps: "not-an-app" is not a Localytics app ID/],
+    [{ apps: [] }, /apps must list at least one Localytics app ID when the logs dataset is synced/],
+    [{ copierConcurrency: 1 }, /context "copierConcurrency"/],
+    [{ datasets: 'logs,events' }, /context "datasets"/],
+    [{ bucketName: 'Bad_Bucket' }, /context "bucketName" is not a valid S3 bucket name/],
+    [{ exportsScheduleTimeZone: 'Mars/Olympus' }, /exportsScheduleTimeZone" Mars\/Olympus is not an IANA time zone/],
+    [{ keyPrefix: '../x' }, /keyPrefix "..\/x" must be/],
+  ])('%j', (context, message) => {
+    expect(() => stackFromContext(context)).toThrow(message);
+  });
+
+  test('a missing secret name', () => {
+    const app = new App({ context: { apps: [APP_ID] } });
+    expect(() => readStackConfig(app.node)).toThrow(/context "secretName"/);
+  });
+
+  test('construct props are checked too', () => {
+    const stack = new Stack(new App(), 'Props');
+    const props: LocalyticsExportSyncProps = { secret: Secret.fromSecretNameV2(stack, 'S', 'x'), apps: [APP_ID], batchSize: 11 };
+    expect(() => new LocalyticsExportSync(stack, 'Sync', props)).toThrow(/batchSize must be a whole number from 1 to 10, got 11/);
+    expect(() => new LocalyticsExportSync(stack, 'Sync2', { ...props, batchSize: 5, bucket: Bucket.fromBucketName(stack, 'B', 'b-b-b'), backfillDays: 31 })).toThrow(/backfillDays must be from 1 to 30/);
+  });
+});
