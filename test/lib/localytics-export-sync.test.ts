@@ -21,7 +21,8 @@ type Statement = { Effect: string; Action: string | string[]; Resource: unknown 
 
 function statements(template: Template): Statement[] {
   return Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
-    (policy) => (policy as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties.PolicyDocument.Statement,
+    (policy) =>
+      (policy as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties.PolicyDocument.Statement,
   );
 }
 
@@ -65,7 +66,9 @@ describe('the synthesized stack', () => {
       Properties: { Runtime: 'nodejs22.x', Architectures: ['arm64'] },
     });
     expect(Object.keys(functions)).toHaveLength(2);
-    for (const fn of Object.values(functions) as { Properties: { Environment: { Variables: Record<string, unknown> } } }[]) {
+    for (const fn of Object.values(functions) as {
+      Properties: { Environment: { Variables: Record<string, unknown> } };
+    }[]) {
       expect(fn.Properties.Environment.Variables).toMatchObject({ RATE_PER_MINUTE: '50', BUDGET_SHARES: '3' });
     }
   });
@@ -101,19 +104,34 @@ describe('the synthesized stack', () => {
   test('a created bucket is encrypted, private, versioned, TLS-only and aborts stale multipart uploads', () => {
     template.hasResourceProperties('AWS::S3::Bucket', {
       BucketEncryption: Match.objectLike({}),
-      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
       VersioningConfiguration: { Status: 'Enabled' },
-      LifecycleConfiguration: { Rules: [Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } })] },
+      LifecycleConfiguration: {
+        Rules: [Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } })],
+      },
     });
     template.hasResourceProperties('AWS::S3::BucketPolicy', {
-      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
     });
     template.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Retain' });
   });
 
   test('cdk-nag AwsSolutions finds nothing unacknowledged', () => {
     const report = new AwsSolutionsChecks(app).validateScope(app);
-    expect(report.violations.map((violation) => `${violation.ruleName}: ${violation.violatingResources.map((r) => r.constructPath).join(', ')}`)).toEqual([]);
+    expect(
+      report.violations.map(
+        (violation) => `${violation.ruleName}: ${violation.violatingResources.map((r) => r.constructPath).join(', ')}`,
+      ),
+    ).toEqual([]);
     expect(report.success).toBe(true);
   });
 });
@@ -121,8 +139,13 @@ describe('the synthesized stack', () => {
 test('cdk-nag catches a wildcard write outside the prefix (the check can fail)', () => {
   const app = new App();
   const stack = new Stack(app, 'Nag');
-  const sync = new LocalyticsExportSync(stack, 'Sync', { secret: Secret.fromSecretNameV2(stack, 'S', 'x'), apps: [APP_ID] });
-  sync.copier.addToRolePolicy(new PolicyStatement({ actions: ['s3:PutObject'], resources: [sync.bucket.arnForObjects('*')] }));
+  const sync = new LocalyticsExportSync(stack, 'Sync', {
+    secret: Secret.fromSecretNameV2(stack, 'S', 'x'),
+    apps: [APP_ID],
+  });
+  sync.copier.addToRolePolicy(
+    new PolicyStatement({ actions: ['s3:PutObject'], resources: [sync.bucket.arnForObjects('*')] }),
+  );
   app.synth();
   const report = new AwsSolutionsChecks(app).validateScope(app);
   expect(report.violations.map((violation) => violation.ruleName)).toEqual([
@@ -138,10 +161,16 @@ test('an existing bucket is imported, not created, and writes are scoped to its 
 });
 
 test('a customer-managed bucket key gets grants: encrypt for the copier, decrypt for the planner', () => {
-  const { template } = stackFromContext({ bucketName: 'customer-lake', bucketKmsKeyArn: 'arn:aws:kms:us-east-1:123456789012:key/abcd' });
+  const { template } = stackFromContext({
+    bucketName: 'customer-lake',
+    bucketKmsKeyArn: 'arn:aws:kms:us-east-1:123456789012:key/abcd',
+  });
   const kms = statements(template).filter((s) => asArray(s.Action).some((a) => a.startsWith('kms:')));
   expect(kms.map((s) => asArray(s.Action).sort())).toEqual(
-    expect.arrayContaining([expect.arrayContaining(['kms:Decrypt']), expect.arrayContaining(['kms:Encrypt', 'kms:GenerateDataKey*'])]),
+    expect.arrayContaining([
+      expect.arrayContaining(['kms:Decrypt']),
+      expect.arrayContaining(['kms:Encrypt', 'kms:GenerateDataKey*']),
+    ]),
   );
 });
 
@@ -165,8 +194,22 @@ describe('configuration errors name what is wrong', () => {
 
   test('construct props are checked too', () => {
     const stack = new Stack(new App(), 'Props');
-    const props: LocalyticsExportSyncProps = { secret: Secret.fromSecretNameV2(stack, 'S', 'x'), apps: [APP_ID], batchSize: 11 };
-    expect(() => new LocalyticsExportSync(stack, 'Sync', props)).toThrow(/batchSize must be a whole number from 1 to 10, got 11/);
-    expect(() => new LocalyticsExportSync(stack, 'Sync2', { ...props, batchSize: 5, bucket: Bucket.fromBucketName(stack, 'B', 'b-b-b'), backfillDays: 31 })).toThrow(/backfillDays must be from 1 to 30/);
+    const props: LocalyticsExportSyncProps = {
+      secret: Secret.fromSecretNameV2(stack, 'S', 'x'),
+      apps: [APP_ID],
+      batchSize: 11,
+    };
+    expect(() => new LocalyticsExportSync(stack, 'Sync', props)).toThrow(
+      /batchSize must be a whole number from 1 to 10, got 11/,
+    );
+    expect(
+      () =>
+        new LocalyticsExportSync(stack, 'Sync2', {
+          ...props,
+          batchSize: 5,
+          bucket: Bucket.fromBucketName(stack, 'B', 'b-b-b'),
+          backfillDays: 31,
+        }),
+    ).toThrow(/backfillDays must be from 1 to 30/);
   });
 });
