@@ -33,7 +33,10 @@ export interface TimedRun {
   readonly stderr: string;
 }
 
-/** Run a command under `/usr/bin/time -v`: wall time and peak RSS of the child. */
+/**
+ * Run a command under `/usr/bin/time -v`: wall time and peak RSS of the child. `env` is merged over this process's
+ * environment; a variable set to `undefined` is removed for the child.
+ */
 export function timed(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<TimedRun> {
   return new Promise((resolve) => {
     const started = process.hrtime.bigint();
@@ -54,14 +57,52 @@ export function timed(command: string, args: string[], env: NodeJS.ProcessEnv = 
   });
 }
 
+/** `timed`, but a non-zero exit is an error (a benchmark must never report the time of a failed run). */
+export async function timedOk(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<TimedRun> {
+  const run = await timed(command, args, env);
+  if (run.code !== 0) {
+    const tail = run.stderr.split('\n').slice(-25).join('\n');
+    throw new Error(`${command} ${args.join(' ')} exited with ${run.code}:\n${run.stdout.slice(-2000)}\n${tail}`);
+  }
+  return run;
+}
+
 export function stop(child: ChildProcess): void {
   if (child.exitCode === null) child.kill('SIGTERM');
 }
 
 export function median(values: number[]): number {
+  if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2
     ? (sorted[middle] as number)
     : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+export const MiB = 1024 * 1024;
+
+/** Peak RSS from `/usr/bin/time` (KiB) in MiB. */
+export function rssMiB(run: TimedRun): number {
+  return run.maxRssKiB / 1024;
+}
+
+/** Flush dirty pages so that one measurement does not pay for the previous one's writes. */
+export async function flushDisks(): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('sync', [], { stdio: 'ignore' });
+    child.once('error', reject);
+    child.once('close', () => resolve());
+  });
+}
+
+/** Rotate `items` left by `by` (so that each repetition runs the same steps in a different order). */
+export function rotate<T>(items: readonly T[], by: number): T[] {
+  const shift = items.length === 0 ? 0 : by % items.length;
+  return [...items.slice(shift), ...items.slice(0, shift)];
+}
+
+/** Log progress to stderr (stdout carries the final table). */
+export function progress(message: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 }

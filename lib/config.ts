@@ -52,6 +52,15 @@ const configSchema = z.object({
   exportsScheduleCron: z.string().default('30 9 * * ? *'),
   exportsScheduleTimeZone: z.string().default('America/New_York'),
   alarmEmail: z.email().optional(),
+  lagAlarmHours: wholeNumber(1, 720).default(6),
+  catalogDatabaseName: z
+    .string()
+    .regex(/^[a-z0-9_]{1,255}$/, 'must be lower-case letters, digits and underscores')
+    .default('localytics'),
+  catalogStartDate: z
+    .string()
+    .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be yyyy-MM-dd')
+    .default('2020-01-01'),
 });
 
 export type StackConfig = z.infer<typeof configSchema>;

@@ -38,6 +38,10 @@ export class LocalyticsExportSyncStack extends Stack {
       lookbackHours: config.lookbackHours,
       backfillDays: config.backfillDays,
       logSchedule: ScheduleExpression.expression(`cron(${config.logScheduleCron})`, TimeZone.ETC_UTC),
+      catalogDatabaseName: config.catalogDatabaseName,
+      catalogStartDate: config.catalogStartDate,
+      lagAlarmHours: config.lagAlarmHours,
+      alarmEmail: config.alarmEmail,
       exportsSchedule: ScheduleExpression.expression(
         `cron(${config.exportsScheduleCron})`,
         TimeZone.of(config.exportsScheduleTimeZone),
@@ -47,5 +51,7 @@ export class LocalyticsExportSyncStack extends Stack {
     new CfnOutput(this, 'KeyPrefix', { value: this.sync.keyPrefix });
     new CfnOutput(this, 'JobQueueUrl', { value: this.sync.jobs.queue.queueUrl });
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.sync.jobs.deadLetterQueue.queueUrl });
+    new CfnOutput(this, 'GlueDatabase', { value: this.sync.catalog.databaseName });
+    new CfnOutput(this, 'Dashboard', { value: this.sync.monitoring.dashboard.dashboardName });
   }
 }

@@ -8,7 +8,10 @@ import type { ScheduleExpression } from 'aws-cdk-lib/aws-scheduler';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { DATASETS, type Dataset, isAppUuid } from '../functions/core/identifiers.js';
+import type { TableDefinition } from './catalog/tables.js';
+import { Catalog } from './catalog.js';
 import { ExportQueue } from './export-queue.js';
+import { Monitoring } from './monitoring.js';
 import { acknowledgeExpectedWildcards } from './nag-acknowledgements.js';
 import { SyncFunction } from './sync-function.js';
 import { SyncSchedules } from './sync-schedules.js';
@@ -52,6 +55,14 @@ export interface LocalyticsExportSyncProps {
   readonly logSchedule?: ScheduleExpression;
   /** @default 09:30 America/New_York (after Localytics' daily refresh, DST-aware) */
   readonly exportsSchedule?: ScheduleExpression;
+  /** Glue database holding the tables. @default 'localytics' */
+  readonly catalogDatabaseName?: string;
+  /** First date the tables' date projections cover (yyyy-MM-dd). @default '2020-01-01' */
+  readonly catalogStartDate?: string;
+  /** Alarm when an app's newest copied log hour is older than this. @default 6 */
+  readonly lagAlarmHours?: number;
+  /** Subscribe this address to the alarms. @default no notification topic */
+  readonly alarmEmail?: string;
 }
 
 const PREFIX = /^[A-Za-z0-9!_.*'()-]+(\/[A-Za-z0-9!_.*'()-]+)*$/;
@@ -68,6 +79,8 @@ export class LocalyticsExportSync extends Construct {
   readonly copier: SyncFunction;
   readonly jobs: ExportQueue;
   readonly schedules: SyncSchedules;
+  readonly catalog: Catalog;
+  readonly monitoring: Monitoring;
 
   constructor(scope: Construct, id: string, props: LocalyticsExportSyncProps) {
     super(scope, id);
@@ -126,6 +139,27 @@ export class LocalyticsExportSync extends Construct {
       planner: this.planner,
       logSchedule: props.logSchedule,
       exportsSchedule: props.exportsSchedule,
+    });
+    const tables: TableDefinition['name'][] = [];
+    if (settings.datasets.includes('logs')) tables.push('raw_logs');
+    if (settings.datasets.includes('audiences')) tables.push('audiences');
+    if (settings.datasets.includes('profiles')) tables.push('profiles', 'profile_changes');
+    this.catalog = new Catalog(this, 'Catalog', {
+      bucket: this.bucket,
+      keyPrefix: settings.keyPrefix,
+      apps: props.apps,
+      databaseName: props.catalogDatabaseName,
+      startDate: props.catalogStartDate,
+      tables,
+    });
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      planner: this.planner,
+      copier: this.copier,
+      queue: this.jobs.queue,
+      deadLetterQueue: this.jobs.deadLetterQueue,
+      apps: settings.datasets.includes('logs') ? props.apps : [],
+      lagAlarmHours: props.lagAlarmHours,
+      alarmEmail: props.alarmEmail,
     });
     for (const fn of [this.planner, this.copier]) {
       Validations.of(fn).acknowledge({

@@ -108,7 +108,7 @@ export function jobId(job: SyncJob): string {
 export function jobFields(job: SyncJob): Record<string, string> {
   switch (job.kind) {
     case 'log_hour':
-      return { dataset: 'logs', appUuid: job.appUuid, hour: formatHour(job.hour), jobId: jobId(job) };
+      return { dataset: 'logs', app: job.appUuid, hour: formatHour(job.hour), jobId: jobId(job) };
     case 'audience':
       return {
         dataset: 'audiences',

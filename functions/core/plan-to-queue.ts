@@ -26,6 +26,12 @@ export interface PlannerRunSummary {
   readonly present: number;
   readonly beyondRetention: number;
   readonly skipped: Plan['skipped'];
+  readonly listFailures: Plan['listFailures'];
+  /**
+   * Per app, whole hours between now and the end of the newest log hour at the destination. When the window holds
+   * none, the window's length (a lower bound), so that a stalled app still shows a growing lag.
+   */
+  readonly lagHours: Record<string, number>;
 }
 
 /**
@@ -57,7 +63,17 @@ export async function planToQueue(
     present: plan.present.logs + plan.present.audiences + plan.present.profiles,
     beyondRetention: plan.beyondRetention.length,
     skipped: plan.skipped,
+    listFailures: plan.listFailures,
+    lagHours: Object.fromEntries(
+      settings.datasets.has('logs')
+        ? settings.apps.map((app) => [
+            app,
+            Math.floor((now - ((plan.newestLogHour.get(app) ?? from - HOUR_MS) + HOUR_MS)) / HOUR_MS),
+          ])
+        : [],
+    ),
   };
   deps.logger.info('planner run finished', { ...summary, skipped: summary.skipped.length });
+  for (const failure of plan.listFailures) deps.logger.error('export list failed', { ...failure });
   return summary;
 }

@@ -39,6 +39,8 @@ export interface Plan {
   readonly skipped: SkippedExport[];
   /** Lists that could not be read: their datasets are not synced this run; the others are. */
   readonly listFailures: { readonly endpoint: string; readonly reason: string }[];
+  /** Per app, the newest log hour present at the destination within the window (absent: none). */
+  readonly newestLogHour: Map<string, number>;
 }
 
 export interface PlanDependencies {
@@ -55,6 +57,7 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
     beyondRetention: [],
     skipped: [],
     listFailures: [],
+    newestLogHour: new Map(),
   };
   const present = plan.present as { logs: number; audiences: number; profiles: number };
   if (request.datasets.has('audiences')) {
@@ -94,6 +97,7 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
     const logJobs: LogHourJob[] = [];
     for (const appUuid of request.apps) {
       const have = await presentLogHours(deps.sink, appUuid, request.from, request.to);
+      if (have.size > 0) plan.newestLogHour.set(appUuid, Math.max(...have));
       for (const hour of hoursBetween(request.from, request.to)) {
         if (have.has(hour)) present.logs++;
         else if (hour < retentionStart) plan.beyondRetention.push({ appUuid, hour });

@@ -27,7 +27,7 @@ export interface ProcessJobOptions {
   readonly retryBaseSeconds?: number;
 }
 
-export type ProcessResult =
+export type ProcessResult = { readonly apiRequests: number } & (
   | { readonly action: 'done'; readonly outcome: CopyOutcome }
   | {
       readonly action: 'requeued';
@@ -36,7 +36,8 @@ export type ProcessResult =
     }
   | { readonly action: 'parked'; readonly reason: string }
   /** Leave the message on the queue: SQS delivers it again after `visibilitySeconds`. */
-  | { readonly action: 'retry'; readonly reason: string; readonly visibilitySeconds: number };
+  | { readonly action: 'retry'; readonly reason: string; readonly visibilitySeconds: number }
+);
 
 const MAX_SQS_DELAY_SECONDS = 900;
 
@@ -57,15 +58,16 @@ export async function processJobMessage(
     const reason = error instanceof MalformedMessageError ? error.message : 'message could not be read';
     await deps.queue.park(body, reason);
     deps.logger.error('job parked', { reason });
-    return { action: 'parked', reason };
+    return { action: 'parked', reason, apiRequests: 0 };
   }
 
   const outcome = await copyJob(message.job, deps);
+  const apiRequests = 'apiRequests' in outcome ? outcome.apiRequests : 0;
   const fields = jobFields(message.job);
   switch (outcome.status) {
     case 'copied':
     case 'present':
-      return { action: 'done', outcome };
+      return { action: 'done', outcome, apiRequests };
     case 'not_ready': {
       const job = message.job;
       const deadline = options.notReadyDeadlineMs ?? 24 * HOUR_MS;
@@ -73,20 +75,20 @@ export async function processJobMessage(
         const reason = `log hour still not available (404) ${Math.round(deadline / HOUR_MS)} h after it ended`;
         await deps.queue.park(JSON.stringify(message), reason);
         deps.logger.error('job parked', { ...fields, reason });
-        return { action: 'parked', reason };
+        return { action: 'parked', reason, apiRequests };
       }
       const delaySeconds = options.notReadyDelaySeconds ?? MAX_SQS_DELAY_SECONDS;
       await deps.queue.requeue(message, delaySeconds);
-      return { action: 'requeued', reason: 'not_ready', delaySeconds };
+      return { action: 'requeued', reason: 'not_ready', delaySeconds, apiRequests };
     }
     case 'throttled': {
       const delaySeconds = Math.min(MAX_SQS_DELAY_SECONDS, Math.max(1, Math.ceil(outcome.retryAfterMs / 1000)));
       await deps.queue.requeue(message, delaySeconds);
-      return { action: 'requeued', reason: 'throttled', delaySeconds };
+      return { action: 'requeued', reason: 'throttled', delaySeconds, apiRequests };
     }
     case 'interrupted':
       await deps.queue.requeue(message, 0);
-      return { action: 'requeued', reason: 'interrupted', delaySeconds: 0 };
+      return { action: 'requeued', reason: 'interrupted', delaySeconds: 0, apiRequests };
     case 'failed': {
       if (!outcome.retryable || options.receiveCount >= options.maxReceiveCount) {
         const reason = outcome.retryable
@@ -94,12 +96,12 @@ export async function processJobMessage(
           : outcome.reason;
         await deps.queue.park(JSON.stringify(message), reason);
         deps.logger.error('job parked', { ...fields, reason });
-        return { action: 'parked', reason };
+        return { action: 'parked', reason, apiRequests };
       }
       // Exponential backoff across deliveries: 30 s, 60 s, 120 s, ...
       const base = options.retryBaseSeconds ?? 30;
       const visibilitySeconds = Math.min(43_200, base * 2 ** Math.max(0, options.receiveCount - 1));
-      return { action: 'retry', reason: outcome.reason, visibilitySeconds };
+      return { action: 'retry', reason: outcome.reason, visibilitySeconds, apiRequests };
     }
   }
 }

@@ -5,6 +5,7 @@ import { parseJobMessage } from '../core/job-message.js';
 import { dataKey } from '../core/jobs.js';
 import { processJobMessage } from '../core/process-job.js';
 import { type Runtime, runtime } from './runtime.js';
+import { recordJob } from './telemetry.js';
 
 /** Stop copying this long before the function times out, so the job is handed back cleanly. */
 const DEADLINE_MARGIN_MS = 30_000;
@@ -33,6 +34,7 @@ export function createCopierHandler(getRuntime: () => Runtime) {
     const recordHandler = async (record: SQSRecord) => {
       const job = jobKeyOf(record.body);
       if (job && firstRecordOfJob.get(job) !== record.messageId) return 'duplicate';
+      const started = Date.now();
       const result = await processJobMessage(
         record.body,
         { source, sink: rt.sink, queue: rt.queue, logger: rt.logger, signal: deadline.signal },
@@ -45,6 +47,7 @@ export function createCopierHandler(getRuntime: () => Runtime) {
           retryBaseSeconds: rt.config.retryBaseSeconds,
         },
       );
+      recordJob(rt.metrics, result, Date.now() - started);
       if (result.action === 'retry') {
         await rt.queue.delayRedelivery(record.receiptHandle, result.visibilitySeconds);
         throw new RetryLaterError(result.reason);
@@ -59,6 +62,7 @@ export function createCopierHandler(getRuntime: () => Runtime) {
       });
     } finally {
       clearTimeout(timer);
+      rt.metrics.publishStoredMetrics();
     }
   };
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { planToQueue } from '../core/plan-to-queue.js';
 import { type Runtime, runtime } from './runtime.js';
+import { recordPlannerRun } from './telemetry.js';
 
 const eventSchema = z.object({ task: z.enum(['logs', 'exports']) });
 
@@ -10,12 +11,20 @@ export function createPlannerHandler(getRuntime: () => Runtime) {
     const parsed = eventSchema.safeParse(event);
     if (!parsed.success) throw new TypeError('planner event must be {"task": "logs" | "exports"}');
     const rt = getRuntime();
-    return planToQueue(
-      parsed.data.task,
-      rt.config,
-      { source: await rt.source(), sink: rt.sink, queue: rt.queue, logger: rt.logger },
-      Date.now(),
-    );
+    const source = await rt.source();
+    const requestsBefore = source.stats.apiRequests;
+    try {
+      const summary = await planToQueue(
+        parsed.data.task,
+        rt.config,
+        { source, sink: rt.sink, queue: rt.queue, logger: rt.logger },
+        Date.now(),
+      );
+      recordPlannerRun(rt.metrics, summary, source.stats.apiRequests - requestsBefore);
+      return summary;
+    } finally {
+      rt.metrics.publishStoredMetrics();
+    }
   };
 }
 

@@ -1,4 +1,5 @@
 import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { createS3Client, createSqsClient } from '../adapters/aws-clients.js';
 import { LocalyticsClient } from '../adapters/localytics-client.js';
@@ -9,12 +10,14 @@ import { SqsJobQueue } from '../adapters/sqs-job-queue.js';
 import type { Logger } from '../core/ports.js';
 import { RequestBudget } from '../core/request-budget.js';
 import { type HandlerConfig, readHandlerConfig } from './config.js';
+import { METRICS_NAMESPACE } from './telemetry.js';
 
 /** Everything a handler needs, built once per cold start and reused by warm invocations. */
 export interface Runtime {
   readonly config: HandlerConfig;
   readonly logger: Logger;
   readonly powertoolsLogger: PowertoolsLogger;
+  readonly metrics: Metrics;
   readonly sink: S3Sink;
   readonly queue: SqsJobQueue;
   /** The Localytics client with current credentials (the secret is cached, re-read after its TTL). */
@@ -33,6 +36,7 @@ export function createRuntime(env: Readonly<Record<string, string | undefined>>)
   const config = readHandlerConfig(env);
   const powertoolsLogger = new PowertoolsLogger({ serviceName: 'localytics-export-sync' });
   const logger = fromPowertools(powertoolsLogger);
+  const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: 'localytics-export-sync' });
   const secrets = new SecretsManagerSecretProvider({ secretId: config.secretId, client: new SecretsManagerClient({}) });
   // This process's share of the key's budget: all copiers at maximum concurrency plus the planner stay within it.
   const budget = new RequestBudget({ ratePerMinute: config.processRatePerMinute });
@@ -41,6 +45,7 @@ export function createRuntime(env: Readonly<Record<string, string | undefined>>)
     config,
     logger,
     powertoolsLogger,
+    metrics,
     sink: new S3Sink(createS3Client(env), { bucket: config.bucket, prefix: config.prefix }),
     queue: new SqsJobQueue(createSqsClient(env), config.queueUrl, config.deadLetterQueueUrl),
     async source() {

@@ -1,0 +1,48 @@
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { PlannerRunSummary } from '../core/plan-to-queue.js';
+import type { ProcessResult } from '../core/process-job.js';
+
+/** Metric names: stable camelCase, namespace `LocalyticsExportSync`, dimension `service` (added by Powertools). */
+export const METRIC = {
+  filesCopied: 'filesCopied',
+  bytesCopied: 'bytesCopied',
+  rowsCopied: 'rowsCopied',
+  apiRequests: 'apiRequests',
+  throttled: 'throttled',
+  notReady: 'notReady',
+  failures: 'failures',
+  copyDuration: 'copyDuration',
+  jobsEnqueued: 'jobsEnqueued',
+  lagHours: 'lagHours',
+} as const;
+
+export const METRICS_NAMESPACE = 'LocalyticsExportSync';
+
+/** What one copy job adds to the copier's metrics. */
+export function recordJob(metrics: Metrics, result: ProcessResult, durationMs: number): void {
+  if (result.action === 'done' && result.outcome.status === 'copied') {
+    metrics.addMetric(METRIC.filesCopied, MetricUnit.Count, 1);
+    metrics.addMetric(METRIC.bytesCopied, MetricUnit.Bytes, result.outcome.bytes);
+    metrics.addMetric(METRIC.rowsCopied, MetricUnit.Count, result.outcome.rows);
+    metrics.addMetric(METRIC.copyDuration, MetricUnit.Milliseconds, durationMs);
+  }
+  if (result.action === 'requeued' && result.reason === 'throttled')
+    metrics.addMetric(METRIC.throttled, MetricUnit.Count, 1);
+  if (result.action === 'requeued' && result.reason === 'not_ready')
+    metrics.addMetric(METRIC.notReady, MetricUnit.Count, 1);
+  if (result.action === 'parked' || result.action === 'retry') metrics.addMetric(METRIC.failures, MetricUnit.Count, 1);
+  metrics.addMetric(METRIC.apiRequests, MetricUnit.Count, result.apiRequests);
+}
+
+/** What one planner run adds: jobs enqueued, failed lists, and the lag of every app (its own dimension). */
+export function recordPlannerRun(metrics: Metrics, summary: PlannerRunSummary, apiRequests: number): void {
+  metrics.addMetric(METRIC.jobsEnqueued, MetricUnit.Count, summary.enqueued);
+  metrics.addMetric(METRIC.apiRequests, MetricUnit.Count, apiRequests);
+  if (summary.listFailures.length > 0)
+    metrics.addMetric(METRIC.failures, MetricUnit.Count, summary.listFailures.length);
+  for (const [app, lag] of Object.entries(summary.lagHours)) {
+    const single = metrics.singleMetric();
+    single.addDimension('app', app);
+    single.addMetric(METRIC.lagHours, MetricUnit.Count, lag);
+  }
+}
