@@ -1,4 +1,4 @@
-import { type Coverage, destinationCoverage } from '../core/coverage.js';
+import { type Coverage, destinationCoverage, GRID_LEGEND } from '../core/coverage.js';
 import { type CliIo, EXIT_OK } from './io.js';
 import { parseApps, parseDestination, parseWindow } from './options.js';
 import { checkDestination, createSink } from './wiring.js';
@@ -31,8 +31,18 @@ export function formatCoverage(coverage: Coverage): string {
         (app.beyondRetention.length ? `, ${app.beyondRetention.length} beyond the 30-day retention` : '') +
         (app.newestHour ? `; newest hour ${app.newestHour} (lag ${app.lagHours} h)` : '; nothing copied yet'),
     );
+    lines.push(`  ${'UTC day'.padEnd(10)}  00    04    08    12    16    20`);
+    for (const day of app.grid) lines.push(`  ${day.dt}  ${spaced(day.hours)}`);
     if (app.missing.length) lines.push(`  missing (a sync over the window fills these): ${compressHours(app.missing)}`);
     if (app.pending.length) lines.push(`  pending: ${compressHours(app.pending)}`);
+    if (app.beyondRetention.length) {
+      lines.push(`  beyond the 30-day retention (cannot be backfilled): ${compressHours(app.beyondRetention)}`);
+    }
+  }
+  if (coverage.apps.length) {
+    lines.push(
+      `legend: ${GRID_LEGEND.present} present  ${GRID_LEGEND.pending} pending (recent)  ${GRID_LEGEND.missing} missing (backfillable)  ${GRID_LEGEND.beyondRetention} gone (older than 30 days)`,
+    );
   }
   for (const generation of coverage.generations) {
     lines.push(
@@ -42,6 +52,11 @@ export function formatCoverage(coverage: Coverage): string {
   for (const key of coverage.pendingChangeSets) lines.push(`change set awaiting copy (next sync finishes it): ${key}`);
   for (const key of coverage.lostChangeSets) lines.push(`LOST change set (URL expired before it was saved): ${key}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** 24 marks in groups of four hours, for reading on a terminal. */
+function spaced(hours: string): string {
+  return (hours.match(/.{1,4}/g) ?? []).join('  ');
 }
 
 /** `2026-11-28T01..2026-11-28T05, 2026-11-28T09` */

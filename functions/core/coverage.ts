@@ -1,4 +1,4 @@
-import { formatHour, HOUR_MS, hoursBetween, LOG_RETENTION_MS } from './hours.js';
+import { formatDate, formatHour, HOUR_MS, hoursBetween, LOG_RETENTION_MS } from './hours.js';
 import { DATASET_FOLDERS } from './jobs.js';
 import { presentLogHours } from './planner.js';
 import type { ObjectSink } from './ports.js';
@@ -24,7 +24,11 @@ export interface AppCoverage {
   readonly newestHour?: string;
   /** Hours between now and the end of the newest present hour. */
   readonly lagHours?: number;
+  /** Day × hour grid: one string of 24 marks per UTC day (see `GRID_LEGEND`); blanks are outside the window. */
+  readonly grid: { readonly dt: string; readonly hours: string }[];
 }
+
+export const GRID_LEGEND = { present: '#', pending: '.', missing: 'x', beyondRetention: '-', outside: ' ' } as const;
 
 export interface GenerationCoverage {
   readonly dataset: 'audiences' | 'profiles' | 'profile_changes';
@@ -59,21 +63,39 @@ export async function destinationCoverage(request: CoverageRequest, sink: Object
       missing: [] as string[],
       beyondRetention: [] as string[],
     };
+    const days = new Map<string, string[]>();
+    const mark = (hour: number, symbol: string) => {
+      const dt = formatDate(hour);
+      const row = days.get(dt) ?? Array.from({ length: 24 }, () => GRID_LEGEND.outside as string);
+      row[new Date(hour).getUTCHours()] = symbol;
+      days.set(dt, row);
+    };
     for (const hour of hoursBetween(request.from, request.to)) {
-      if (have.has(hour)) coverage.present++;
-      else if (hour < retentionStart) coverage.beyondRetention.push(formatHour(hour));
-      else if (hour + HOUR_MS + lag > request.now) coverage.pending.push(formatHour(hour));
-      else coverage.missing.push(formatHour(hour));
+      if (have.has(hour)) {
+        coverage.present++;
+        mark(hour, GRID_LEGEND.present);
+      } else if (hour < retentionStart) {
+        coverage.beyondRetention.push(formatHour(hour));
+        mark(hour, GRID_LEGEND.beyondRetention);
+      } else if (hour + HOUR_MS + lag > request.now) {
+        coverage.pending.push(formatHour(hour));
+        mark(hour, GRID_LEGEND.pending);
+      } else {
+        coverage.missing.push(formatHour(hour));
+        mark(hour, GRID_LEGEND.missing);
+      }
     }
+    const grid = [...days].map(([dt, hours]) => ({ dt, hours: hours.join('') }));
     const newest = Math.max(...have, Number.NEGATIVE_INFINITY);
     apps.push(
       Number.isFinite(newest)
         ? {
             ...coverage,
+            grid,
             newestHour: formatHour(newest),
             lagHours: Math.floor((request.now - newest - HOUR_MS) / HOUR_MS),
           }
-        : coverage,
+        : { ...coverage, grid },
     );
   }
 

@@ -45,6 +45,8 @@ export interface TableDefinition {
   readonly folder: string;
   readonly columns: readonly ColumnDefinition[];
   readonly partitions: readonly PartitionDefinition[];
+  /** The files' keys are the upper-case column names (`{"IDFA": ...}`): Athena's JSON SerDe matches them case-insensitively. */
+  readonly upperCaseKeys?: boolean;
 }
 
 const dt: PartitionDefinition = { name: 'dt', type: 'string', projection: { type: 'date' } };
@@ -104,6 +106,7 @@ export const AUDIENCES: TableDefinition = {
   name: 'audiences',
   description: 'Localytics audience exports: one identifier per row, one file per audience, identifier type and day',
   folder: 'audiences',
+  upperCaseKeys: true,
   columns: [
     { name: 'idfa', type: 'string' },
     { name: 'gaid', type: 'string' },

@@ -25,6 +25,9 @@ test('status shows the gaps of a window, and a sync over that window makes them 
   expect(gaps.apps[0]).toMatchObject({ present: 2, pending: [], newestHour: formatHour(to - HOUR_MS) });
   expect(gaps.apps[0]?.missing).toEqual([6, 5, 4, 3].map((n) => formatHour(to - n * HOUR_MS)));
 
+  const marks = (coverage: Coverage) => coverage.apps[0]?.grid.map((day) => day.hours).join('') ?? '';
+  expect(marks(gaps).replace(/ /g, '')).toBe('xxxx##');
+
   const text = await runCli(['status', '--dest', dir, ...window(to - 6 * HOUR_MS)]);
   expect(text.stdout).toContain(
     `missing (a sync over the window fills these): ${formatHour(to - 6 * HOUR_MS)}..${formatHour(to - 3 * HOUR_MS)}`,
@@ -35,4 +38,5 @@ test('status shows the gaps of a window, and a sync over that window makes them 
     (await runCli(['status', '--dest', dir, '--json', ...window(to - 6 * HOUR_MS)])).stdout,
   ) as Coverage;
   expect(after.apps[0]).toMatchObject({ present: 6, missing: [] });
+  expect(marks(after).replace(/ /g, '')).toBe('######');
 });

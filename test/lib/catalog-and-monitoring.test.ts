@@ -1,0 +1,167 @@
+import { App } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { describe, expect, test } from 'vitest';
+import { TABLES } from '../../lib/catalog/tables.js';
+import { readStackConfig } from '../../lib/config.js';
+import { LocalyticsExportSyncStack } from '../../lib/localytics-export-sync-stack.js';
+
+const APPS = [
+  '1bea53c5f15a26dff0a078f-2eedf7d6-fd41-11e3-4735-00a426b17dd8',
+  '91e6f7bf1c6004b029c3082-602f5774-ae2b-11e2-0c2c-004a77f8b47f',
+];
+
+function synth(context: Record<string, unknown> = {}) {
+  const app = new App({ context: { secretName: 'localytics/api', apps: APPS, bucketName: 'lake-bucket', ...context } });
+  const stack = new LocalyticsExportSyncStack(app, 'Test', { config: readStackConfig(app.node) });
+  return { app, template: Template.fromStack(stack) };
+}
+
+type TableInput = {
+  Name: string;
+  Parameters: Record<string, string>;
+  PartitionKeys: { Name: string; Type: string }[];
+  StorageDescriptor: {
+    Location: string;
+    Columns: { Name: string; Type: string }[];
+    SerdeInfo: { SerializationLibrary: string; Parameters: Record<string, string> };
+  };
+};
+
+function tables(template: Template): Record<string, TableInput> {
+  const found = template.findResources('AWS::Glue::Table');
+  return Object.fromEntries(
+    Object.values(found).map((resource) => {
+      const input = (resource as { Properties: { TableInput: TableInput } }).Properties.TableInput;
+      return [input.Name, input];
+    }),
+  );
+}
+
+describe('the Glue catalog', () => {
+  const { template } = synth();
+  const byName = tables(template);
+
+  test('has a database and the four tables', () => {
+    template.hasResourceProperties('AWS::Glue::Database', { DatabaseInput: { Name: 'localytics' } });
+    expect(Object.keys(byName).sort()).toEqual(['audiences', 'profile_changes', 'profiles', 'raw_logs']);
+  });
+
+  test('raw_logs projects app_uuid from the configured apps, dt as dates and hour as two-digit integers, like the keys', () => {
+    const raw = byName.raw_logs as TableInput;
+    expect(raw.PartitionKeys).toEqual([
+      { Name: 'app_uuid', Type: 'string' },
+      { Name: 'dt', Type: 'string' },
+      { Name: 'hour', Type: 'int' },
+    ]);
+    expect(raw.Parameters).toMatchObject({
+      'projection.enabled': 'true',
+      'projection.app_uuid.type': 'enum',
+      'projection.app_uuid.values': APPS.join(','),
+      'projection.dt.type': 'date',
+      'projection.dt.format': 'yyyy-MM-dd',
+      'projection.dt.range': '2020-01-01,NOW',
+      'projection.hour.type': 'integer',
+      'projection.hour.range': '0,23',
+      'projection.hour.digits': '2',
+      'storage.location.template': 's3://lake-bucket/localytics/raw_logs/app_uuid=${app_uuid}/dt=${dt}/hour=${hour}/',
+    });
+  });
+
+  test('every table projects exactly the partition folders the sync writes', () => {
+    expect(byName.audiences?.Parameters['storage.location.template']).toBe(
+      's3://lake-bucket/localytics/audiences/audience_id=${audience_id}/identifier_type=${identifier_type}/dt=${dt}/',
+    );
+    expect(byName.audiences?.Parameters['projection.identifier_type.values']).toBe('idfa,gaid,email,customer_id');
+    expect(byName.profiles?.Parameters['storage.location.template']).toBe(
+      's3://lake-bucket/localytics/profiles/profiledb_id=${profiledb_id}/dt=${dt}/',
+    );
+    expect(byName.profile_changes?.Parameters['projection.profiledb_id.type']).toBe('injected');
+  });
+
+  test('reads JSON lines with the OpenX SerDe, tolerating malformed lines and mapping dotted keys', () => {
+    const profiles = byName.profiles as TableInput;
+    expect(profiles.StorageDescriptor.SerdeInfo).toEqual({
+      SerializationLibrary: 'org.openx.data.jsonserde.JsonSerDe',
+      Parameters: expect.objectContaining({ 'ignore.malformed.json': 'true', 'mapping.ll_language': '_ll.language' }),
+    });
+  });
+
+  test('raw_logs has the documented sample fields including at_millis and push_status, from the shared definition', () => {
+    const columns = (byName.raw_logs as TableInput).StorageDescriptor.Columns.map((column) => column.Name);
+    expect(columns).toEqual(TABLES[0]?.columns.map((column) => column.name));
+    expect(columns).toEqual(
+      expect.arrayContaining(['at_millis', 'push_status', 'advertising_id', 'session_uuid', 'customer_ids']),
+    );
+  });
+});
+
+describe('monitoring', () => {
+  test('alarms on a non-empty DLQ, copier and planner errors, lag per app, nothing copied in 24 h and throttling', () => {
+    const { template } = synth();
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
+      (alarm) => (alarm as { Properties: Record<string, unknown> }).Properties,
+    );
+    expect(alarms).toHaveLength(5 + APPS.length);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'lagHours',
+      Namespace: 'LocalyticsExportSync',
+      Dimensions: Match.arrayWith([{ Name: 'app', Value: APPS[1] }]),
+      Threshold: 6,
+      TreatMissingData: 'breaching',
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'filesCopied',
+      Period: 86_400,
+      ComparisonOperator: 'LessThanThreshold',
+      TreatMissingData: 'breaching',
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Metrics: Match.arrayWith([Match.objectLike({ Expression: 'IF(requests > 0, throttled / requests, 0)' })]),
+      Threshold: 0.2,
+    });
+    template.resourceCountIs('AWS::SNS::Topic', 0);
+  });
+
+  test('a dashboard shows throughput, lag per app, throttling, failures and queue depth', () => {
+    const { template } = synth();
+    const body = JSON.stringify(template.findResources('AWS::CloudWatch::Dashboard'));
+    for (const title of [
+      'Throughput',
+      'Lag per app (hours)',
+      'API requests and throttling',
+      'Failures',
+      'Queue depth',
+    ]) {
+      expect(body).toContain(title);
+    }
+  });
+
+  test('with an alarm email, every alarm notifies an SNS topic that requires TLS, and cdk-nag stays clean', () => {
+    const { app, template } = synth({ alarmEmail: 'data-team@example.com' });
+    template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'data-team@example.com' });
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')) as {
+      Properties: { AlarmActions?: unknown[] };
+    }[];
+    expect(alarms.every((alarm) => (alarm.Properties.AlarmActions ?? []).length === 1)).toBe(true);
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+    expect(new AwsSolutionsChecks(app).validateScope(app).violations).toEqual([]);
+  });
+
+  test('without raw logs there is no raw_logs table and no lag alarm', () => {
+    const { template } = synth({ datasets: 'audiences,profiles', apps: [] });
+    expect(Object.keys(tables(template)).sort()).toEqual(['audiences', 'profile_changes', 'profiles']);
+    expect(JSON.stringify(template.findResources('AWS::CloudWatch::Alarm'))).not.toContain('lagHours');
+  });
+});
