@@ -81,15 +81,13 @@ test('the README has the four example queries', () => {
 });
 
 test('events per app per day match the rows the simulator served', async () => {
-  const expected = [...simulator.dataset.apps]
-    .sort()
-    .flatMap((app) =>
-      DAYS.map((dt) => ({
-        app_uuid: app,
-        dt,
-        events: String(rowsOfDay(app, dt).filter((row) => row.type === 'e').length),
-      })),
-    );
+  const expected = [...simulator.dataset.apps].sort().flatMap((app) =>
+    DAYS.map((dt) => ({
+      app_uuid: app,
+      dt,
+      events: String(rowsOfDay(app, dt).filter((row) => row.type === 'e').length),
+    })),
+  );
   expect(await lake.query(query('Events per app per day'))).toEqual(expected);
 });
 

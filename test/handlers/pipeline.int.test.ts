@@ -206,3 +206,53 @@ describe('a copier near its deadline', () => {
     expect(parseJobMessage(requeued?.Body as string)).toMatchObject({ requeues: 1, job: { hour } });
   });
 });
+
+test('the functions publish EMF metrics: files, bytes, rows, API requests, and the lag of every app', async () => {
+  const { planner, copier } = deployment({ DATASETS: 'logs', LOOKBACK_HOURS: '3' });
+  const lines: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    lines.push(String(chunk));
+    return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
+  }) as typeof process.stdout.write;
+  try {
+    await planner({ task: 'logs' });
+    await pollUntilEmpty(sqs, queues, copier);
+    await planner({ task: 'logs' });
+  } finally {
+    process.stdout.write = write;
+  }
+  const emf = lines
+    .flatMap((chunk) => chunk.split('\n'))
+    .filter((line) => line.includes('"_aws"'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  const sum = (name: string) =>
+    emf.reduce((total, entry) => {
+      const value = entry[name];
+      return (
+        total +
+        (Array.isArray(value)
+          ? value.reduce((a: number, b: number) => a + b, 0)
+          : typeof value === 'number'
+            ? value
+            : 0)
+      );
+    }, 0);
+  expect(sum('filesCopied')).toBe(3);
+  expect(sum('rowsCopied')).toBeGreaterThan(0);
+  expect(sum('bytesCopied')).toBeGreaterThan(0);
+  expect(sum('jobsEnqueued')).toBe(3);
+  const lag = emf.filter((entry) => 'lagHours' in entry);
+  // First run: nothing copied yet, the lag is the window; second run: the newest hour is one hour of lag old.
+  expect(lag.map((entry) => [entry.app, entry.lagHours])).toEqual([
+    [app(), 4],
+    [app(), 1],
+  ]);
+  expect(
+    emf.every(
+      (entry) =>
+        (entry._aws as { CloudWatchMetrics: { Namespace: string }[] }).CloudWatchMetrics[0]?.Namespace ===
+        'LocalyticsExportSync',
+    ),
+  ).toBe(true);
+});
