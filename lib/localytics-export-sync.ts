@@ -182,6 +182,10 @@ export class LocalyticsExportSync extends Construct {
     this.planner.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [objects] }));
     // Copier: also write (PutObject covers the multipart calls), abort uploads and delete its state records.
     this.copier.addToRolePolicy(listUnderPrefix);
+    // To find and abort the multipart upload of a copier that was killed mid-copy before writing its key again.
+    this.copier.addToRolePolicy(
+      new PolicyStatement({ actions: ['s3:ListBucketMultipartUploads'], resources: [this.bucket.bucketArn] }),
+    );
     this.copier.addToRolePolicy(
       new PolicyStatement({
         actions: ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload'],

@@ -39,6 +39,7 @@ export class LocalDirSink implements ObjectSink {
     const temp = tempPathFor(target);
     try {
       await mkdir(path.dirname(target), { recursive: true });
+      await removeAbandonedTempFiles(target);
       await pipeline(body, createWriteStream(temp, { flags: 'wx' }));
       const size = await syncFile(temp);
       await rename(temp, target);
@@ -154,4 +155,18 @@ async function syncDirectory(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * A process killed mid-copy leaves its hidden temp file behind. The key is deterministic, so before writing it
+ * again we remove the temp files of that key (a concurrent writer of the same key then fails and retries).
+ */
+async function removeAbandonedTempFiles(target: string): Promise<void> {
+  const prefix = `.${path.basename(target)}${TEMP_MARKER}`;
+  const siblings = await readdir(path.dirname(target)).catch(() => [] as string[]);
+  await Promise.all(
+    siblings
+      .filter((name) => name.startsWith(prefix))
+      .map((name) => unlink(path.join(path.dirname(target), name)).catch(() => undefined)),
+  );
 }

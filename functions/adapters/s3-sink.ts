@@ -1,8 +1,10 @@
 import { type Readable, Transform } from 'node:stream';
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   NoSuchKey,
   NotFound,
   PutObjectCommand,
@@ -99,6 +101,7 @@ export class S3Sink implements ObjectSink {
       },
     });
     body.once('error', (error) => counted.destroy(error));
+    await this.abortAbandonedUploads(this.fullKey(key));
     body.pipe(counted);
     const upload = new Upload({
       client: this.client,
@@ -123,6 +126,31 @@ export class S3Sink implements ObjectSink {
       await upload.abort().catch(() => undefined);
       throw this.fail('writing', key, error);
     }
+  }
+
+  /**
+   * A process killed mid-upload (a Lambda timeout, kill -9) cannot abort its multipart upload. The key is
+   * deterministic, so before writing it again we abort every upload still open for it: an abandoned one, or a
+   * duplicate copier's, which then fails and retries (finding the object present). Best effort: S3-compatible
+   * stores without ListMultipartUploads just skip it, and the bucket's lifecycle rule remains the backstop.
+   */
+  async abortAbandonedUploads(fullKey: string): Promise<number> {
+    let aborted = 0;
+    try {
+      const response = await this.client.send(
+        new ListMultipartUploadsCommand({ Bucket: this.destination.bucket, Prefix: fullKey }),
+      );
+      for (const upload of response.Uploads ?? []) {
+        if (upload.Key !== fullKey || !upload.UploadId) continue;
+        await this.client.send(
+          new AbortMultipartUploadCommand({ Bucket: this.destination.bucket, Key: fullKey, UploadId: upload.UploadId }),
+        );
+        aborted++;
+      }
+    } catch {
+      // Not supported by this store, or not allowed: the lifecycle rule cleans up instead.
+    }
+    return aborted;
   }
 
   async readText(key: string): Promise<string | undefined> {

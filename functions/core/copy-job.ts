@@ -18,6 +18,8 @@ export type CopyOutcome =
       /** Bytes served by the file host. */
       readonly servedBytes: number;
       readonly rows: number;
+      /** Rows that are not valid JSON: copied byte for byte, counted and reported. */
+      readonly malformedRows: number;
       readonly warnings: readonly string[];
       readonly apiRequests: number;
       readonly downloads: number;
@@ -247,6 +249,14 @@ async function downloadWithRetries(run: CopyRun, location: string): Promise<Copy
     try {
       run.downloads++;
       const result = await transfer(location, run.key, deps);
+      if (result.malformedRows > 0) {
+        run.warnings.push(`${result.malformedRows} malformed JSON line(s), copied as they are`);
+        deps.logger.warn('malformed lines copied', { ...run.fields, malformedRows: result.malformedRows });
+      }
+      if (result.servedBytes === 0) {
+        run.warnings.push('the file host served an empty file');
+        deps.logger.warn('empty file copied', run.fields);
+      }
       const expectedRows = run.job.kind === 'log_hour' ? undefined : run.job.resultsCount;
       if (expectedRows !== undefined && expectedRows !== result.rows) {
         run.warnings.push(`row count ${result.rows} differs from results_count ${expectedRows}`);
@@ -256,7 +266,10 @@ async function downloadWithRetries(run: CopyRun, location: string): Promise<Copy
       return {
         status: 'copied',
         key: run.key,
-        ...result,
+        bytes: result.bytes,
+        servedBytes: result.servedBytes,
+        rows: result.rows,
+        malformedRows: result.malformedRows,
         warnings: run.warnings,
         apiRequests: run.apiRequests,
         downloads: run.downloads,
@@ -315,7 +328,12 @@ async function transfer(location: string, key: string, deps: CopyDependencies) {
     throw error instanceof Error && error.name === 'AbortError' ? new IntegrityError('download aborted') : error;
   }
   if (written.status === 'rejected') throw written.reason;
-  return { bytes: written.value.bytes, servedBytes: verifier.servedBytes, rows: verifier.rows };
+  return {
+    bytes: written.value.bytes,
+    servedBytes: verifier.servedBytes,
+    rows: verifier.rows,
+    malformedRows: verifier.malformedRows,
+  };
 }
 
 function isPrematureClose(error: unknown): boolean {

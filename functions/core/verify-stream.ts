@@ -5,25 +5,80 @@ import { IntegrityError } from './errors.js';
 
 const NEWLINE = 0x0a;
 
-/** Counts rows (newline-terminated lines; a last line without newline counts) one chunk at a time. */
+/** Lines longer than this are not parsed (they are counted, and reported as malformed). */
+const MAX_CHECKED_LINE = 4 * 1024 * 1024;
+
+/**
+ * Counts rows (newline-terminated lines; a last line without newline counts) and the rows that are not valid JSON,
+ * one chunk at a time. Holds at most one partial line (bounded), never the file.
+ */
 export class RowCounter {
   private newlines = 0;
   private lastByte = NEWLINE;
   private sawBytes = false;
+  private malformedLines = 0;
+  private carry: Buffer[] = [];
+  private carryLength = 0;
+  private carryTooLong = false;
+
+  constructor(private readonly checkJson = true) {}
 
   add(chunk: Buffer): void {
     if (chunk.length === 0) return;
     this.sawBytes = true;
+    let start = 0;
     let index = chunk.indexOf(NEWLINE);
     while (index !== -1) {
       this.newlines++;
-      index = chunk.indexOf(NEWLINE, index + 1);
+      if (this.checkJson) this.checkLine(chunk.subarray(start, index));
+      start = index + 1;
+      index = chunk.indexOf(NEWLINE, start);
     }
+    if (this.checkJson && start < chunk.length) this.keep(chunk.subarray(start));
     this.lastByte = chunk[chunk.length - 1] as number;
+  }
+
+  /** Call once the content ended: checks a last line that has no newline. */
+  finish(): void {
+    if (this.checkJson && (this.carryLength > 0 || this.carryTooLong)) this.checkLine(Buffer.alloc(0));
   }
 
   get rows(): number {
     return this.sawBytes && this.lastByte !== NEWLINE ? this.newlines + 1 : this.newlines;
+  }
+
+  /** Rows that are not valid JSON (empty lines excepted). Copied as they are, counted and reported. */
+  get malformed(): number {
+    return this.malformedLines;
+  }
+
+  private keep(piece: Buffer): void {
+    if (this.carryTooLong) return;
+    if (this.carryLength + piece.length > MAX_CHECKED_LINE) {
+      this.carryTooLong = true;
+      this.carry = [];
+      this.carryLength = 0;
+      return;
+    }
+    this.carry.push(Buffer.from(piece));
+    this.carryLength += piece.length;
+  }
+
+  private checkLine(tail: Buffer): void {
+    if (this.carryTooLong) {
+      this.malformedLines++;
+      this.carryTooLong = false;
+      return;
+    }
+    const line = this.carryLength > 0 ? Buffer.concat([...this.carry, tail]) : tail;
+    this.carry = [];
+    this.carryLength = 0;
+    if (line.length === 0 || (line.length === 1 && line[0] === 0x0d)) return;
+    try {
+      JSON.parse(line.toString('utf8'));
+    } catch {
+      this.malformedLines++;
+    }
   }
 }
 
@@ -99,6 +154,10 @@ export class VerifyingStream extends Transform {
     return this.rowCounter.rows;
   }
 
+  get malformedRows(): number {
+    return this.rowCounter.malformed;
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
     if (this.expectedBytes !== undefined && this.bytes > this.expectedBytes) {
@@ -130,6 +189,7 @@ export class VerifyingStream extends Transform {
     }
     const inflater = this.inflater;
     if (!inflater) {
+      this.rowCounter.finish();
       callback();
       return;
     }
@@ -137,7 +197,10 @@ export class VerifyingStream extends Transform {
       callback(this.inflateError);
       return;
     }
-    waitFor(inflater, 'end').then(() => callback(this.inflateError));
+    waitFor(inflater, 'end').then(() => {
+      this.rowCounter.finish();
+      callback(this.inflateError);
+    });
     inflater.end();
   }
 

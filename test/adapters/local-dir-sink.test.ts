@@ -52,3 +52,14 @@ test('readText answers undefined for a missing key and delete is idempotent', as
   await sink.delete('_state/none.json');
   expect(await sink.exists('_state/none.json')).toBe(false);
 });
+
+test('writing a key first removes the temp file a killed process left for it', async () => {
+  const dir = await tempDir();
+  const sink = new LocalDirSink(dir);
+  const { mkdir, writeFile } = await import('node:fs/promises');
+  await mkdir(path.join(dir, 'a'), { recursive: true });
+  await writeFile(path.join(dir, 'a', '.f.json.gz.partial-deadbeef'), 'half');
+  await writeFile(path.join(dir, 'a', '.g.json.gz.partial-cafe'), 'other key');
+  await sink.write('a/f.json.gz', Readable.from([Buffer.from('whole')]), { contentType: 'application/gzip' });
+  expect((await readdir(path.join(dir, 'a'))).sort()).toEqual(['.g.json.gz.partial-cafe', 'f.json.gz']);
+});

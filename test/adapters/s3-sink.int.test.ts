@@ -123,3 +123,20 @@ test.each([
 test.each(['s3://', 's3://Bad_Bucket/x', 's3://bucket/../x', 'https://bucket/x'])('parseS3Url rejects %s', (url) => {
   expect(() => parseS3Url(url)).toThrow();
 });
+
+test('writing a key first aborts the multipart upload a killed process left open for it', async () => {
+  const { bucket, sink } = await sinkOnProxy();
+  const client = createS3Client(proxy.url);
+  const { CreateMultipartUploadCommand } = await import('@aws-sdk/client-s3');
+  const abandoned = await client.send(
+    new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'lake/raw_logs/k.json.gz' }),
+  );
+  const other = await client.send(
+    new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'lake/raw_logs/k.json.gz.other' }),
+  );
+  expect(proxy.openUploads()).toEqual(expect.arrayContaining([abandoned.UploadId, other.UploadId]));
+  const { body } = randomBody(1000);
+  await sink.write('raw_logs/k.json.gz', body, { contentType: 'application/gzip' });
+  expect(proxy.aborted.has(abandoned.UploadId as string)).toBe(true);
+  expect(proxy.aborted.has(other.UploadId as string)).toBe(false);
+});

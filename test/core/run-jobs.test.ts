@@ -14,6 +14,7 @@ const copied = (key: string): CopyOutcome => ({
   key,
   bytes: 1,
   servedBytes: 1,
+  malformedRows: 0,
   rows: 1,
   warnings: [],
   apiRequests: 1,

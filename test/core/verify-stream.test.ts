@@ -92,3 +92,20 @@ test('peekBytes returns the head and leaves it in the stream', async () => {
 test('peekBytes on an empty stream returns nothing', async () => {
   expect((await peekBytes(Readable.from([]), 2)).length).toBe(0);
 });
+
+test('counts rows that are not valid JSON, across chunk boundaries, without dropping them', async () => {
+  const text =
+    '{"_ll.language":"en", "favorite_place":"Paris"}\n{"_ll.language":"en", "favorite_place":"Rejuvenation Room"}}\n\n{"a":1}';
+  const verifier = new VerifyingStream({ gzip: false });
+  const out = await drain(chunked(Buffer.from(text), 5), verifier);
+  expect(out.toString()).toBe(text);
+  expect(verifier.rows).toBe(4);
+  expect(verifier.malformedRows).toBe(1);
+});
+
+test('counts malformed rows inside gzip content too', async () => {
+  const gz = gzipSync('{"a":1}\n{"a":\n{"b":2}\n');
+  const verifier = new VerifyingStream({ gzip: true });
+  await drain(chunked(gz, 3), verifier);
+  expect(verifier.malformedRows).toBe(1);
+});

@@ -6,6 +6,7 @@ export type S3Operation =
   | 'UploadPart'
   | 'CompleteMultipartUpload'
   | 'AbortMultipartUpload'
+  | 'ListMultipartUploads'
   | 'PutObject'
   | 'Other';
 
@@ -23,6 +24,8 @@ export interface ProxiedRequest {
 export class S3RecordingProxy {
   readonly requests: ProxiedRequest[] = [];
   readonly created = new Set<string>();
+  /** Bucket/key and start time of every multipart upload created, by upload id. */
+  private readonly uploadKeys = new Map<string, { bucket: string; key: string; initiated: Date }>();
   readonly completed = new Set<string>();
   readonly aborted = new Set<string>();
   private readonly failures = new Map<S3Operation, number>();
@@ -83,6 +86,28 @@ export class S3RecordingProxy {
       response.end('<?xml version="1.0"?><Error><Code>InternalError</Code><Message>injected</Message></Error>');
       return;
     }
+    if (operation === 'ListMultipartUploads') {
+      request.resume();
+      const bucket = decodeURIComponent(url.pathname.split('/')[1] ?? '');
+      const prefix = url.searchParams.get('prefix') ?? '';
+      const open = this.openUploads()
+        .map((id) => ({ id, ...(this.uploadKeys.get(id) as { bucket: string; key: string; initiated: Date }) }))
+        .filter((upload) => upload.bucket === bucket && upload.key.startsWith(prefix));
+      record.status = 200;
+      response.writeHead(200, { 'content-type': 'application/xml' });
+      response.end(
+        '<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
+          `<Bucket>${bucket}</Bucket><Prefix>${prefix}</Prefix><MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>` +
+          open
+            .map(
+              (upload) =>
+                `<Upload><Key>${upload.key}</Key><UploadId>${upload.id}</UploadId><Initiated>${upload.initiated.toISOString()}</Initiated></Upload>`,
+            )
+            .join('') +
+          '</ListMultipartUploadsResult>',
+      );
+      return;
+    }
     if (operation === 'AbortMultipartUpload') {
       request.resume();
       if (uploadId) this.aborted.add(uploadId);
@@ -110,7 +135,15 @@ export class S3RecordingProxy {
       for await (const chunk of upstreamResponse) chunks.push(chunk as Buffer);
       const body = Buffer.concat(chunks);
       const id = /<UploadId>([^<]+)<\/UploadId>/.exec(body.toString())?.[1];
-      if (id && record.status === 200) this.created.add(id);
+      if (id && record.status === 200) {
+        this.created.add(id);
+        const [, bucket = '', ...key] = url.pathname.split('/');
+        this.uploadKeys.set(id, {
+          bucket: decodeURIComponent(bucket),
+          key: decodeURIComponent(key.join('/')),
+          initiated: new Date(),
+        });
+      }
       response.writeHead(record.status, upstreamResponse.headers);
       response.end(body);
       return;
@@ -127,6 +160,7 @@ function classify(method: string, url: URL): S3Operation {
   if (method === 'POST' && params.has('uploadId')) return 'CompleteMultipartUpload';
   if (method === 'PUT' && params.has('uploadId')) return 'UploadPart';
   if (method === 'DELETE' && params.has('uploadId')) return 'AbortMultipartUpload';
+  if (method === 'GET' && params.has('uploads')) return 'ListMultipartUploads';
   if (method === 'PUT' && url.pathname.split('/').filter(Boolean).length > 1) return 'PutObject';
   return 'Other';
 }
