@@ -1,11 +1,11 @@
 import { afterEach, expect, test } from 'vitest';
 import { floorHour, formatHour, HOUR_MS } from '../../functions/core/hours.js';
 import { runCli } from '../support/cli.js';
+import { TEST_CREDENTIALS } from '../support/leak-scan.js';
 import { useSimulator } from '../support/simulator.js';
 import { tempDir } from '../support/temp.js';
 
-const apiKey = 'scan-key-7d2e3219e6f93bececb44b6';
-const apiSecret = 'scan-secret-19c2aac0000a23803e9676a';
+const { apiKey, apiSecret } = TEST_CREDENTIALS[1];
 const simulator = useSimulator({ credentials: { apiKey, apiSecret } });
 afterEach(() => simulator.faults.clear());
 
