@@ -100,6 +100,9 @@ export class S3Sink implements ObjectSink {
         callback(null, chunk);
       },
     });
+    // A failing download reaches the upload through `counted`; the upload reports it (upload.done() rejects). The
+    // listener keeps a late error, after the upload gave up reading, from becoming an unhandled 'error' event.
+    counted.on('error', () => undefined);
     body.once('error', (error) => counted.destroy(error));
     await this.abortAbandonedUploads(this.fullKey(key));
     body.pipe(counted);

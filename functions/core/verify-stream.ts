@@ -179,7 +179,7 @@ export class VerifyingStream extends Transform {
       callback();
       return;
     }
-    waitFor(inflater, 'drain').then(() => callback(this.inflateError));
+    waitFor(inflater, 'drain').then(() => this.settle(callback));
   }
 
   override _flush(callback: TransformCallback): void {
@@ -199,9 +199,18 @@ export class VerifyingStream extends Transform {
     }
     waitFor(inflater, 'end').then(() => {
       this.rowCounter.finish();
-      callback(this.inflateError);
+      this.settle(callback);
     });
     inflater.end();
+  }
+
+  /**
+   * Finish a step that waited on the inflater. If the pipeline already tore this stream down (another stage failed
+   * first), the outcome is decided: reporting an error now would be an unhandled 'error' event.
+   */
+  private settle(callback: TransformCallback): void {
+    if (this.destroyed) return;
+    callback(this.inflateError);
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {

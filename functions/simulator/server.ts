@@ -154,6 +154,12 @@ export class LocalyticsSimulator {
     this.largeHours.set(`${appUuid}/${formatHour(hour)}`, bytes);
   }
 
+  /** The exact bytes the file host serves for a log hour (gzip), for checking what landed. */
+  async logHourFile(appUuid: string, hour: number): Promise<Readable> {
+    const body = await this.fileBody({ t: 'log', app: appUuid, hour });
+    return body.buffer ? Readable.from([body.buffer]) : createReadStream(body.diskPath as string);
+  }
+
   /** Move the `profile_changes` cursor of a profile database (the number of change sets already consumed). */
   changeSetsConsumed(profileDbId: string): number {
     return this.changeCursor.get(profileDbId) ?? 0;
