@@ -1,12 +1,22 @@
 /**
  * Switchable faults of the simulator. Each rule fires for the next `count` matching requests.
  * API faults: `throttle` (429), `server_error` (500), `unauthorized` (401), `html` (200 with an HTML page on lists),
- * `malformed_list` (a list whose shape is wrong). File faults: `reset` (connection reset mid-body), `truncate`
+ * `malformed_list` (a list whose shape is wrong), `wrong_types` (a list whose fields have the wrong types),
+ * `oversized_list` (a list of more than 5 MiB). File faults: `reset` (connection reset mid-body), `truncate`
  * (the body stops early, gzip left incomplete), `expire` (403 as an expired URL), `file_server_error` (503),
- * `slow` (body trickles), `corrupt` (bytes flipped in the middle of the file).
+ * `slow` (body trickles: `delayMs` per 64 KiB, default 50), `corrupt` (bytes flipped in the middle of the file),
+ * `empty` (a 200 with no body).
  */
-export const API_FAULTS = ['throttle', 'server_error', 'unauthorized', 'html', 'malformed_list'] as const;
-export const FILE_FAULTS = ['reset', 'truncate', 'expire', 'file_server_error', 'slow', 'corrupt'] as const;
+export const API_FAULTS = [
+  'throttle',
+  'server_error',
+  'unauthorized',
+  'html',
+  'malformed_list',
+  'wrong_types',
+  'oversized_list',
+] as const;
+export const FILE_FAULTS = ['reset', 'truncate', 'expire', 'file_server_error', 'slow', 'corrupt', 'empty'] as const;
 export type ApiFaultKind = (typeof API_FAULTS)[number];
 export type FileFaultKind = (typeof FILE_FAULTS)[number];
 export type FaultKind = ApiFaultKind | FileFaultKind;
@@ -19,6 +29,8 @@ export interface FaultRule {
   readonly match?: string;
   /** `throttle`: the Retry-After seconds to send; omit to send none. */
   readonly retryAfterSeconds?: number;
+  /** `slow`: pause before each 64 KiB of the body, ms. Default 50. */
+  readonly delayMs?: number;
 }
 
 export class FaultPlan {

@@ -253,6 +253,21 @@ export class LocalyticsSimulator {
       return;
     }
     if (fault?.kind === 'malformed_list') return this.send(response, 200, { data: list });
+    if (fault?.kind === 'wrong_types') {
+      return this.send(
+        response,
+        200,
+        list.map((entry) => ({ ...(entry as object), results_count: 'many', source_id: { id: 1 } })),
+      );
+    }
+    if (fault?.kind === 'oversized_list') {
+      const padding = 'x'.repeat(1024);
+      return this.send(
+        response,
+        200,
+        Array.from({ length: 6 * 1024 }, (_, i) => ({ ...(list[0] as object), name: `${padding}${i}` })),
+      );
+    }
     this.send(response, 200, list);
   }
 
@@ -383,7 +398,7 @@ export class LocalyticsSimulator {
     }
     if (fault?.kind === 'file_server_error')
       return this.sendXml(response, 503, 'SlowDown', 'Please reduce your request rate.');
-    const body = await this.fileBody(ref);
+    const body = fault?.kind === 'empty' ? plain('') : await this.fileBody(ref);
     const headers: http.OutgoingHttpHeaders = {
       'content-type': body.gzip ? 'application/gzip' : 'application/json',
     };
@@ -427,9 +442,11 @@ export class LocalyticsSimulator {
           for (let i = at; i < Math.min(slice.length, at + 16); i++) slice[i] = (slice[i] as number) ^ 0xff;
           corrupted = true;
         }
+        // slow: pause before each piece, so even a one-piece file stays in flight.
+        if (fault?.kind === 'slow') await new Promise((resolve) => setTimeout(resolve, fault.delayMs ?? 50));
+        if (response.destroyed) return false;
         if (!response.write(slice)) await drainOrClose(response);
         sent += slice.length;
-        if (fault?.kind === 'slow') await new Promise((resolve) => setTimeout(resolve, 50));
         if (response.destroyed) return false;
       }
     }
