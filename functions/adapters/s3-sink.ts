@@ -170,14 +170,7 @@ export class S3Sink implements ObjectSink {
 
   async writeText(key: string, text: string): Promise<void> {
     try {
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket: this.destination.bucket,
-          Key: this.fullKey(key),
-          Body: text,
-          ContentType: 'application/json',
-        }),
-      );
+      await this.putText(key, text);
     } catch (error) {
       throw this.fail('writing', key, error);
     }
@@ -185,15 +178,7 @@ export class S3Sink implements ObjectSink {
 
   async createText(key: string, text: string): Promise<boolean> {
     try {
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket: this.destination.bucket,
-          Key: this.fullKey(key),
-          Body: text,
-          ContentType: 'application/json',
-          IfNoneMatch: '*',
-        }),
-      );
+      await this.putText(key, text, { IfNoneMatch: '*' });
       return true;
     } catch (error) {
       const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
@@ -201,6 +186,18 @@ export class S3Sink implements ObjectSink {
       if (status === 412 || status === 409) return false;
       throw this.fail('creating', key, error);
     }
+  }
+
+  private async putText(key: string, text: string, conditions: { IfNoneMatch?: string } = {}): Promise<void> {
+    await this.client.send(
+      new PutObjectCommand({
+        Bucket: this.destination.bucket,
+        Key: this.fullKey(key),
+        Body: text,
+        ContentType: 'application/json',
+        ...conditions,
+      }),
+    );
   }
 
   async delete(key: string): Promise<void> {

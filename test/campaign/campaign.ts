@@ -12,8 +12,6 @@ import { gunzipSync } from 'node:zlib';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { DeleteMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import type { CliIo } from '../../functions/cli/io.js';
-import { main } from '../../functions/cli/program.js';
 import { floorHour, formatHour, HOUR_MS } from '../../functions/core/hours.js';
 import { dataKey, type SyncJob } from '../../functions/core/jobs.js';
 import { createCopierHandler } from '../../functions/handlers/copier.js';
@@ -29,6 +27,7 @@ import {
 import type { FaultRule } from '../../functions/simulator/faults.js';
 import { createRandom } from '../../functions/simulator/random.js';
 import { LocalyticsSimulator, SIMULATOR_DEFAULT_CREDENTIALS } from '../../functions/simulator/server.js';
+import { runCli } from '../support/cli.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
 import { findLeaks } from '../support/leak-scan.js';
 import { createTestBucket, listAllKeys, S3RVER_CREDENTIALS } from '../support/s3.js';
@@ -201,8 +200,9 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
         NOT_READY_DELAY_SECONDS: '1',
         LOOKBACK_HOURS: '3',
         LOG_LAG_HOURS: '3',
-        POWERTOOLS_LOG_LEVEL: 'INFO',
       };
+      // Info logs too: the more the functions say, the more the leak scan sees.
+      process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
       // The hourly planner covers the three log hours of the window; the daily one, audiences and profiles.
       const logPlanner = createPlannerHandler(
         (
@@ -379,22 +379,9 @@ export function passed(result: SeedResult): boolean {
 }
 
 async function runCliCaptured(args: string[], env: Record<string, string>, output: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIo = {
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: (text) => {
-      stderr += text;
-    },
-    env,
-    now: Date.now,
-    interactive: false,
-  };
-  const code = await main(args, io);
-  output.push(stdout, stderr);
-  return { code, stdout, stderr };
+  const run = await runCli(args, env);
+  output.push(run.stdout, run.stderr);
+  return run;
 }
 
 function spawnNode(args: string[], env: Record<string, string>, output: string[]): ChildProcess {
@@ -467,12 +454,13 @@ async function drainDeadLetters(sqs: SQSClient, dlqUrl: string) {
   }
 }
 
+/** Take over stdout (the functions' JSON logs and EMF) while the Lambda path runs; the seed scans it for leaks. */
 function captureStdout(output: string[]) {
-  const original = process.stdout.write.bind(process.stdout);
+  const original = process.stdout.write;
   let text = '';
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+  process.stdout.write = ((chunk: string | Uint8Array) => {
     text += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-    return (original as (...args: unknown[]) => boolean)(chunk, ...rest);
+    return true;
   }) as typeof process.stdout.write;
   return {
     restore() {

@@ -3,10 +3,7 @@
  * (started here, on random loopback ports) and prints a table. Exits 1 if any seed broke a promise; a failing seed
  * should become a regression test in test/campaign/campaign.int.test.ts.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { startServerProcess, stopProcess } from '../support/processes.js';
+import { startEmulators } from '../support/emulators.js';
 import { passed, runSeed, type SeedResult } from './campaign.js';
 import { campaignServers } from './servers.js';
 
@@ -18,22 +15,11 @@ const option = (name: string, fallback: number) => {
 const seeds = option('seeds', 20);
 const first = option('first', 1);
 
-const directory = await mkdtemp(path.join(os.tmpdir(), 'lsync-campaign-'));
-const [s3rver, fauxqs] = await Promise.all([
-  startServerProcess(process.execPath, [
-    '--openssl-legacy-provider',
-    path.resolve('test/support/s3rver-process.cjs'),
-    directory,
-  ]),
-  startServerProcess(process.execPath, [path.resolve('test/support/fauxqs-process.mjs')]),
-]);
-const servers = campaignServers(`http://127.0.0.1:${s3rver.info.port}`, `http://127.0.0.1:${fauxqs.info.port}`);
-process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
+const emulators = await startEmulators();
+const servers = campaignServers(emulators.s3Endpoint, emulators.sqsEndpoint);
 
 const results: SeedResult[] = [];
 const started = Date.now();
-// Silence the functions' own logs on the terminal; the campaign captures and scans them itself.
-const write = process.stdout.write.bind(process.stdout);
 try {
   for (let seed = first; seed < first + seeds; seed++) {
     const result = await runSeed(seed, servers);
@@ -43,9 +29,7 @@ try {
     );
   }
 } finally {
-  process.stdout.write = write;
-  await Promise.all([stopProcess(s3rver.child), stopProcess(fauxqs.child)]);
-  await rm(directory, { recursive: true, force: true });
+  await emulators.stop();
 }
 
 const sum = (pick: (result: SeedResult) => number) => results.reduce((total, result) => total + pick(result), 0);

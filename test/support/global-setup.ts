@@ -2,8 +2,8 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { startEmulators } from './emulators.js';
 import { findLeaks, type Leak } from './leak-scan.js';
-import { startServerProcess, stopProcess } from './processes.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -17,22 +17,13 @@ declare module 'vitest' {
  * (S3, disk-backed) and fauxqs (SQS).
  */
 export default async function setup(project: TestProject) {
-  const directory = await mkdtemp(path.join(os.tmpdir(), 'lsync-s3rver-'));
   const capture = await mkdtemp(path.join(os.tmpdir(), 'lsync-output-'));
   process.env.LSYNC_OUTPUT_CAPTURE = capture;
-  const [s3rver, fauxqs] = await Promise.all([
-    startServerProcess(process.execPath, [
-      '--openssl-legacy-provider',
-      path.resolve('test/support/s3rver-process.cjs'),
-      directory,
-    ]),
-    startServerProcess(process.execPath, [path.resolve('test/support/fauxqs-process.mjs')]),
-  ]);
-  project.provide('s3Endpoint', `http://127.0.0.1:${s3rver.info.port}`);
-  project.provide('sqsEndpoint', `http://127.0.0.1:${fauxqs.info.port}`);
+  const emulators = await startEmulators();
+  project.provide('s3Endpoint', emulators.s3Endpoint);
+  project.provide('sqsEndpoint', emulators.sqsEndpoint);
   return async () => {
-    await Promise.all([stopProcess(s3rver.child), stopProcess(fauxqs.child)]);
-    await rm(directory, { recursive: true, force: true });
+    await emulators.stop();
     // Every byte the suite printed (workers' stdout/stderr, console calls) is scanned for leaked secrets.
     const leaks: Leak[] = [];
     let scanned = 0;
