@@ -1,6 +1,5 @@
 import http from 'node:http';
 import https from 'node:https';
-import { z } from 'zod';
 import { backoffMs } from '../core/backoff.js';
 import {
   ApiResponseError,
@@ -15,6 +14,7 @@ import type { SyncJob } from '../core/jobs.js';
 import type { Credentials, DownloadedFile, ExportListing, ExportSource, ResolveOutcome } from '../core/ports.js';
 import { describeError, redactUrl, registerSecret } from '../core/redact.js';
 import type { RequestBudget } from '../core/request-budget.js';
+import { z } from '../core/schema.js';
 import { assertAllowedLocation, type LocationPolicy } from './location-policy.js';
 
 export const DEFAULT_API_URL = 'https://api.localytics.com';
@@ -22,23 +22,23 @@ const MAX_LIST_BYTES = 5 * 1024 * 1024;
 const MAX_LIST_ATTEMPTS = 8;
 const MAX_FILE_REDIRECTS = 3;
 
-const timestamp = z
-  .string()
-  .refine((value) => !Number.isNaN(Date.parse(value)), 'not a date-time')
-  .transform((value) => Date.parse(value));
+const timestamp = z.pipe(
+  z.string().check(z.refine((value) => !Number.isNaN(Date.parse(value)), 'not a date-time')),
+  z.transform((value: string) => Date.parse(value)),
+);
 
 const listEntrySchema = z.object({
-  id: z.union([z.number().int(), z.string().regex(/^\d+$/).transform(Number)]),
-  name: z.string().max(1000),
-  source_type: z.string().max(100),
-  source_id: z.union([z.string().max(100), z.number().int().transform(String)]),
-  job_type: z.string().max(100),
-  results_count: z.number().int().nonnegative().nullish(),
-  results_generated_at: timestamp.nullish(),
-  results_expire_at: timestamp.nullish(),
-  last_requested_at: timestamp.nullish(),
+  id: z.union([z.int(), z.pipe(z.string().check(z.regex(/^\d+$/)), z.transform(Number))]),
+  name: z.string().check(z.maxLength(1000)),
+  source_type: z.string().check(z.maxLength(100)),
+  source_id: z.union([z.string().check(z.maxLength(100)), z.pipe(z.int(), z.transform(String))]),
+  job_type: z.string().check(z.maxLength(100)),
+  results_count: z.nullish(z.int().check(z.nonnegative())),
+  results_generated_at: z.nullish(timestamp),
+  results_expire_at: z.nullish(timestamp),
+  last_requested_at: z.nullish(timestamp),
 });
-const listSchema = z.array(listEntrySchema).max(10_000);
+const listSchema = z.array(listEntrySchema).check(z.maxLength(10_000));
 
 export interface LocalyticsClientOptions {
   readonly apiUrl?: string;

@@ -1,10 +1,13 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { z } from 'zod';
 import { SecretError } from '../core/errors.js';
 import type { Credentials, SecretProvider } from '../core/ports.js';
 import { describeError, registerSecret } from '../core/redact.js';
+import { z } from '../core/schema.js';
 
-const secretSchema = z.object({ apiKey: z.string().min(1), apiSecret: z.string().min(1) });
+const secretSchema = z.object({
+  apiKey: z.string().check(z.minLength(1)),
+  apiSecret: z.string().check(z.minLength(1)),
+});
 
 /** Credentials given directly (from `LOCALYTICS_API_KEY` / `LOCALYTICS_API_SECRET`). */
 export class StaticSecretProvider implements SecretProvider {

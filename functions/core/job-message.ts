@@ -1,6 +1,6 @@
-import { z } from 'zod';
 import { IDENTIFIER_TYPES, isAppUuid, isPositiveIntegerId } from './identifiers.js';
 import type { SyncJob } from './jobs.js';
+import { z } from './schema.js';
 
 /** A job on the queue. Versioned, so that a deployment can change the shape without misreading old messages. */
 export interface JobMessage {
@@ -12,15 +12,15 @@ export interface JobMessage {
   readonly plannedAt: string;
 }
 
-const positiveId = z.string().refine(isPositiveIntegerId, 'must be a positive integer');
-const epochMs = z.number().int().nonnegative();
-const generation = { generatedAt: epochMs, resultsCount: z.number().int().nonnegative().optional() };
+const positiveId = z.string().check(z.refine(isPositiveIntegerId, 'must be a positive integer'));
+const epochMs = z.int().check(z.nonnegative());
+const generation = { generatedAt: epochMs, resultsCount: z.optional(z.int().check(z.nonnegative())) };
 
 const jobSchema = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('log_hour'),
-    appUuid: z.string().refine(isAppUuid, 'is not a Localytics app ID'),
-    hour: epochMs.refine((value) => value % 3_600_000 === 0, 'must be the start of a UTC hour'),
+    appUuid: z.string().check(z.refine(isAppUuid, 'is not a Localytics app ID')),
+    hour: epochMs.check(z.refine((value) => value % 3_600_000 === 0, 'must be the start of a UTC hour')),
   }),
   z.object({
     kind: z.literal('audience'),
@@ -35,7 +35,7 @@ const jobSchema = z.discriminatedUnion('kind', [
 const messageSchema = z.object({
   v: z.literal(1),
   job: jobSchema,
-  requeues: z.number().int().nonnegative(),
+  requeues: z.int().check(z.nonnegative()),
   plannedAt: z.string(),
 });
 

@@ -1,38 +1,48 @@
-import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
 import { DATASETS, type Dataset, isAppUuid } from '../core/identifiers.js';
+import { firstIssue, z } from '../core/schema.js';
 
-const list = z.string().transform((value) =>
-  value
-    .split(',')
-    .map((item) => item.trim())
-    .filter(Boolean),
+const list = z.pipe(
+  z.string(),
+  z.transform((value: string) =>
+    value
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean),
+  ),
 );
-const positiveInt = z.coerce.number().int().positive();
+/** A whole number from the environment (a string), within [min, max]. */
+const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.pipe(
+    z.string().check(z.regex(/^\d+$/, 'must be a whole number')),
+    z.pipe(z.transform(Number), z.int().check(z.gte(min), z.lte(max))),
+  );
+/** A default given as the environment would (a string), so that it is parsed like a set value. */
+const withDefault = <T extends z.ZodMiniType>(schema: T, value: z.input<T>) => z.prefault(schema, value);
 
 /** Environment of the Lambda functions, set by the CDK construct. Read and validated once per cold start. */
 const envSchema = z.object({
-  DEST_BUCKET: z.string().min(3),
-  DEST_PREFIX: z.string().default(''),
-  SECRET_ID: z.string().min(1),
-  API_URL: z.url().default('https://api.localytics.com'),
-  APPS: list.pipe(z.array(z.string().refine(isAppUuid, 'is not a Localytics app ID'))),
-  DATASETS: list.pipe(z.array(z.enum(DATASETS)).min(1)),
-  RATE_PER_MINUTE: positiveInt,
+  DEST_BUCKET: z.string().check(z.minLength(3)),
+  DEST_PREFIX: withDefault(z.string(), ''),
+  SECRET_ID: z.string().check(z.minLength(1)),
+  API_URL: withDefault(z.url(), 'https://api.localytics.com'),
+  APPS: z.pipe(list, z.array(z.string().check(z.refine(isAppUuid, 'is not a Localytics app ID')))),
+  DATASETS: z.pipe(list, z.array(z.enum(DATASETS)).check(z.minLength(1))),
+  RATE_PER_MINUTE: wholeNumber(1),
   /** Processes that share the key's budget: the copier's maximum concurrency plus the planner. */
-  BUDGET_SHARES: positiveInt,
-  QUEUE_URL: z.string().min(1),
-  DLQ_URL: z.string().min(1),
-  MAX_RECEIVE_COUNT: positiveInt.default(5),
-  LOG_LAG_HOURS: z.coerce.number().int().nonnegative().default(1),
-  LOOKBACK_HOURS: positiveInt.default(6),
-  BACKFILL_DAYS: positiveInt.max(30).default(7),
-  NOT_READY_DEADLINE_HOURS: positiveInt.default(24),
-  ALLOWED_FILE_HOSTS: list.default([]),
+  BUDGET_SHARES: wholeNumber(1),
+  QUEUE_URL: z.string().check(z.minLength(1)),
+  DLQ_URL: z.string().check(z.minLength(1)),
+  MAX_RECEIVE_COUNT: withDefault(wholeNumber(1), '5'),
+  LOG_LAG_HOURS: withDefault(wholeNumber(0), '1'),
+  LOOKBACK_HOURS: withDefault(wholeNumber(1), '6'),
+  BACKFILL_DAYS: withDefault(wholeNumber(1, 30), '7'),
+  NOT_READY_DEADLINE_HOURS: withDefault(wholeNumber(1), '24'),
+  ALLOWED_FILE_HOSTS: withDefault(list, ''),
   /** First backoff of a retryable failure across deliveries (doubles each delivery). */
-  RETRY_BASE_SECONDS: positiveInt.default(30),
+  RETRY_BASE_SECONDS: withDefault(wholeNumber(1), '30'),
   /** Delay before a not-ready log hour is tried again (SQS allows at most 900). */
-  NOT_READY_DELAY_SECONDS: positiveInt.max(900).default(900),
+  NOT_READY_DELAY_SECONDS: withDefault(wholeNumber(1, 900), '900'),
 });
 
 export interface HandlerConfig {
@@ -58,10 +68,7 @@ export interface HandlerConfig {
 
 export function readHandlerConfig(env: Readonly<Record<string, string | undefined>>): HandlerConfig {
   const result = envSchema.safeParse(env);
-  if (!result.success) {
-    const problems = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
-    throw new ConfigError(`invalid function configuration: ${problems}`);
-  }
+  if (!result.success) throw new ConfigError(`invalid function configuration: ${firstIssue(result.error)}`);
   const e = result.data;
   return {
     bucket: e.DEST_BUCKET,

@@ -1,5 +1,5 @@
-import { z } from 'zod';
 import { planToQueue } from '../core/plan-to-queue.js';
+import { z } from '../core/schema.js';
 import { type Runtime, runtime } from './runtime.js';
 import { recordPlannerRun } from './telemetry.js';
 

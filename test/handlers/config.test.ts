@@ -1,0 +1,49 @@
+import { describe, expect, test } from 'vitest';
+import { readHandlerConfig } from '../../functions/handlers/config.js';
+
+const base = {
+  DEST_BUCKET: 'lake',
+  SECRET_ID: 'arn:aws:secretsmanager:us-east-1:1:secret:x',
+  APPS: '1bea53c5f15a26dff0a078f-2eedf7d6-fd41-11e3-4735-00a426b17dd8, 91e6f7bf1c6004b029c3082-602f5774-ae2b-11e2-0c2c-004a77f8b47f',
+  DATASETS: 'logs,audiences',
+  RATE_PER_MINUTE: '50',
+  BUDGET_SHARES: '3',
+  QUEUE_URL: 'https://sqs/q',
+  DLQ_URL: 'https://sqs/dlq',
+};
+
+test('reads the environment once into typed settings, with documented defaults', () => {
+  const config = readHandlerConfig(base);
+  expect(config).toMatchObject({
+    bucket: 'lake',
+    prefix: '',
+    apiUrl: 'https://api.localytics.com',
+    apps: [
+      '1bea53c5f15a26dff0a078f-2eedf7d6-fd41-11e3-4735-00a426b17dd8',
+      '91e6f7bf1c6004b029c3082-602f5774-ae2b-11e2-0c2c-004a77f8b47f',
+    ],
+    maxReceiveCount: 5,
+    logLagHours: 1,
+    lookbackHours: 6,
+    backfillDays: 7,
+    notReadyDeadlineHours: 24,
+    allowedFileHosts: [],
+    retryBaseSeconds: 30,
+    notReadyDelaySeconds: 900,
+  });
+  expect(config.processRatePerMinute).toBeCloseTo(50 / 3);
+  expect([...config.datasets]).toEqual(['logs', 'audiences']);
+});
+
+describe('a bad environment fails at cold start with a message naming the variable', () => {
+  test.each([
+    [{ DEST_BUCKET: undefined }, /DEST_BUCKET/],
+    [{ APPS: 'not-an-app' }, /APPS\.0: is not a Localytics app ID/],
+    [{ DATASETS: 'logs,events' }, /DATASETS\.1/],
+    [{ RATE_PER_MINUTE: 'fifty' }, /RATE_PER_MINUTE: must be a whole number/],
+    [{ BACKFILL_DAYS: '31' }, /BACKFILL_DAYS: Too big/],
+    [{ API_URL: 'not a url' }, /API_URL/],
+  ])('%j', (override, message) => {
+    expect(() => readHandlerConfig({ ...base, ...override })).toThrow(message);
+  });
+});
