@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import * as z from 'zod/mini';
 import { backoffMs } from '../core/backoff.js';
 import {
   ApiResponseError,
@@ -14,7 +15,7 @@ import type { SyncJob } from '../core/jobs.js';
 import type { Credentials, DownloadedFile, ExportListing, ExportSource, ResolveOutcome } from '../core/ports.js';
 import { describeError, redactUrl, registerSecret } from '../core/redact.js';
 import type { RequestBudget } from '../core/request-budget.js';
-import { z } from '../core/schema.js';
+import '../core/schema.js';
 import { assertAllowedLocation, type LocationPolicy } from './location-policy.js';
 
 export const DEFAULT_API_URL = 'https://api.localytics.com';

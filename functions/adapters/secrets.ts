@@ -1,8 +1,9 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import * as z from 'zod/mini';
 import { SecretError } from '../core/errors.js';
 import type { Credentials, SecretProvider } from '../core/ports.js';
 import { describeError, registerSecret } from '../core/redact.js';
-import { z } from '../core/schema.js';
+import '../core/schema.js';
 
 const secretSchema = z.object({
   apiKey: z.string().check(z.minLength(1)),

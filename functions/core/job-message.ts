@@ -1,6 +1,7 @@
+import * as z from 'zod/mini';
 import { IDENTIFIER_TYPES, isAppUuid, isPositiveIntegerId } from './identifiers.js';
 import type { SyncJob } from './jobs.js';
-import { z } from './schema.js';
+import './schema.js';
 
 /** A job on the queue. Versioned, so that a deployment can change the shape without misreading old messages. */
 export interface JobMessage {

@@ -1,6 +1,7 @@
+import * as z from 'zod/mini';
 import { ConfigError } from '../core/errors.js';
 import { DATASETS, type Dataset, isAppUuid } from '../core/identifiers.js';
-import { firstIssue, z } from '../core/schema.js';
+import { firstIssue } from '../core/schema.js';
 
 const list = z.pipe(
   z.string(),

@@ -1,5 +1,6 @@
+import * as z from 'zod/mini';
 import { planToQueue } from '../core/plan-to-queue.js';
-import { z } from '../core/schema.js';
+import '../core/schema.js';
 import { type Runtime, runtime } from './runtime.js';
 import { recordPlannerRun } from './telemetry.js';
 
