@@ -6,14 +6,16 @@ import { campaignServers } from './servers.js';
 
 /**
  * A few seeds of the fault campaign on every `npm test` (`npm run campaign -- --seeds 200` runs many). Chosen to
- * cover both paths, kills, deadlines, duplicate deliveries and S3 failures; seed 6 crashed the process once (an
- * unhandled stream error in the S3 sink) and stays as a regression test.
+ * cover both paths, kills, deadlines, duplicate deliveries and S3 failures. Seeds that once failed stay here as
+ * regression tests: 6 crashed the process (an unhandled stream error in the S3 sink).
  */
 test.each([
   [5, 'cli', ['kill', 's3-multipart']],
   [6, 'lambda', ['corrupt', 'deadline']],
   [7, 'lambda', ['s3-put', 's3-multipart', 'duplicate-delivery']],
   [10, 'lambda', ['kill', 'deadline', '429-storm']],
+  // Lost two change sets to expired URLs; the campaign once miscounted the second report (kept as a regression).
+  [107, 'lambda', ['expire', 'duplicate-delivery']],
   [1, 'cli', ['429-storm', '5xx', 'reset', 'expire']],
 ])(
   'seed %i (%s path): nothing lost, duplicated or corrupted, no open upload, no leak',
@@ -23,7 +25,7 @@ test.each([
     expect(result.faults).toEqual(expect.arrayContaining(faults as string[]));
     expect(result.problems).toEqual([]);
     expect(passed(result)).toBe(true);
-    expect(result.landed + result.reportedLost).toBe(result.expected);
+    expect(result.landed + result.missingButReported).toBe(result.expected);
   },
   120_000,
 );

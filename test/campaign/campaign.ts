@@ -48,6 +48,8 @@ export interface SeedResult {
   readonly faults: string[];
   readonly expected: number;
   readonly landed: number;
+  /** Expected keys still empty because their change set was reported lost (the next run pulls the next one). */
+  readonly missingButReported: number;
   readonly lost: number;
   readonly reportedLost: number;
   readonly duplicated: number;
@@ -137,7 +139,8 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
     let rounds = 0;
     let failures: { job: string; reason: string }[] = [];
     let parkedReasons: (string | undefined)[] = [];
-    const lostReported = new Set<string>();
+    // Change sets reported lost, one entry per report (the same job can lose more than one change set).
+    const lostReported: string[] = [];
 
     if (route === 'cli') {
       const args = [
@@ -175,7 +178,7 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
           pending?: string[];
         };
         failures = summary.failed ?? [];
-        for (const failure of failures) if (isReportedLoss(failure.reason)) lostReported.add(failure.job);
+        for (const failure of failures) if (isReportedLoss(failure.reason)) lostReported.push(failure.job);
         const remaining = failures.filter((failure) => !isReportedLoss(failure.reason));
         if (remaining.length === 0 && (summary.pending ?? []).length === 0) break;
       }
@@ -239,7 +242,7 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
       const parked = await drainDeadLetters(servers.sqs, queues.dlqUrl);
       parkedReasons = parked.map((message) => message.reason);
       for (const message of parked) {
-        if (isReportedLoss(message.reason ?? '')) lostReported.add(message.body);
+        if (isReportedLoss(message.reason ?? '')) lostReported.push(message.body);
       }
       failures = parked.map((message) => ({ job: message.body, reason: message.reason ?? '' }));
     }
@@ -273,11 +276,13 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
     const duplicated = dataKeys.filter((key) => !expected.has(key)).length;
     let corrupted = 0;
     let lost = 0;
-    let reportedLost = 0;
+    const reportedLost = lostReported.length;
+    let missingButReported = 0;
     const changeRows: string[] = [];
     for (const [key, job] of expected) {
       if (!dataKeys.includes(key)) {
-        if (job.kind === 'profile_changes' && lostReported.size > 0) reportedLost++;
+        // A change set whose loss was reported leaves its key empty until the next run pulls the next one.
+        if (job.kind === 'profile_changes' && reportedLost > 0) missingButReported++;
         else {
           lost++;
           problems.push(`lost ${key}`);
@@ -317,9 +322,13 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
       0,
     );
     const landedSets = dataKeys.filter((key) => key.startsWith('profile_changes/')).length;
-    if (consumedSets > landedSets + lostReported.size) {
-      problems.push(`${consumedSets - landedSets} change set(s) consumed but neither landed nor reported`);
-      lost += consumedSets - landedSets - lostReported.size;
+    if (consumedSets > landedSets + lostReported.length) {
+      const trail = simulator.requests
+        .filter((r) => r.path.endsWith('/profile_changes') || r.file?.startsWith('profile_changes/'))
+        .map((r) => `${r.kind === 'api' ? 'API' : r.file} ${r.status}`)
+        .join(', ');
+      problems.push(`${consumedSets - landedSets} change set(s) consumed but neither landed nor reported [${trail}]`);
+      lost += consumedSets - landedSets - lostReported.length;
     }
     const orphanedUploads = proxy.openUploads().length;
     if (orphanedUploads > 0) problems.push(`${orphanedUploads} multipart upload(s) left open`);
@@ -336,6 +345,7 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
       faults,
       expected: expected.size,
       landed: dataKeys.filter((key) => expected.has(key)).length,
+      missingButReported,
       lost,
       reportedLost,
       duplicated: duplicated + (new Set(changeRows).size !== changeRows.length ? 1 : 0),
@@ -354,6 +364,7 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
       faults,
       expected: 0,
       landed: 0,
+      missingButReported: 0,
       lost: 0,
       reportedLost: 0,
       duplicated: 0,

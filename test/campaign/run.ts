@@ -37,9 +37,9 @@ const faultCounts = new Map<string, number>();
 for (const result of results)
   for (const fault of result.faults) faultCounts.set(fault, (faultCounts.get(fault) ?? 0) + 1);
 const table = [
-  `| seeds | CLI / Lambda | files expected | landed | lost | reported lost (change sets) | duplicated | corrupted | orphaned uploads | leaks | unfinished without reason | failing seeds |`,
+  `| seeds | CLI / Lambda | files expected | landed (+ awaiting next change set) | lost | reported lost (change sets) | duplicated | corrupted | orphaned uploads | leaks | unfinished without reason | failing seeds |`,
   '|---|---|---|---|---|---|---|---|---|---|---|---|',
-  `| ${results.length} | ${results.filter((r) => r.path === 'cli').length} / ${results.filter((r) => r.path === 'lambda').length} | ${sum((r) => r.expected)} | ${sum((r) => r.landed)} | ${sum((r) => r.lost)} | ${sum((r) => r.reportedLost)} | ${sum((r) => r.duplicated)} | ${sum((r) => r.corrupted)} | ${sum((r) => r.orphanedUploads)} | ${sum((r) => r.leaks)} | ${sum((r) => r.unexplained)} | ${
+  `| ${results.length} | ${results.filter((r) => r.path === 'cli').length} / ${results.filter((r) => r.path === 'lambda').length} | ${sum((r) => r.expected)} | ${sum((r) => r.landed)} (+${sum((r) => r.missingButReported)}) | ${sum((r) => r.lost)} | ${sum((r) => r.reportedLost)} | ${sum((r) => r.duplicated)} | ${sum((r) => r.corrupted)} | ${sum((r) => r.orphanedUploads)} | ${sum((r) => r.leaks)} | ${sum((r) => r.unexplained)} | ${
     results
       .filter((r) => !passed(r))
       .map((r) => r.seed)
