@@ -303,7 +303,7 @@ async function transfer(location: string, key: string, deps: CopyDependencies) {
   const gzip = isGzipHead(head);
   const verifier = new VerifyingStream({ expectedBytes: file.contentLength, gzip });
   const output = new PassThrough();
-  const stages: NodeJS.ReadWriteStream[] = gzip ? [verifier] : [verifier, createGzip()];
+  const stages: NodeJS.ReadWriteStream[] = gzip ? [verifier] : [verifier, createGzip({ chunkSize: 256 * 1024 })];
   const flowing = pipeline([file.body, ...stages, output] as [Readable, ...NodeJS.ReadWriteStream[]], {
     signal: deps.signal,
   });
