@@ -7,7 +7,7 @@ import { recordPlannerRun } from './telemetry.js';
 const eventSchema = z.object({ task: z.enum(['logs', 'exports']) });
 
 /** EventBridge Scheduler target: `{"task":"logs"}` hourly, `{"task":"exports"}` daily. Enqueues one job per file. */
-export function createPlannerHandler(getRuntime: () => Runtime) {
+export function createPlannerHandler(getRuntime: () => Runtime, now: () => number = Date.now) {
   return async (event: unknown) => {
     const parsed = eventSchema.safeParse(event);
     if (!parsed.success) throw new TypeError('planner event must be {"task": "logs" | "exports"}');
@@ -19,7 +19,7 @@ export function createPlannerHandler(getRuntime: () => Runtime) {
         parsed.data.task,
         rt.config,
         { source, sink: rt.sink, queue: rt.queue, logger: rt.logger },
-        Date.now(),
+        now(),
       );
       recordPlannerRun(rt.metrics, summary, source.stats.apiRequests - requestsBefore);
       return summary;

@@ -70,7 +70,9 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
   const chance = (p: number) => random() < p;
   const between = (min: number, max: number) => min + Math.floor(random() * (max - min + 1));
   const route: SeedResult['path'] = chance(0.5) ? 'cli' : 'lambda';
-  const simulator = new LocalyticsSimulator({ ratePerMinute: 6000 });
+  // One clock for the whole seed: a run that crosses an hour (or 13:00 UTC) must not plan a different window.
+  const seedStart = Date.now();
+  const simulator = new LocalyticsSimulator({ ratePerMinute: 6000, now: () => seedStart });
   const proxy = new S3RecordingProxy(servers.s3Endpoint);
   const secrets = new FakeSecretsManager();
   await Promise.all([simulator.start(), proxy.start(), secrets.start()]);
@@ -81,7 +83,7 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
     const s3 = servers.s3(proxy.url);
     const bucket = await createTestBucket(s3);
     const apps = [...simulator.dataset.apps];
-    const to = floorHour(Date.now()) - 3 * HOUR_MS;
+    const to = floorHour(seedStart) - 3 * HOUR_MS;
     const from = to - 3 * HOUR_MS;
     const large = chance(0.35) ? { app: apps[0] as string, hour: from, bytes: 12 * 1024 * 1024 } : undefined;
     if (large) {
@@ -207,17 +209,15 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
       // Info logs too: the more the functions say, the more the leak scan sees.
       process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
       // The hourly planner covers the three log hours of the window; the daily one, audiences and profiles.
+      const logRuntime = createRuntime({ ...env, DATASETS: 'logs' });
+      const exportRuntime = createRuntime({ ...env, DATASETS: 'audiences,profiles' });
       const logPlanner = createPlannerHandler(
-        (
-          (runtime) => () =>
-            runtime
-        )(createRuntime({ ...env, DATASETS: 'logs' })),
+        () => logRuntime,
+        () => seedStart,
       );
       const exportPlanner = createPlannerHandler(
-        (
-          (runtime) => () =>
-            runtime
-        )(createRuntime({ ...env, DATASETS: 'audiences,profiles' })),
+        () => exportRuntime,
+        () => seedStart,
       );
       const planner = async () =>
         (await logPlanner({ task: 'logs' })).enqueued + (await exportPlanner({ task: 'exports' })).enqueued;
@@ -248,7 +248,7 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
     }
 
     // ---- Checks ------------------------------------------------------------------------------------------------
-    const generation = latestGeneration(Date.now());
+    const generation = latestGeneration(seedStart);
     const expected = new Map<string, SyncJob>();
     for (const appUuid of apps) {
       for (let hour = from; hour < to; hour += HOUR_MS)
