@@ -38,6 +38,11 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .addOption(
       new Option('--allow-file-host <host...>', 'also download from these hosts (besides Amazon S3 and the API host)'),
     )
+    .option(
+      '--check-json <which>',
+      'parse rows to count malformed JSON lines: plain (audiences, profiles), all, off',
+      'plain',
+    )
     .option('--verbose', 'structured logs on stderr')
     .action(async (options) => {
       await run(() => syncCommand(options, io))();

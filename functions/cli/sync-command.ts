@@ -29,6 +29,7 @@ export interface SyncCommandOptions {
   allowFileHost?: string[];
   json?: boolean;
   verbose?: boolean;
+  checkJson?: string;
 }
 
 export interface SyncRunResult {
@@ -70,6 +71,10 @@ export async function runSyncCommand(
     .flatMap((value) => value.split(','))
     .map((host) => host.trim())
     .filter(Boolean);
+  const checkJson = options.checkJson ?? 'plain';
+  if (checkJson !== 'plain' && checkJson !== 'all' && checkJson !== 'off') {
+    throw new UsageError(`--check-json "${checkJson}" must be plain, all or off`);
+  }
   const credentials = await loadCredentials(options.secretId, io);
   const sink = overrides.sink ?? createSink(destination, io);
   await checkDestination(sink);
@@ -95,6 +100,7 @@ export async function runSyncCommand(
       {
         concurrency,
         signal: interrupt.signal,
+        copyOptions: { checkJson },
         onPlanned: (plan) => progress?.planned(plan.jobs.length),
         onReport: (report) =>
           progress?.report(

@@ -15,7 +15,9 @@ export interface SyncOptions {
   readonly clock?: Clock;
   readonly onPlanned?: (plan: Plan) => void;
   readonly onReport?: (report: JobReport) => void;
-  readonly copyOptions?: Partial<Pick<CopyDependencies, 'maxDownloadAttempts' | 'maxReResolves' | 'random'>>;
+  readonly copyOptions?: Partial<
+    Pick<CopyDependencies, 'maxDownloadAttempts' | 'maxReResolves' | 'random' | 'checkJson'>
+  >;
   readonly maxAttempts?: number;
 }
 

@@ -117,6 +117,8 @@ export interface VerifyingStreamOptions {
   readonly expectedBytes?: number;
   /** The content is gzip: inflate a copy on the side to prove it complete and count its rows. */
   readonly gzip: boolean;
+  /** Parse every row as JSON to count malformed ones. Default true. */
+  readonly checkJson?: boolean;
 }
 
 /**
@@ -126,13 +128,14 @@ export interface VerifyingStreamOptions {
  */
 export class VerifyingStream extends Transform {
   private bytes = 0;
-  private readonly rowCounter = new RowCounter();
+  private readonly rowCounter: RowCounter;
   private readonly inflater: Gunzip | undefined;
   private inflateError: Error | undefined;
   private readonly expectedBytes: number | undefined;
 
   constructor(options: VerifyingStreamOptions) {
     super();
+    this.rowCounter = new RowCounter(options.checkJson ?? true);
     this.expectedBytes = options.expectedBytes;
     if (options.gzip) {
       // Large output chunks: inflating on the side costs a JS callback per chunk, and 16 KiB (the default) is many.

@@ -380,3 +380,19 @@ test('an aborted signal interrupts a job before it asks the API', async () => {
   expect(outcome.status).toBe('interrupted');
   expect(source.resolved).toHaveLength(0);
 });
+
+test.each([
+  ['plain', 0],
+  ['all', 1],
+] as const)('with checkJson %s, malformed rows of a gzip log hour are counted: %i', async (checkJson, expected) => {
+  const dir = await tempDir();
+  const source = new ScriptedSource([ready('https://s3.amazonaws.com/a')], [ok(gzipSync('{"type":"e"}\n{"type":\n'))]);
+  const outcome = await copyJob(logHour, {
+    source,
+    sink: new LocalDirSink(dir),
+    logger: silentLogger,
+    clock: noWait,
+    checkJson,
+  });
+  expect(outcome.status === 'copied' && outcome.malformedRows).toBe(expected);
+});
