@@ -64,16 +64,19 @@ describe('the Glue catalog', () => {
       'projection.hour.type': 'integer',
       'projection.hour.range': '0,23',
       'projection.hour.digits': '2',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Athena's location template syntax, not a JS template
       'storage.location.template': 's3://lake-bucket/localytics/raw_logs/app_uuid=${app_uuid}/dt=${dt}/hour=${hour}/',
     });
   });
 
   test('every table projects exactly the partition folders the sync writes', () => {
     expect(byName.audiences?.Parameters['storage.location.template']).toBe(
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Athena's location template syntax, not a JS template
       's3://lake-bucket/localytics/audiences/audience_id=${audience_id}/identifier_type=${identifier_type}/dt=${dt}/',
     );
     expect(byName.audiences?.Parameters['projection.identifier_type.values']).toBe('idfa,gaid,email,customer_id');
     expect(byName.profiles?.Parameters['storage.location.template']).toBe(
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Athena's location template syntax, not a JS template
       's3://lake-bucket/localytics/profiles/profiledb_id=${profiledb_id}/dt=${dt}/',
     );
     expect(byName.profile_changes?.Parameters['projection.profiledb_id.type']).toBe('injected');
