@@ -30,6 +30,8 @@ const WINDOW_MS = 60_000;
 export class RequestBudget {
   readonly ratePerMinute: number;
   private readonly intervalMs: number;
+  /** Grants allowed in one window: a whole number (a process's share of a key's rate need not be one). */
+  private readonly windowCapacity: number;
   private readonly marginMs: number;
   private readonly clock: Clock;
   /** Granted slot times, oldest first; at most `ratePerMinute` kept. */
@@ -43,6 +45,7 @@ export class RequestBudget {
     }
     this.ratePerMinute = options.ratePerMinute;
     this.intervalMs = WINDOW_MS / options.ratePerMinute;
+    this.windowCapacity = Math.max(1, Math.floor(options.ratePerMinute));
     this.marginMs = options.marginMs ?? 250;
     this.clock = options.clock ?? systemClock;
   }
@@ -76,12 +79,12 @@ export class RequestBudget {
     const now = this.clock.now();
     const last = this.granted.at(-1);
     let slot = Math.max(now, this.pausedUntil, last === undefined ? 0 : last + this.intervalMs);
-    if (this.granted.length >= this.ratePerMinute) {
-      const oldestInWindow = this.granted[this.granted.length - this.ratePerMinute] as number;
+    if (this.granted.length >= this.windowCapacity) {
+      const oldestInWindow = this.granted[this.granted.length - this.windowCapacity] as number;
       slot = Math.max(slot, oldestInWindow + WINDOW_MS + this.marginMs);
     }
     this.granted.push(slot);
-    if (this.granted.length > this.ratePerMinute * 2) this.granted.splice(0, this.granted.length - this.ratePerMinute);
+    if (this.granted.length > this.windowCapacity * 2) this.granted.splice(0, this.granted.length - this.windowCapacity);
     this.grantedTotal++;
     return slot;
   }

@@ -61,3 +61,13 @@ test('a pause (after a 429) holds every caller until it ends', async () => {
 test('rejects a rate that is not a positive number', () => {
   expect(() => new RequestBudget({ ratePerMinute: 0 })).toThrow(/positive/);
 });
+
+test('a fractional rate (a process share such as 50 / 3 per minute) keeps pacing every request', async () => {
+  const clock = new ManualClock();
+  const budget = new RequestBudget({ ratePerMinute: 50 / 3, clock });
+  const times = await grantTimes(budget, clock, 4, 15);
+  expect(times.every(Number.isFinite)).toBe(true);
+  const gaps = times.slice(1).map((time, i) => time - (times[i] as number));
+  expect(Math.min(...gaps)).toBeGreaterThanOrEqual(3600 - 1);
+  expect(maxPerMinute(times)).toBeLessThanOrEqual(17);
+});
