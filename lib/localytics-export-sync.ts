@@ -102,8 +102,10 @@ export class LocalyticsExportSync extends Construct {
       APPS: props.apps.join(','),
       DATASETS: settings.datasets.join(','),
       RATE_PER_MINUTE: String(settings.requestsPerMinute),
-      // Per-process pacing: every copier at maximum concurrency plus the planner, together, stay within the budget.
-      BUDGET_SHARES: String(settings.copierConcurrency + 1),
+      // Per-process pacing: every copier at maximum concurrency plus the planner, together, stay within the budget;
+      // one share of headroom because Lambda may hand the next batch to a fresh container while the last one's
+      // requests are still inside their minute.
+      BUDGET_SHARES: String(settings.copierConcurrency + 2),
       QUEUE_URL: this.jobs.queue.queueUrl,
       DLQ_URL: this.jobs.deadLetterQueue.queueUrl,
       MAX_RECEIVE_COUNT: String(this.jobs.maxReceiveCount),
@@ -277,6 +279,14 @@ function validate(props: LocalyticsExportSyncProps): ValidatedSettings {
   if (!(requestsPerMinute > 0)) throw new Error(`requestsPerMinute must be positive, got ${requestsPerMinute}`);
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10) {
     throw new Error(`batchSize must be a whole number from 1 to 10, got ${batchSize}`);
+  }
+  const lagAlarm = props.lagAlarmHours ?? 6;
+  const reportedLagFloor = (props.lookbackHours ?? 6) + (props.logLagHours ?? 1);
+  if (lagAlarm >= reportedLagFloor) {
+    // With no hour present in its window, the hourly planner reports lookback + lag hours: the alarm must be below.
+    throw new Error(
+      `lagAlarmHours (${lagAlarm}) must be less than lookbackHours + logLagHours (${reportedLagFloor}), or a stalled app never alarms`,
+    );
   }
   if (props.backfillDays !== undefined && (props.backfillDays < 1 || props.backfillDays > 30)) {
     throw new Error(`backfillDays must be from 1 to 30 (Localytics keeps raw logs 30 days), got ${props.backfillDays}`);

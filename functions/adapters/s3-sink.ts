@@ -3,10 +3,9 @@ import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
-  HeadObjectCommand,
   ListMultipartUploadsCommand,
+  ListObjectsV2Command,
   NoSuchKey,
-  NotFound,
   PutObjectCommand,
   paginateListObjectsV2,
   type S3Client,
@@ -60,12 +59,18 @@ export class S3Sink implements ObjectSink {
     this.queueSize = options.queueSize ?? 4;
   }
 
+  /**
+   * Listing instead of HeadObject: with `s3:ListBucket` granted only under the key prefix (least privilege), S3
+   * answers a HEAD of a missing key with 403 instead of 404; a prefix listing is allowed and says the same thing.
+   */
   async exists(key: string): Promise<boolean> {
+    const fullKey = this.fullKey(key);
     try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.destination.bucket, Key: this.fullKey(key) }));
-      return true;
+      const response = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.destination.bucket, Prefix: fullKey, MaxKeys: 1 }),
+      );
+      return response.Contents?.[0]?.Key === fullKey;
     } catch (error) {
-      if (error instanceof NotFound || (error as { name?: string }).name === 'NotFound') return false;
       throw this.fail('checking', key, error);
     }
   }
@@ -157,6 +162,8 @@ export class S3Sink implements ObjectSink {
   }
 
   async readText(key: string): Promise<string | undefined> {
+    // A GET of a missing key is a 403 without an unconditioned s3:ListBucket (see exists()).
+    if (!(await this.exists(key))) return undefined;
     try {
       const response = await this.client.send(
         new GetObjectCommand({ Bucket: this.destination.bucket, Key: this.fullKey(key) }),

@@ -115,7 +115,12 @@ export async function copyJob(job: SyncJob, deps: CopyDependencies): Promise<Cop
   let run: CopyRun | undefined;
   try {
     run = new CopyRun(job, deps);
-    if ((deps.checkExisting ?? true) && (await deps.sink.exists(run.key))) return { status: 'present', key: run.key };
+    if ((deps.checkExisting ?? true) && (await deps.sink.exists(run.key))) {
+      // A change set copied by a run that stopped before removing its record: remove it now, or it would hold
+      // back every later change set of that profile database.
+      if (job.kind === 'profile_changes') await deps.sink.delete(pendingChangeSetKey(job)).catch(() => undefined);
+      return { status: 'present', key: run.key };
+    }
     if (deps.signal?.aborted) return run.interrupted();
     return job.kind === 'profile_changes' ? await copyChangeSet(job, run) : await copyFile(run);
   } catch (error) {
@@ -182,6 +187,11 @@ async function copyChangeSet(job: ProfileChangesJob, run: CopyRun): Promise<Copy
       await deps.sink.writeText(stateKey, JSON.stringify(claim));
     } else if (!(await deps.sink.createText(stateKey, JSON.stringify(claim)))) {
       return run.failed('another run is requesting this change set right now', true);
+    }
+    // Another delivery of this job may have copied it (and removed its record) since our existence check.
+    if (await deps.sink.exists(run.key)) {
+      await deps.sink.delete(stateKey);
+      return { status: 'present', key: run.key };
     }
     if (deps.signal?.aborted) {
       await deps.sink.delete(stateKey);

@@ -7,6 +7,7 @@ import {
   logAppPrefix,
   type ProfileChangesJob,
   parseLogKey,
+  pendingChangeSetKey,
   type SyncJob,
 } from './jobs.js';
 import type { ExportListing, ExportSource, Logger, ObjectSink } from './ports.js';
@@ -71,10 +72,16 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
   if (request.datasets.has('profiles')) {
     // Change sets consumed by an earlier run and not saved yet come first, and block a new request for their
     // profile database: asking again would consume the next change set.
-    const resumed = await savedChangeSets(deps.sink);
-    for (const job of resumed) {
-      if (await deps.sink.exists(dataKey(job))) present.profiles++;
-      else plan.jobs.push(job);
+    const resumed: ProfileChangesJob[] = [];
+    for (const job of await savedChangeSets(deps.sink)) {
+      // A record whose change set is already copied is a leftover (copyJob removes it); it blocks nothing.
+      if (await deps.sink.exists(dataKey(job))) {
+        present.profiles++;
+        await deps.sink.delete(pendingChangeSetKey(job)).catch(() => undefined);
+      } else {
+        resumed.push(job);
+        plan.jobs.push(job);
+      }
     }
     const blocked = new Set(resumed.map((job) => job.profileDbId));
     const listed = await listSafely('/v1/exports/profiles', () => deps.source.listProfiles(), plan);

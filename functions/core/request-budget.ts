@@ -84,7 +84,8 @@ export class RequestBudget {
       slot = Math.max(slot, oldestInWindow + WINDOW_MS + this.marginMs);
     }
     this.granted.push(slot);
-    if (this.granted.length > this.windowCapacity * 2) this.granted.splice(0, this.granted.length - this.windowCapacity);
+    if (this.granted.length > this.windowCapacity * 2)
+      this.granted.splice(0, this.granted.length - this.windowCapacity);
     this.grantedTotal++;
     return slot;
   }

@@ -396,3 +396,39 @@ test.each([
   });
   expect(outcome.status === 'copied' && outcome.malformedRows).toBe(expected);
 });
+
+test('a leftover change-set record whose data already landed is removed, not left to block later change sets', async () => {
+  const dir = await tempDir();
+  const sink = new LocalDirSink(dir);
+  await sink.writeText(dataKey(changes), 'copied');
+  await sink.writeText(
+    pendingChangeSetKey(changes as never),
+    JSON.stringify({ state: 'resolved', location: 'https://s3.amazonaws.com/x', claimedAt: '2020-01-01T00:00:00Z' }),
+  );
+  const outcome = await copyJob(changes, {
+    source: new ScriptedSource([], []),
+    sink,
+    logger: silentLogger,
+    clock: noWait,
+  });
+  expect(outcome.status).toBe('present');
+  expect(await sink.readText(pendingChangeSetKey(changes as never))).toBeUndefined();
+});
+
+test('when another delivery copied the change set between the existence check and the claim, nothing is requested', async () => {
+  const dir = await tempDir();
+  const real = new LocalDirSink(dir);
+  let checks = 0;
+  const sink = Object.assign(Object.create(real) as LocalDirSink, {
+    exists: async (key: string) => {
+      checks++;
+      if (checks === 2) await real.writeText(key, 'landed meanwhile');
+      return real.exists(key);
+    },
+  });
+  const source = new ScriptedSource([], []);
+  const outcome = await copyJob(changes, { source, sink, logger: silentLogger, clock: noWait });
+  expect(outcome.status).toBe('present');
+  expect(source.resolved).toHaveLength(0);
+  expect(await real.readText(pendingChangeSetKey(changes as never))).toBeUndefined();
+});

@@ -69,7 +69,7 @@ describe('the synthesized stack', () => {
     for (const fn of Object.values(functions) as {
       Properties: { Environment: { Variables: Record<string, unknown> } };
     }[]) {
-      expect(fn.Properties.Environment.Variables).toMatchObject({ RATE_PER_MINUTE: '50', BUDGET_SHARES: '3' });
+      expect(fn.Properties.Environment.Variables).toMatchObject({ RATE_PER_MINUTE: '50', BUDGET_SHARES: '4' });
     }
   });
 
@@ -183,6 +183,7 @@ describe('configuration errors name what is wrong', () => {
     [{ bucketName: 'Bad_Bucket' }, /context "bucketName" is not a valid S3 bucket name/],
     [{ exportsScheduleTimeZone: 'Mars/Olympus' }, /exportsScheduleTimeZone" Mars\/Olympus is not an IANA time zone/],
     [{ keyPrefix: '../x' }, /keyPrefix "..\/x" must be/],
+    [{ lagAlarmHours: 7 }, /lagAlarmHours \(7\) must be less than lookbackHours \+ logLagHours \(7\)/],
   ])('%j', (context, message) => {
     expect(() => stackFromContext(context)).toThrow(message);
   });
