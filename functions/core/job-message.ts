@@ -11,6 +11,8 @@ export interface JobMessage {
   readonly requeues: number;
   /** When the job was first planned (ISO). */
   readonly plannedAt: string;
+  /** Times a copier ran out of time on this job and handed it back. */
+  readonly interruptions?: number;
 }
 
 const positiveId = z.string().check(z.refine(isPositiveIntegerId, 'must be a positive integer'));
@@ -38,6 +40,7 @@ const messageSchema = z.object({
   job: jobSchema,
   requeues: z.int().check(z.nonnegative()),
   plannedAt: z.string(),
+  interruptions: z.optional(z.int().check(z.nonnegative())),
 });
 
 export class MalformedMessageError extends Error {

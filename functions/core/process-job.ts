@@ -25,6 +25,13 @@ export interface ProcessJobOptions {
   readonly notReadyDelaySeconds?: number;
   /** First redelivery backoff of a retryable failure, doubled each delivery. Default 30 s. */
   readonly retryBaseSeconds?: number;
+  /**
+   * Log hours from this hour on will be planned again by the next hourly run: a not-ready one is left to it instead
+   * of being requeued, so that one late hour never has several polling chains.
+   */
+  readonly replannedFrom?: number;
+  /** Hand-backs at the copier's deadline before the job is parked (raise the copier timeout). Default 5. */
+  readonly maxInterruptions?: number;
 }
 
 export type ProcessResult = { readonly apiRequests: number } & (
@@ -35,6 +42,8 @@ export type ProcessResult = { readonly apiRequests: number } & (
       readonly delaySeconds: number;
     }
   | { readonly action: 'parked'; readonly reason: string }
+  /** Not ready; the next hourly planner run asks again. Not a failure. */
+  | { readonly action: 'left_for_planner' }
   /** Leave the message on the queue: SQS delivers it again after `visibilitySeconds`. */
   | { readonly action: 'retry'; readonly reason: string; readonly visibilitySeconds: number }
 );
@@ -77,6 +86,9 @@ export async function processJobMessage(
         deps.logger.error('job parked', { ...fields, reason });
         return { action: 'parked', reason, apiRequests };
       }
+      if (job.kind === 'log_hour' && options.replannedFrom !== undefined && job.hour >= options.replannedFrom) {
+        return { action: 'left_for_planner', apiRequests };
+      }
       const delaySeconds = options.notReadyDelaySeconds ?? MAX_SQS_DELAY_SECONDS;
       await deps.queue.requeue(message, delaySeconds);
       return { action: 'requeued', reason: 'not_ready', delaySeconds, apiRequests };
@@ -86,9 +98,18 @@ export async function processJobMessage(
       await deps.queue.requeue(message, delaySeconds);
       return { action: 'requeued', reason: 'throttled', delaySeconds, apiRequests };
     }
-    case 'interrupted':
-      await deps.queue.requeue(message, 0);
+    case 'interrupted': {
+      const interruptions = (message.interruptions ?? 0) + 1;
+      const limit = options.maxInterruptions ?? 5;
+      if (interruptions >= limit) {
+        const reason = `could not be copied within the copier's timeout ${interruptions} times: raise copierTimeoutMinutes`;
+        await deps.queue.park(JSON.stringify(message), reason);
+        deps.logger.error('job parked', { ...fields, reason });
+        return { action: 'parked', reason, apiRequests };
+      }
+      await deps.queue.requeue({ ...message, interruptions }, 0);
       return { action: 'requeued', reason: 'interrupted', delaySeconds: 0, apiRequests };
+    }
     case 'failed': {
       if (!outcome.retryable || options.receiveCount >= options.maxReceiveCount) {
         const reason = outcome.retryable

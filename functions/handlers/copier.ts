@@ -1,6 +1,6 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
-import { HOUR_MS } from '../core/hours.js';
+import { floorHour, HOUR_MS } from '../core/hours.js';
 import { parseJobMessage } from '../core/job-message.js';
 import { dataKey } from '../core/jobs.js';
 import { processJobMessage } from '../core/process-job.js';
@@ -45,6 +45,7 @@ export function createCopierHandler(getRuntime: () => Runtime) {
           notReadyDeadlineMs: rt.config.notReadyDeadlineHours * HOUR_MS,
           notReadyDelaySeconds: rt.config.notReadyDelaySeconds,
           retryBaseSeconds: rt.config.retryBaseSeconds,
+          replannedFrom: nextHourlyWindowStart(rt.config, Date.now()),
         },
       );
       recordJob(rt.metrics, result, Date.now() - started);
@@ -65,6 +66,11 @@ export function createCopierHandler(getRuntime: () => Runtime) {
       rt.metrics.publishStoredMetrics();
     }
   };
+}
+
+/** First hour the next hourly planner run (within the hour) will plan: hours from there on are asked again anyway. */
+function nextHourlyWindowStart(config: { logLagHours: number; lookbackHours: number }, now: number): number {
+  return floorHour(now + HOUR_MS - config.logLagHours * HOUR_MS) - config.lookbackHours * HOUR_MS;
 }
 
 function jobKeyOf(body: string): string | undefined {

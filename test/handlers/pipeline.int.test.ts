@@ -170,9 +170,22 @@ test('a permanent failure and a malformed message are parked in the dead-letter 
   expect(await listAllKeys(s3, bucket, 'lake/')).toEqual([]);
 });
 
-test('a log hour that is not ready yet goes back on the queue with a delay, not to the dead-letter queue', async () => {
+test('a recent log hour that is not ready is left to the next hourly planning, without a failure', async () => {
   const { copier } = deployment();
   await send(serializeJobMessage(newJobMessage(logJob(floorHour(Date.now())), Date.now())));
+  const run = await pollUntilEmpty(sqs, queues, copier);
+  expect(run.failures).toBe(0);
+  expect(await queueDepth(sqs, queues.queueUrl)).toMatchObject({ visible: 0, delayed: 0 });
+  expect(await queueDepth(sqs, queues.dlqUrl)).toMatchObject({ visible: 0 });
+});
+
+test('an older log hour that is still not ready goes back on the queue with a delay, not to the dead-letter queue', async () => {
+  const { copier } = deployment();
+  // Beyond the hourly planner's window (6 h) but inside the 24 h deadline; an app the simulator does not know
+  // answers 404 like an hour that is not ready.
+  const unknownApp = 'abcdef0123456789abcdef0-00000000-0000-0000-0000-000000000000';
+  const job: SyncJob = { kind: 'log_hour', appUuid: unknownApp, hour: floorHour(Date.now()) - 9 * HOUR_MS };
+  await send(serializeJobMessage(newJobMessage(job, Date.now())));
   const run = await pollUntilEmpty(sqs, queues, copier);
   expect(run.failures).toBe(0);
   expect(await queueDepth(sqs, queues.queueUrl)).toMatchObject({ delayed: 1 });
