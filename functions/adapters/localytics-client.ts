@@ -99,11 +99,11 @@ export class LocalyticsClient implements ExportSource {
     return this.list('/v1/exports/profiles');
   }
 
-  async resolve(job: SyncJob): Promise<ResolveOutcome> {
+  async resolve(job: SyncJob, options: { readonly signal?: AbortSignal } = {}): Promise<ResolveOutcome> {
     const path = exportPath(job);
     let response: Response;
     try {
-      response = await this.request(path);
+      response = await this.request(path, options.signal);
     } catch (error) {
       return failure(error instanceof Error ? error : new TransientError(String(error)), true);
     }
@@ -255,8 +255,13 @@ export class LocalyticsClient implements ExportSource {
   }
 
   /** One API request through the shared budget. Network failures and timeouts throw `TransientError`. */
-  private async request(path: string): Promise<Response> {
-    await this.budget.acquire();
+  private async request(path: string, signal?: AbortSignal): Promise<Response> {
+    try {
+      await this.budget.acquire(signal);
+    } catch (error) {
+      // Nothing was sent: a plain transient failure, never "in flight".
+      throw new TransientError(describeError(error), { cause: error });
+    }
     this.stats.apiRequests++;
     try {
       return await fetch(`${this.apiUrl}${path}`, {

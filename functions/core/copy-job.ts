@@ -143,8 +143,9 @@ async function copyFile(run: CopyRun): Promise<CopyOutcome> {
   let reResolves = 0;
   for (;;) {
     if (deps.signal?.aborted) return run.interrupted();
-    const outcome = await deps.source.resolve(run.job);
+    const outcome = await deps.source.resolve(run.job, { signal: deps.signal });
     run.apiRequests++;
+    if (outcome.status === 'failed' && deps.signal?.aborted) return run.interrupted();
     if (outcome.status === 'not_ready') return { status: 'not_ready', apiRequests: run.apiRequests };
     if (outcome.status === 'throttled') {
       return { status: 'throttled', retryAfterMs: outcome.retryAfterMs, apiRequests: run.apiRequests };
@@ -197,8 +198,13 @@ async function copyChangeSet(job: ProfileChangesJob, run: CopyRun): Promise<Copy
       await deps.sink.delete(stateKey);
       return run.interrupted();
     }
-    const outcome = await deps.source.resolve(job);
+    const outcome = await deps.source.resolve(job, { signal: deps.signal });
     run.apiRequests++;
+    if (outcome.status === 'failed' && deps.signal?.aborted && !(outcome.error instanceof RequestInFlightError)) {
+      // Stopped while waiting for the budget: nothing was asked, nothing consumed.
+      await deps.sink.delete(stateKey);
+      return run.interrupted();
+    }
     if (outcome.status !== 'ready') {
       // Nothing was consumed (or we cannot know): release the claim so that the next attempt can ask.
       await deps.sink.delete(stateKey);

@@ -33,7 +33,7 @@ export interface ExportSource {
   listAudiences(): Promise<ExportListing[]>;
   listProfiles(): Promise<ExportListing[]>;
   /** Ask the API for the file of a job: one API request, paced by the request budget. */
-  resolve(job: SyncJob): Promise<ResolveOutcome>;
+  resolve(job: SyncJob, options?: { readonly signal?: AbortSignal }): Promise<ResolveOutcome>;
   /**
    * Download a resolved `Location`, never with credentials. Throws `LocationExpiredError` (403 from the file host),
    * `TransientError` or `PermanentJobError`.

@@ -27,6 +27,32 @@ export interface RequestBudgetOptions {
 
 const WINDOW_MS = 60_000;
 
+/** The caller gave up waiting for a slot (its deadline came first); no request was sent. */
+export class BudgetWaitAborted extends Error {
+  override readonly name = 'BudgetWaitAborted';
+  constructor() {
+    super('stopped waiting for the request budget (deadline)');
+  }
+}
+
+/** Sleep `ms`, or less if `signal` aborts first; true when it aborted. */
+async function sleepUnlessAborted(clock: Clock, ms: number, signal?: AbortSignal): Promise<boolean> {
+  if (!signal) {
+    await clock.sleep(ms);
+    return false;
+  }
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<boolean>((resolve) => {
+    onAbort = () => resolve(true);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([clock.sleep(ms).then(() => false), aborted]);
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+  }
+}
+
 export class RequestBudget {
   readonly ratePerMinute: number;
   private readonly intervalMs: number;
@@ -56,11 +82,19 @@ export class RequestBudget {
   }
 
   /** Wait for a slot. Resolves when the caller may send one request. */
-  async acquire(): Promise<void> {
+  /** Wait for a slot. With `signal`, stop waiting when it aborts (the slot is given back and `BudgetWaitAborted` thrown). */
+  async acquire(signal?: AbortSignal): Promise<void> {
     for (;;) {
+      if (signal?.aborted) throw new BudgetWaitAborted();
       const slot = this.reserve();
       const wait = slot - this.clock.now();
-      if (wait > 0) await this.clock.sleep(wait);
+      if (wait > 0) {
+        const aborted = await sleepUnlessAborted(this.clock, wait, signal);
+        if (aborted) {
+          this.release(slot);
+          throw new BudgetWaitAborted();
+        }
+      }
       // A 429 may have paused the budget while we slept: give the slot back and queue again.
       if (this.pausedUntil > slot) {
         this.release(slot);

@@ -71,3 +71,17 @@ test('a fractional rate (a process share such as 50 / 3 per minute) keeps pacing
   expect(Math.min(...gaps)).toBeGreaterThanOrEqual(3600 - 1);
   expect(maxPerMinute(times)).toBeLessThanOrEqual(17);
 });
+
+test('a caller whose deadline comes first stops waiting, gives its slot back, and sends nothing', async () => {
+  const clock = new ManualClock();
+  const budget = new RequestBudget({ ratePerMinute: 60, clock });
+  budget.pause(600_000);
+  const deadline = new AbortController();
+  const waiting = budget.acquire(deadline.signal).then(
+    () => 'granted',
+    (error: Error) => error.name,
+  );
+  deadline.abort();
+  expect(await waiting).toBe('BudgetWaitAborted');
+  expect(budget.used).toBe(0);
+});
