@@ -56,3 +56,16 @@ export function compactTimestamp(ms: number): string {
     .replace(/[-:]/g, '')
     .replace(/\.\d{3}/, '');
 }
+
+/** The inverse of `compactTimestamp`. */
+export function parseCompactTimestamp(stamp: string): number {
+  const [date, time] = [stamp.slice(0, 8), stamp.slice(9, 15)];
+  return Date.UTC(
+    Number(date.slice(0, 4)),
+    Number(date.slice(4, 6)) - 1,
+    Number(date.slice(6, 8)),
+    Number(time.slice(0, 2)),
+    Number(time.slice(2, 4)),
+    Number(time.slice(4, 6)),
+  );
+}

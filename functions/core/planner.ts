@@ -1,4 +1,4 @@
-import { formatDate, hoursBetween, LOG_RETENTION_MS } from './hours.js';
+import { formatDate, hoursBetween, LOG_RETENTION_MS, parseCompactTimestamp } from './hours.js';
 import { type Dataset, isIdentifierType, isPositiveIntegerId } from './identifiers.js';
 import {
   CHANGE_SET_STATE_PREFIX,
@@ -139,9 +139,7 @@ async function savedChangeSets(sink: ObjectSink): Promise<ProfileChangesJob[]> {
     const match = /profiledb_id=(\d+)\/(\d{8}T\d{6}Z)\.json$/.exec(object.key);
     if (!match) continue;
     const [, profileDbId, stamp] = match as unknown as [string, string, string];
-    const generatedAt = Date.parse(
-      `${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 8)}T${stamp.slice(9, 11)}:${stamp.slice(11, 13)}:${stamp.slice(13, 15)}Z`,
-    );
+    const generatedAt = parseCompactTimestamp(stamp);
     jobs.push({ kind: 'profile_changes', profileDbId, generatedAt });
   }
   return jobs;

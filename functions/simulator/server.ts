@@ -160,7 +160,7 @@ export class LocalyticsSimulator {
     return body.buffer ? Readable.from([body.buffer]) : createReadStream(body.diskPath as string);
   }
 
-  /** Move the `profile_changes` cursor of a profile database (the number of change sets already consumed). */
+  /** The `profile_changes` cursor of a profile database: how many change sets its 302s have consumed. */
   changeSetsConsumed(profileDbId: string): number {
     return this.changeCursor.get(profileDbId) ?? 0;
   }

@@ -1,5 +1,12 @@
 import { describe, expect, test } from 'vitest';
-import { compactTimestamp, formatHour, hourParts, hoursBetween, parseHour } from '../../functions/core/hours.js';
+import {
+  compactTimestamp,
+  formatHour,
+  hourParts,
+  hoursBetween,
+  parseCompactTimestamp,
+  parseHour,
+} from '../../functions/core/hours.js';
 
 describe('parseHour', () => {
   test('reads a UTC hour written YYYY-MM-DDTHH', () => {
@@ -34,4 +41,9 @@ test('hoursBetween yields every hour of [from, to)', () => {
 
 test('compactTimestamp is key-safe and sortable', () => {
   expect(compactTimestamp(Date.parse('2017-02-13T12:30:43Z'))).toBe('20170213T123043Z');
+});
+
+test('parseCompactTimestamp reads compactTimestamp back', () => {
+  const ms = Date.parse('2017-02-13T12:30:43Z');
+  expect(parseCompactTimestamp(compactTimestamp(ms))).toBe(ms);
 });
