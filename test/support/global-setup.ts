@@ -9,12 +9,13 @@ declare module 'vitest' {
   export interface ProvidedContext {
     s3Endpoint: string;
     sqsEndpoint: string;
+    dynamoDbEndpoint: string;
   }
 }
 
 /**
  * Starts the emulators the integration tests share, each in its own process on a random loopback port: s3rver
- * (S3, disk-backed) and fauxqs (SQS).
+ * (S3, disk-backed), fauxqs (SQS) and dynalite (DynamoDB).
  */
 export default async function setup(project: TestProject) {
   const capture = await mkdtemp(path.join(os.tmpdir(), 'lsync-output-'));
@@ -22,6 +23,7 @@ export default async function setup(project: TestProject) {
   const emulators = await startEmulators();
   project.provide('s3Endpoint', emulators.s3Endpoint);
   project.provide('sqsEndpoint', emulators.sqsEndpoint);
+  project.provide('dynamoDbEndpoint', emulators.dynamoDbEndpoint);
   return async () => {
     await emulators.stop();
     // Every byte the suite printed (workers' stdout/stderr, console calls) is scanned for leaked secrets.
