@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -13,6 +14,7 @@ import { Catalog } from './catalog.js';
 import { ExportQueue } from './export-queue.js';
 import { Monitoring } from './monitoring.js';
 import { acknowledgeExpectedWildcards } from './nag-acknowledgements.js';
+import { RequestBudgetTable } from './request-budget-table.js';
 import { SyncFunction } from './sync-function.js';
 import { SyncSchedules } from './sync-schedules.js';
 
@@ -31,9 +33,17 @@ export interface LocalyticsExportSyncProps {
   readonly datasets?: readonly Dataset[];
   /** @default 'https://api.localytics.com' */
   readonly apiUrl?: string;
-  /** API requests per minute for the key, shared by every function of the deployment. @default 50 */
+  /** API requests per minute for the key (a whole number), shared by every function of the deployment. @default 50 */
   readonly requestsPerMinute?: number;
-  /** Copier invocations at once (SQS event source maximum concurrency, 2 to 1000). @default 2 */
+  /**
+   * The request budget table of another deployment with the same API key, to share its budget.
+   * @default a new table
+   */
+  readonly budgetTable?: ITable;
+  /**
+   * Copier invocations at once (SQS event source maximum concurrency, 2 to 1000): throughput only, the request
+   * budget is shared whatever the number. @default 2
+   */
   readonly copierConcurrency?: number;
   /** @default Duration.minutes(5) */
   readonly copierTimeout?: Duration;
@@ -78,6 +88,7 @@ export class LocalyticsExportSync extends Construct {
   readonly planner: SyncFunction;
   readonly copier: SyncFunction;
   readonly jobs: ExportQueue;
+  readonly budget: RequestBudgetTable;
   readonly schedules: SyncSchedules;
   readonly catalog: Catalog;
   readonly monitoring: Monitoring;
@@ -102,10 +113,6 @@ export class LocalyticsExportSync extends Construct {
       APPS: props.apps.join(','),
       DATASETS: settings.datasets.join(','),
       RATE_PER_MINUTE: String(settings.requestsPerMinute),
-      // Per-process pacing: every copier at maximum concurrency plus the planner, together, stay within the budget;
-      // one share of headroom because Lambda may hand the next batch to a fresh container while the last one's
-      // requests are still inside their minute.
-      BUDGET_SHARES: String(settings.copierConcurrency + 2),
       QUEUE_URL: this.jobs.queue.queueUrl,
       DLQ_URL: this.jobs.deadLetterQueue.queueUrl,
       MAX_RECEIVE_COUNT: String(this.jobs.maxReceiveCount),
@@ -136,6 +143,9 @@ export class LocalyticsExportSync extends Construct {
       }),
     );
 
+    this.budget = new RequestBudgetTable(this, 'RequestBudget', { existingTable: props.budgetTable });
+    this.budget.bind(this.planner);
+    this.budget.bind(this.copier);
     this.grantAccess(props);
     this.schedules = new SyncSchedules(this, 'Schedules', {
       planner: this.planner,
@@ -276,7 +286,9 @@ function validate(props: LocalyticsExportSyncProps): ValidatedSettings {
       `copierConcurrency must be a whole number from 2 to 1000 (SQS maximum concurrency), got ${copierConcurrency}`,
     );
   }
-  if (!(requestsPerMinute > 0)) throw new Error(`requestsPerMinute must be positive, got ${requestsPerMinute}`);
+  if (!Number.isInteger(requestsPerMinute) || requestsPerMinute < 1) {
+    throw new Error(`requestsPerMinute must be a positive whole number, got ${requestsPerMinute}`);
+  }
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10) {
     throw new Error(`batchSize must be a whole number from 1 to 10, got ${batchSize}`);
   }

@@ -1,3 +1,4 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 
@@ -17,4 +18,16 @@ export function createS3Client(env: Readonly<Record<string, string | undefined>>
 export function createSqsClient(env: Readonly<Record<string, string | undefined>>): SQSClient {
   const endpoint = env.AWS_ENDPOINT_URL_SQS ?? env.AWS_ENDPOINT_URL;
   return new SQSClient(endpoint ? { useQueueUrlAsEndpoint: false } : {});
+}
+
+/**
+ * The DynamoDB client of the request budget, from the standard AWS SDK environment (`AWS_ENDPOINT_URL_DYNAMODB` for
+ * an emulator); `region` for a table in another region than the environment's. Short timeouts: a budget call that hangs would hold every API request behind it.
+ */
+export function createDynamoDbClient(region?: string): DynamoDBClient {
+  return new DynamoDBClient({
+    region,
+    requestHandler: { connectionTimeout: 2_000, requestTimeout: 5_000 },
+    maxAttempts: 3,
+  });
 }

@@ -1,7 +1,6 @@
 import { DEFAULT_API_URL, LocalyticsClient } from '../adapters/localytics-client.js';
 import { jobId } from '../core/jobs.js';
 import type { ObjectSink } from '../core/ports.js';
-import { RequestBudget } from '../core/request-budget.js';
 import { runSync, type SyncSummary } from '../core/sync.js';
 import { type CliIo, EXIT_FAILURES, EXIT_OK } from './io.js';
 import {
@@ -14,7 +13,7 @@ import {
   UsageError,
 } from './options.js';
 import { formatBytes, formatSyncSummary } from './report.js';
-import { checkDestination, createLogger, createSink, loadCredentials } from './wiring.js';
+import { checkDestination, createLogger, createRequestBudget, createSink, loadCredentials } from './wiring.js';
 
 export interface SyncCommandOptions {
   dest?: string;
@@ -30,6 +29,7 @@ export interface SyncCommandOptions {
   json?: boolean;
   verbose?: boolean;
   checkJson?: string;
+  budgetTable?: string;
 }
 
 export interface SyncRunResult {
@@ -83,7 +83,7 @@ export async function runSyncCommand(
   const client = new LocalyticsClient({
     apiUrl,
     credentials,
-    budget: new RequestBudget({ ratePerMinute: rate }),
+    budget: await createRequestBudget(options.budgetTable, rate, credentials.apiKey, logger),
     locationPolicy: { extraHosts },
   });
   const progress = io.interactive && !options.json ? createProgress(io) : undefined;

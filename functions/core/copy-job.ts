@@ -4,7 +4,7 @@ import { createGzip } from 'node:zlib';
 import { backoffMs } from './backoff.js';
 import { IntegrityError, LocationExpiredError, PermanentJobError, RequestInFlightError, SinkError } from './errors.js';
 import { dataKey, jobFields, type ProfileChangesJob, pendingChangeSetKey, type SyncJob } from './jobs.js';
-import type { ExportSource, Logger, ObjectSink } from './ports.js';
+import type { ExportSource, Logger, ObjectSink, ResolveOutcome } from './ports.js';
 import { describeError } from './redact.js';
 import { type Clock, systemClock } from './request-budget.js';
 import { isGzipHead, peekBytes, VerifyingStream } from './verify-stream.js';
@@ -26,7 +26,13 @@ export type CopyOutcome =
     }
   | { readonly status: 'present'; readonly key: string }
   | { readonly status: 'not_ready'; readonly apiRequests: number }
-  | { readonly status: 'throttled'; readonly retryAfterMs: number; readonly apiRequests: number }
+  /** A 429, or with `byBudget` no request budget slot before the deadline: requeued with a delay, not a failure. */
+  | {
+      readonly status: 'throttled';
+      readonly retryAfterMs: number;
+      readonly apiRequests: number;
+      readonly byBudget?: boolean;
+    }
   /** Stopped on purpose (deadline or Ctrl-C); nothing was written; run it again later. */
   | { readonly status: 'interrupted'; readonly apiRequests: number }
   | {
@@ -144,12 +150,10 @@ async function copyFile(run: CopyRun): Promise<CopyOutcome> {
   for (;;) {
     if (deps.signal?.aborted) return run.interrupted();
     const outcome = await deps.source.resolve(run.job, { signal: deps.signal });
-    run.apiRequests++;
+    if (!sentNothing(outcome)) run.apiRequests++;
     if (outcome.status === 'failed' && deps.signal?.aborted) return run.interrupted();
     if (outcome.status === 'not_ready') return { status: 'not_ready', apiRequests: run.apiRequests };
-    if (outcome.status === 'throttled') {
-      return { status: 'throttled', retryAfterMs: outcome.retryAfterMs, apiRequests: run.apiRequests };
-    }
+    if (outcome.status === 'throttled') return { ...outcome, apiRequests: run.apiRequests };
     if (outcome.status === 'failed') return run.failed(describeError(outcome.error), outcome.retryable);
     const result = await downloadWithRetries(run, outcome.location);
     if (result !== 'expired') return result;
@@ -199,7 +203,7 @@ async function copyChangeSet(job: ProfileChangesJob, run: CopyRun): Promise<Copy
       return run.interrupted();
     }
     const outcome = await deps.source.resolve(job, { signal: deps.signal });
-    run.apiRequests++;
+    if (!sentNothing(outcome)) run.apiRequests++;
     if (outcome.status === 'failed' && deps.signal?.aborted && !(outcome.error instanceof RequestInFlightError)) {
       // Stopped while waiting for the budget: nothing was asked, nothing consumed.
       await deps.sink.delete(stateKey);
@@ -209,9 +213,7 @@ async function copyChangeSet(job: ProfileChangesJob, run: CopyRun): Promise<Copy
       // Nothing was consumed (or we cannot know): release the claim so that the next attempt can ask.
       await deps.sink.delete(stateKey);
       if (outcome.status === 'not_ready') return { status: 'not_ready', apiRequests: run.apiRequests };
-      if (outcome.status === 'throttled') {
-        return { status: 'throttled', retryAfterMs: outcome.retryAfterMs, apiRequests: run.apiRequests };
-      }
+      if (outcome.status === 'throttled') return { ...outcome, apiRequests: run.apiRequests };
       if (outcome.error instanceof RequestInFlightError) {
         const reason = `the profile_changes request failed in flight (${describeError(outcome.error)}); Localytics may have consumed a change set that could not be saved`;
         deps.logger.error('change set possibly lost', { ...run.fields, reason });
@@ -250,6 +252,11 @@ async function copyChangeSet(job: ProfileChangesJob, run: CopyRun): Promise<Copy
       );
   }
   return result;
+}
+
+/** The request budget had no slot in time: the API was not asked. */
+function sentNothing(outcome: ResolveOutcome): boolean {
+  return outcome.status === 'throttled' && outcome.byBudget === true;
 }
 
 /** Report a consumed change set that cannot be copied: asking again would return the next one. */

@@ -38,7 +38,8 @@ export type ProcessResult = { readonly apiRequests: number } & (
   | { readonly action: 'done'; readonly outcome: CopyOutcome }
   | {
       readonly action: 'requeued';
-      readonly reason: 'not_ready' | 'throttled' | 'interrupted';
+      /** `budget`: no request budget slot before the copier's deadline (never counted as an interruption). */
+      readonly reason: 'not_ready' | 'throttled' | 'budget' | 'interrupted';
       readonly delaySeconds: number;
     }
   | { readonly action: 'parked'; readonly reason: string }
@@ -96,7 +97,7 @@ export async function processJobMessage(
     case 'throttled': {
       const delaySeconds = Math.min(MAX_SQS_DELAY_SECONDS, Math.max(1, Math.ceil(outcome.retryAfterMs / 1000)));
       await deps.queue.requeue(message, delaySeconds);
-      return { action: 'requeued', reason: 'throttled', delaySeconds, apiRequests };
+      return { action: 'requeued', reason: outcome.byBudget ? 'budget' : 'throttled', delaySeconds, apiRequests };
     }
     case 'interrupted': {
       const interruptions = (message.interruptions ?? 0) + 1;

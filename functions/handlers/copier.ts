@@ -4,7 +4,7 @@ import { floorHour, HOUR_MS } from '../core/hours.js';
 import { parseJobMessage } from '../core/job-message.js';
 import { dataKey } from '../core/jobs.js';
 import { processJobMessage } from '../core/process-job.js';
-import { type Runtime, runtime } from './runtime.js';
+import { budgetNotAfter, type Runtime, runtime } from './runtime.js';
 import { recordJob } from './telemetry.js';
 
 /** Stop copying this long before the function times out, so the job is handed back cleanly. */
@@ -19,12 +19,10 @@ export function createCopierHandler(getRuntime: () => Runtime) {
   const processor = new BatchProcessor(EventType.SQS);
   return async (event: SQSEvent, context: Context) => {
     const rt = getRuntime();
-    const source = await rt.source();
+    const deadlineAt = Date.now() + context.getRemainingTimeInMillis() - DEADLINE_MARGIN_MS;
+    const source = await rt.source({ budgetNotAfter: budgetNotAfter(Date.now(), deadlineAt) });
     const deadline = new AbortController();
-    const timer = setTimeout(
-      () => deadline.abort(),
-      Math.max(0, context.getRemainingTimeInMillis() - DEADLINE_MARGIN_MS),
-    );
+    const timer = setTimeout(() => deadline.abort(), Math.max(0, deadlineAt - Date.now()));
     // SQS may deliver one job twice in a batch: copy it once (the key is the same, so this only saves a download).
     const firstRecordOfJob = new Map<string, string>();
     for (const record of event.Records) {

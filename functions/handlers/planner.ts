@@ -1,18 +1,23 @@
+import type { Context } from 'aws-lambda';
 import * as z from 'zod/mini';
 import { planToQueue } from '../core/plan-to-queue.js';
 import '../core/schema.js';
-import { type Runtime, runtime } from './runtime.js';
+import { budgetNotAfter, type Runtime, runtime } from './runtime.js';
 import { recordPlannerRun } from './telemetry.js';
 
 const eventSchema = z.object({ task: z.enum(['logs', 'exports']) });
 
 /** EventBridge Scheduler target: `{"task":"logs"}` hourly, `{"task":"exports"}` daily. Enqueues one job per file. */
 export function createPlannerHandler(getRuntime: () => Runtime, now: () => number = Date.now) {
-  return async (event: unknown) => {
+  return async (event: unknown, context?: Pick<Context, 'getRemainingTimeInMillis'>) => {
     const parsed = eventSchema.safeParse(event);
     if (!parsed.success) throw new TypeError('planner event must be {"task": "logs" | "exports"}');
     const rt = getRuntime();
-    const source = await rt.source();
+    const source = await rt.source(
+      context && {
+        budgetNotAfter: budgetNotAfter(Date.now(), Date.now() + context.getRemainingTimeInMillis() - 30_000),
+      },
+    );
     const requestsBefore = source.stats.apiRequests;
     try {
       const summary = await planToQueue(

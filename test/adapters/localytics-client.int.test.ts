@@ -4,7 +4,7 @@ import { exportPath, LocalyticsClient, parseRetryAfter } from '../../functions/a
 import { ApiResponseError, AuthError, LocationExpiredError, PermanentJobError } from '../../functions/core/errors.js';
 import { floorHour, HOUR_MS } from '../../functions/core/hours.js';
 import type { SyncJob } from '../../functions/core/jobs.js';
-import { RequestBudget } from '../../functions/core/request-budget.js';
+import { InProcessRequestBudget } from '../../functions/core/request-budget.js';
 import { logRows } from '../../functions/simulator/dataset.js';
 import { clientFor, useSimulator } from '../support/simulator.js';
 
@@ -56,7 +56,7 @@ describe('lists', () => {
     const client = new LocalyticsClient({
       apiUrl: simulator.url,
       credentials: { apiKey: 'wrong-key', apiSecret: 'wrong-secret' },
-      budget: new RequestBudget({ ratePerMinute: 6000 }),
+      budget: new InProcessRequestBudget({ ratePerMinute: 6000 }),
     });
     await expect(client.listAudiences()).rejects.toBeInstanceOf(AuthError);
   });
@@ -116,7 +116,7 @@ describe('resolve', () => {
     const client = new LocalyticsClient({
       apiUrl: 'http://127.0.0.1:1',
       credentials: { apiKey: 'k-1234', apiSecret: 's-1234' },
-      budget: new RequestBudget({ ratePerMinute: 6000 }),
+      budget: new InProcessRequestBudget({ ratePerMinute: 6000 }),
     });
     expect(await client.resolve({ kind: 'profile', profileDbId: '1', generatedAt: 0 })).toMatchObject({
       status: 'failed',

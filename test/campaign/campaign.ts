@@ -37,9 +37,12 @@ import { lambdaContext, queueDepth, receiveAll, toSqsEvent } from '../support/sq
 export interface CampaignServers {
   readonly s3Endpoint: string;
   readonly sqsEndpoint: string;
+  readonly dynamoDbEndpoint: string;
   readonly s3: (endpoint: string) => S3Client;
   readonly sqs: SQSClient;
   readonly createQueues: (sqs: SQSClient) => Promise<{ queueUrl: string; dlqUrl: string; queueArn: string }>;
+  /** A fresh request budget table (the deployment's functions share the key's budget through it). */
+  readonly createBudgetTable: () => Promise<string>;
 }
 
 export interface SeedResult {
@@ -135,6 +138,7 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
     };
     Object.assign(process.env, s3Env, {
       AWS_ENDPOINT_URL_SQS: servers.sqsEndpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: servers.dynamoDbEndpoint,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
     });
 
@@ -197,7 +201,7 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
         APPS: apps.join(','),
         DATASETS: 'logs,audiences,profiles',
         RATE_PER_MINUTE: '6000',
-        BUDGET_SHARES: '3',
+        BUDGET_TABLE: await servers.createBudgetTable(),
         QUEUE_URL: queues.queueUrl,
         DLQ_URL: queues.dlqUrl,
         MAX_RECEIVE_COUNT: '4',

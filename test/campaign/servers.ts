@@ -1,22 +1,28 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { createDynamoDbClient, createTestTable } from '../support/dynamodb.js';
 import { S3RVER_CREDENTIALS } from '../support/s3.js';
 import { createJobQueues } from '../support/sqs.js';
 import type { CampaignServers } from './campaign.js';
 
-/** Clients and queue factory for the campaign, over already running s3rver and fauxqs endpoints. */
-export function campaignServers(s3Endpoint: string, sqsEndpoint: string): CampaignServers {
+/** Clients and resource factories for the campaign, over already running s3rver, fauxqs and dynalite endpoints. */
+export function campaignServers(endpoints: {
+  s3Endpoint: string;
+  sqsEndpoint: string;
+  dynamoDbEndpoint: string;
+}): CampaignServers {
+  const dynamo = createDynamoDbClient(endpoints.dynamoDbEndpoint);
   return {
-    s3Endpoint,
-    sqsEndpoint,
+    ...endpoints,
     s3: (endpoint) =>
       new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS }),
     sqs: new SQSClient({
-      endpoint: sqsEndpoint,
+      endpoint: endpoints.sqsEndpoint,
       region: 'us-east-1',
       credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
       useQueueUrlAsEndpoint: false,
     }),
     createQueues: (sqs) => createJobQueues(sqs, { maxReceiveCount: 4, visibilitySeconds: 2 }),
+    createBudgetTable: () => createTestTable(dynamo),
   };
 }

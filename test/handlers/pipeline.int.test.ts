@@ -8,6 +8,7 @@ import { createCopierHandler } from '../../functions/handlers/copier.js';
 import { createPlannerHandler } from '../../functions/handlers/planner.js';
 import { createRuntime } from '../../functions/handlers/runtime.js';
 import { logRows, serializeRows } from '../../functions/simulator/dataset.js';
+import { createDynamoDbClient, createTestTable, dynamoDbEndpoint } from '../support/dynamodb.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
 import {
   createS3Client,
@@ -43,6 +44,7 @@ beforeAll(async () => {
   Object.assign(process.env, {
     ...s3Environment(),
     AWS_ENDPOINT_URL_SQS: sqsEndpoint(),
+    AWS_ENDPOINT_URL_DYNAMODB: dynamoDbEndpoint(),
     AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
     POWERTOOLS_LOG_LEVEL: 'WARN',
   });
@@ -52,10 +54,12 @@ afterEach(() => simulator.faults.clear());
 
 let queues: Awaited<ReturnType<typeof createJobQueues>>;
 let bucket: string;
+let budgetTable: string;
 
 beforeEach(async () => {
   queues = await createJobQueues(sqs);
   bucket = await createTestBucket(s3);
+  budgetTable = await createTestTable(createDynamoDbClient());
 });
 
 function deployment(overrides: Record<string, string> = {}) {
@@ -68,7 +72,7 @@ function deployment(overrides: Record<string, string> = {}) {
     APPS: app(),
     DATASETS: 'logs,audiences,profiles',
     RATE_PER_MINUTE: '6000',
-    BUDGET_SHARES: '3',
+    BUDGET_TABLE: budgetTable,
     QUEUE_URL: queues.queueUrl,
     DLQ_URL: queues.dlqUrl,
     MAX_RECEIVE_COUNT: '3',

@@ -61,15 +61,44 @@ describe('the synthesized stack', () => {
     });
   });
 
-  test('both functions run Node.js 22 on arm64, with the budget split between the copiers and the planner', () => {
+  test('both functions run Node.js 22 on arm64 and share one request budget table, whatever the concurrency', () => {
     const functions = template.findResources('AWS::Lambda::Function', {
       Properties: { Runtime: 'nodejs22.x', Architectures: ['arm64'] },
     });
     expect(Object.keys(functions)).toHaveLength(2);
+    const [tableId] = Object.keys(template.findResources('AWS::DynamoDB::Table'));
     for (const fn of Object.values(functions) as {
       Properties: { Environment: { Variables: Record<string, unknown> } };
     }[]) {
-      expect(fn.Properties.Environment.Variables).toMatchObject({ RATE_PER_MINUTE: '50', BUDGET_SHARES: '4' });
+      expect(fn.Properties.Environment.Variables).toMatchObject({
+        RATE_PER_MINUTE: '50',
+        BUDGET_TABLE: { Ref: tableId },
+      });
+      expect(fn.Properties.Environment.Variables).not.toHaveProperty('BUDGET_SHARES');
+    }
+  });
+
+  test('the budget table is on-demand, expires stale items, and is not kept when the stack goes', () => {
+    template.resourceCountIs('AWS::DynamoDB::Table', 1);
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: false },
+    });
+    template.hasResource('AWS::DynamoDB::Table', { DeletionPolicy: 'Delete' });
+    template.hasOutput('RequestBudgetTable', { Value: { Ref: Match.stringLikeRegexp('RequestBudgetTable') } });
+  });
+
+  test('each function may only read and conditionally write budget items of the table: GetItem and PutItem', () => {
+    const budget = statements(template).filter((s) => asArray(s.Action).some((a) => a.startsWith('dynamodb:')));
+    expect(budget).toHaveLength(2);
+    for (const statement of budget) {
+      expect(statement).toMatchObject({
+        Action: ['dynamodb:GetItem', 'dynamodb:PutItem'],
+        Resource: { 'Fn::GetAtt': [expect.stringMatching(/RequestBudgetTable/), 'Arn'] },
+        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['apikey#*'] } },
+      });
     }
   });
 
@@ -160,6 +189,21 @@ test('an existing bucket is imported, not created, and writes are scoped to its 
   expect(JSON.stringify(puts)).toContain(':s3:::customer-lake/vendors/localytics/*');
 });
 
+test('a budget table shared with another deployment is imported, by name or by ARN, not created', () => {
+  const byName = stackFromContext({ budgetTable: 'staging-request-budget' }).template;
+  byName.resourceCountIs('AWS::DynamoDB::Table', 0);
+  expect(JSON.stringify(statements(byName))).toContain(':table/staging-request-budget');
+  const arn = 'arn:aws:dynamodb:eu-west-1:123456789012:table/production-request-budget';
+  const byArn = stackFromContext({ budgetTable: arn }).template;
+  byArn.resourceCountIs('AWS::DynamoDB::Table', 0);
+  for (const fn of Object.values(byArn.findResources('AWS::Lambda::Function')) as {
+    Properties: { Environment: { Variables: Record<string, unknown> } };
+  }[]) {
+    expect(fn.Properties.Environment.Variables.BUDGET_TABLE).toBe(arn);
+  }
+  expect(statements(byArn).filter((s) => JSON.stringify(s.Resource) === JSON.stringify(arn))).toHaveLength(2);
+});
+
 test('a customer-managed bucket key gets grants: encrypt for the copier, decrypt for the planner', () => {
   const { template } = stackFromContext({
     bucketName: 'customer-lake',
@@ -179,6 +223,9 @@ describe('configuration errors name what is wrong', () => {
     [{ apps: ['not-an-app'] }, /apps: "not-an-app" is not a Localytics app ID/],
     [{ apps: [] }, /apps must list at least one Localytics app ID when the logs dataset is synced/],
     [{ copierConcurrency: 1 }, /context "copierConcurrency"/],
+    [{ requestsPerMinute: 12.5 }, /context "requestsPerMinute" must be a positive whole number/],
+    [{ requestsPerMinute: '0' }, /context "requestsPerMinute" must be a positive whole number/],
+    [{ budgetTable: 'a' }, /context "budgetTable" must be a DynamoDB table name or table ARN/],
     [{ datasets: 'logs,events' }, /context "datasets"/],
     [{ bucketName: 'Bad_Bucket' }, /context "bucketName" is not a valid S3 bucket name/],
     [{ exportsScheduleTimeZone: 'Mars/Olympus' }, /exportsScheduleTimeZone" Mars\/Olympus is not an IANA time zone/],
@@ -212,5 +259,8 @@ describe('configuration errors name what is wrong', () => {
           backfillDays: 31,
         }),
     ).toThrow(/backfillDays must be from 1 to 30/);
+    expect(() => new LocalyticsExportSync(stack, 'Sync3', { ...props, batchSize: 5, requestsPerMinute: 2.5 })).toThrow(
+      /requestsPerMinute must be a positive whole number, got 2.5/,
+    );
   });
 });

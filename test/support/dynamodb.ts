@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { inject } from 'vitest';
 
 /** The dynalite endpoint the suite shares (started by global setup). */
@@ -26,5 +26,7 @@ export async function createTestTable(client: DynamoDBClient, partitionKey = 'pk
       KeySchema: [{ AttributeName: partitionKey, KeyType: 'HASH' }],
     }),
   );
+  // dynalite answers CREATING first (like DynamoDB): wait until the table is usable.
+  await waitUntilTableExists({ client, maxWaitTime: 30, minDelay: 0.05, maxDelay: 0.2 }, { TableName: name });
   return name;
 }
