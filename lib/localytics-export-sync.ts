@@ -189,9 +189,16 @@ export class LocalyticsExportSync extends Construct {
       resources: [this.bucket.bucketArn],
       conditions: { StringLike: { 's3:prefix': [`${this.keyPrefix}/*`] } },
     });
-    // Planner: list and check existence (HEAD needs GetObject) under the prefix. Nothing else.
+    // Planner: list and check existence (HEAD needs GetObject) under the prefix, and remove the record of a change
+    // set a copier copied but was stopped before removing (it would otherwise show as awaiting copy forever).
     this.planner.addToRolePolicy(listUnderPrefix);
     this.planner.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [objects] }));
+    this.planner.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['s3:DeleteObject'],
+        resources: [this.bucket.arnForObjects(`${this.keyPrefix}/_state/profile_changes/*`)],
+      }),
+    );
     // Copier: also write (PutObject covers the multipart calls), abort uploads and delete its state records.
     this.copier.addToRolePolicy(listUnderPrefix);
     // To find and abort the multipart upload of a copier that was killed mid-copy before writing its key again.
@@ -214,7 +221,7 @@ export class LocalyticsExportSync extends Construct {
     // The scheduler's invoke role is created at stack level by the schedule target, hence the stack scope.
     acknowledgeExpectedWildcards(Stack.of(this), [
       {
-        finding: new RegExp(`^Resource::.*/${prefix}/(_state/)?\\*$`),
+        finding: new RegExp(`^Resource::.*/${prefix}/(_state/(profile_changes/)?)?\\*$`),
         reason: `Object permissions are scoped to the key prefix "${this.keyPrefix}/" (object ARNs under a prefix end in *).`,
       },
       { finding: /^Resource::\*$/, reason: 'X-Ray PutTraceSegments/PutTelemetryRecords support no resource scoping.' },

@@ -108,9 +108,21 @@ describe('the synthesized stack', () => {
     expect(writeStatements.length).toBeGreaterThan(0);
     for (const statement of writeStatements) {
       for (const resource of asArray(statement.Resource)) {
-        expect(JSON.stringify(resource)).toMatch(/\/localytics\/(_state\/)?\*"\]\]\}$/);
+        expect(JSON.stringify(resource)).toMatch(/\/localytics\/(_state\/(profile_changes\/)?)?\*"\]\]\}$/);
       }
     }
+  });
+
+  test('the planner may delete nothing but change-set records (leftovers of a copy already done)', () => {
+    const plannerPolicy = Object.entries(template.findResources('AWS::IAM::Policy')).find(([id]) =>
+      id.startsWith('SyncPlanner'),
+    )?.[1] as { Properties: { PolicyDocument: { Statement: Statement[] } } };
+    const deletes = plannerPolicy.Properties.PolicyDocument.Statement.filter((s) =>
+      asArray(s.Action).some((a) => /^s3:(Delete|Put|Abort)/.test(a)),
+    );
+    expect(deletes).toHaveLength(1);
+    expect(deletes[0]?.Action).toBe('s3:DeleteObject');
+    expect(JSON.stringify(deletes[0]?.Resource)).toMatch(/\/localytics\/_state\/profile_changes\/\*"\]\]\}$/);
   });
 
   test('listing is allowed only under the prefix', () => {
