@@ -1,16 +1,19 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import type { SynthesizedDeployment } from '../support/deployment/synth.js';
 import { createDynamoDbClient, createTestTable } from '../support/dynamodb.js';
 import { S3RVER_CREDENTIALS } from '../support/s3.js';
 import { createJobQueues } from '../support/sqs.js';
 import type { CampaignServers } from './campaign.js';
 
-/** Clients and resource factories for the campaign, over already running s3rver, fauxqs and dynalite endpoints. */
-export function campaignServers(endpoints: {
-  s3Endpoint: string;
-  sqsEndpoint: string;
-  dynamoDbEndpoint: string;
-}): CampaignServers {
+/**
+ * Clients and resource factories for the campaign, over already running s3rver, fauxqs and dynalite endpoints, and
+ * the synthesized stack whose bundled handlers its Lambda path runs.
+ */
+export function campaignServers(
+  endpoints: { s3Endpoint: string; sqsEndpoint: string; dynamoDbEndpoint: string },
+  deployment: () => Promise<SynthesizedDeployment>,
+): CampaignServers {
   const dynamo = createDynamoDbClient(endpoints.dynamoDbEndpoint);
   return {
     ...endpoints,
@@ -24,5 +27,6 @@ export function campaignServers(endpoints: {
     }),
     createQueues: (sqs) => createJobQueues(sqs, { maxReceiveCount: 4, visibilitySeconds: 2 }),
     createBudgetTable: () => createTestTable(dynamo),
+    deployment,
   };
 }

@@ -37,6 +37,7 @@ const app = () => simulator.dataset.apps[0] as string;
  * mapped to the emulators'). Every AWS call a function makes is recorded and must be allowed by its synthesized
  * IAM policy.
  */
+beforeAll(() => synthesizedDeployment(), 240_000);
 beforeAll(async () => {
   await secrets.start();
   secrets.put(secretArn, JSON.stringify(credentials));

@@ -26,6 +26,8 @@ export interface TestDeploymentOptions {
   readonly budgetTable: string;
   /** Set on both functions over the template's environment: settings the template leaves to their defaults. */
   readonly environment?: Readonly<Record<string, string>>;
+  /** An S3 proxy of the test's own (with failures to inject) to use instead of a new one in front of `s3`. */
+  readonly s3Proxy?: S3RecordingProxy;
 }
 
 const SERVICES: readonly AwsService[] = ['s3', 'sqs', 'dynamodb', 'secretsmanager'];
@@ -66,8 +68,8 @@ export class TestDeployment {
   }
 
   static async start(options: TestDeploymentOptions): Promise<TestDeployment> {
-    const s3Proxy = new S3RecordingProxy(options.endpoints.s3);
-    await s3Proxy.start();
+    const s3Proxy = options.s3Proxy ?? new S3RecordingProxy(options.endpoints.s3);
+    if (!options.s3Proxy) await s3Proxy.start();
     const { synth, queues } = options;
     const dlqArn = `${queues.queueArn}-dlq`;
     const tableArn = `arn:aws:dynamodb:${TEST_REGION}:${TEST_ACCOUNT}:table/${options.budgetTable}`;
@@ -207,7 +209,7 @@ export class TestDeployment {
     }
     this.eventSource.destroy();
     await Promise.all([
-      this.s3Proxy.stop(),
+      this.options.s3Proxy ? undefined : this.s3Proxy.stop(),
       ...all.flatMap((fn) => Object.values(fn.recorders).map((recorder) => recorder.stop())),
     ]);
   }
