@@ -1,10 +1,11 @@
 /**
- * The benchmark suite: copy throughput and memory, request-budget efficiency, Lambda cold start and planner scale.
+ * The benchmark suite: copy throughput and memory, request-budget efficiency, Lambda cold start, planner scale and
+ * the deployment's backfill through the shared request budget.
  * Prints a markdown report and writes it to bench/RESULTS.md (a run with --only or --quick writes
  * bench/RESULTS.partial.md instead, so that it never replaces the full results).
  *
  * Usage: npm run bench [-- options] (builds the CLI first), or npx tsx bench/run.ts [options] with options
- * [--only copy,budget,cold,planner] [--quick] [--runs N] [--out FILE]. Needs the built CLI
+ * [--only copy,budget,cold,planner,lambda-budget] [--quick] [--runs N] [--out FILE]. Needs the built CLI
  * (dist/localytics-sync.mjs), curl, rclone (Debian package `rclone`) and /usr/bin/time. Takes about 10 minutes.
  */
 import { spawnSync } from 'node:child_process';
@@ -18,16 +19,17 @@ import { benchBudget } from './budget.js';
 import { bundleChildren } from './children.js';
 import { benchCold } from './cold.js';
 import { benchCopy } from './copy.js';
+import { benchLambdaBudget } from './lambda-budget.js';
 import { describeMachine } from './machine.js';
 import { benchPlanner } from './planner.js';
 import { type GroupResult, newGroup, renderResults } from './report.js';
 import { CLI, REPO } from './services.js';
 import { progress } from './support.js';
 
-const GROUPS = ['copy', 'budget', 'cold', 'planner'] as const;
+const GROUPS = ['copy', 'budget', 'cold', 'planner', 'lambda-budget'] as const;
 type GroupName = (typeof GROUPS)[number];
 /** Groups that run the built CLI; the others bundle what they measure from the working tree when they run. */
-const USES_CLI: ReadonlySet<GroupName> = new Set(['copy', 'budget']);
+const USES_CLI: ReadonlySet<GroupName> = new Set(['copy', 'budget', 'lambda-budget']);
 
 const { values } = parseArgs({
   options: {
@@ -60,6 +62,8 @@ const sizes = {
   copyMiB: quick ? [16, 64] : [100, 1024],
   budgetHoursPerApp: quick ? 16 : 152,
   plannerApps: quick ? 10 : 100,
+  // 2 apps × (7 × 24 − 1) hours = 334 app-hours (quick: 94).
+  lambdaBackfillDays: quick ? 2 : 7,
 };
 
 /** Build time and hash of the CLI bundle, to tie the figures to a build. */
@@ -101,6 +105,14 @@ try {
     budget: () => benchBudget({ hoursPerApp: sizes.budgetHoursPerApp, ratePerMinute: 600, runs, tmpRoot }),
     cold: () => benchCold({ runs: runs * 3, tmpRoot }),
     planner: () => benchPlanner({ apps: sizes.plannerApps, runs, tmpRoot, children }),
+    'lambda-budget': () =>
+      benchLambdaBudget({
+        backfillDays: sizes.lambdaBackfillDays,
+        ratePerMinute: 300,
+        concurrencies: [2, 10],
+        runs,
+        tmpRoot,
+      }),
   };
   for (const name of GROUPS.filter((group) => only.has(group))) {
     const groupStarted = Date.now();
@@ -134,7 +146,7 @@ const minutes = (Date.now() - started) / 60_000;
 const cliNote =
   cliSeen.size === 0
     ? 'No group ran the built CLI.'
-    : `The CLI measured (copy, request budget) is dist/localytics-sync.mjs ${[...cliSeen].join(', then ')}.` +
+    : `The CLI measured (copy, request budget; its simulator for the deployment backfill) is dist/localytics-sync.mjs ${[...cliSeen].join(', then ')}.` +
       `${cliSeen.size > 1 || rebuiltDuring.length > 0 ? ` **Warning: dist was rebuilt during the run${rebuiltDuring.length ? ` (while ${rebuiltDuring.join(', ')} ran)` : ''}; rerun.**` : ''}` +
       `${stale.length === 0 ? '' : ` **Warning: it is older than ${stale.length} source file(s) (${stale.slice(0, 3).join(', ')}…): rebuild and rerun.**`}`;
 const header = [
@@ -145,7 +157,7 @@ const header = [
     `${complete ? '' : `, groups: ${[...only].join(', ')}`}; ${runs} runs per figure` +
     ` (cold start: ${runs * 3}), every figure a median; the whole run took ${minutes.toFixed(1)} min.`,
   '',
-  `${cliNote} Cold start and planner scale bundle the working tree when they run.`,
+  `${cliNote} Cold start, planner scale and the deployment backfill bundle the working tree when they run.`,
   '',
   `1-minute load average at the start / end: ${loadAtStart.toFixed(2)} / ${(os.loadavg()[0] ?? Number.NaN).toFixed(2)} (other work on this shared machine adds noise).`,
   '',

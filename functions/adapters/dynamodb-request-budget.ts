@@ -53,8 +53,10 @@ export interface DynamoDbRequestBudgetOptions {
 }
 
 export interface DynamoDbBudgetStats {
-  /** Slots reserved (each a successful conditional write). */
+  /** Slots reserved. */
   reserved: number;
+  /** Successful conditional writes that reserved them (one per round: callers waiting together share one). */
+  commits: number;
   /** Conditional writes that lost a race with another caller and were tried again. */
   conflicts: number;
   /** Acquires that found no slot before their `notAfter` (nothing reserved). */
@@ -76,7 +78,19 @@ interface BudgetState {
   readonly malformed?: { readonly rawVersion?: AttributeValue };
 }
 
+interface PendingReservation {
+  readonly notAfter: number | undefined;
+  readonly signal: AbortSignal | undefined;
+  readonly resolve: (slot: number) => void;
+  readonly reject: (error: Error) => void;
+  onAbort?: () => void;
+}
+
 const EMPTY: BudgetState = { slots: [], pausedUntil: 0 };
+/** Callers checking the shared pause within this long of each other share one read. */
+const PAUSE_READ_REUSE_MS = 250;
+/** A caller waiting for a slot further off than this reads the shared pause again this long before it. */
+const PAUSE_CHECK_LEAD_MS = 500;
 /** Items idle this long are removed by DynamoDB's TTL (a stale key's budget); any idle item is safe to remove. */
 const ITEM_TTL_SECONDS = 7 * 24 * 3600;
 
@@ -107,7 +121,7 @@ export function budgetItemKey(apiKey: string): string {
 export class DynamoDbRequestBudget implements RequestBudget {
   readonly ratePerMinute: number;
   readonly tableName: string;
-  readonly stats: DynamoDbBudgetStats = { reserved: 0, conflicts: 0, deferred: 0, abandoned: 0 };
+  readonly stats: DynamoDbBudgetStats = { reserved: 0, commits: 0, conflicts: 0, deferred: 0, abandoned: 0 };
   private readonly client: DynamoDBClient;
   private readonly key: string;
   private readonly marginMs: number;
@@ -116,9 +130,13 @@ export class DynamoDbRequestBudget implements RequestBudget {
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly logger: Logger;
-  /** Pauses this process asked for (known before the shared item says so). */
+  /** Pauses this process asked for or saw (known before the shared item says so). */
   private localPausedUntil = 0;
   private reportedMalformed = false;
+  /** Callers waiting for a reservation, answered in rounds by `reserveRounds`. */
+  private readonly pending: PendingReservation[] = [];
+  private reserving = false;
+  private pauseRead: { at: number; pausedUntil: Promise<number> } | undefined;
 
   constructor(options: DynamoDbRequestBudgetOptions) {
     this.ratePerMinute = checkRatePerMinute(options.ratePerMinute);
@@ -142,25 +160,24 @@ export class DynamoDbRequestBudget implements RequestBudget {
     for (;;) {
       if (signal?.aborted) throw new BudgetWaitAborted();
       const slot = await this.reserve(options.notAfter, signal);
-      const wait = slot - this.clock.now();
-      if (wait > 0) {
-        if (await sleepUnlessAborted(this.clock, wait, signal)) {
+      if (this.clock.now() < slot - PAUSE_CHECK_LEAD_MS) {
+        // A 429 elsewhere may pause the key while we wait: look again shortly before the slot (not at it, so that
+        // the read does not delay the request). The reservation stands if the item cannot be read.
+        if (await sleepUnlessAborted(this.clock, slot - PAUSE_CHECK_LEAD_MS - this.clock.now(), signal)) {
           this.stats.abandoned++;
           throw new BudgetWaitAborted();
         }
-        // A 429 elsewhere may have paused the key while we slept. The reservation stands if the item cannot be read.
-        const shared = await this.read(signal).catch(() => EMPTY);
-        if (signal?.aborted) {
-          this.stats.abandoned++;
-          throw new BudgetWaitAborted();
-        }
-        if (Math.max(shared.pausedUntil, this.localPausedUntil) > slot) {
-          this.stats.abandoned++;
-          continue;
-        }
-      } else if (this.localPausedUntil > slot) {
+        const pausedUntil = await this.sharedPausedUntil();
+        if (pausedUntil > slot) this.localPausedUntil = Math.max(this.localPausedUntil, pausedUntil);
+      }
+      if (this.localPausedUntil > slot) {
         this.stats.abandoned++;
         continue;
+      }
+      const wait = slot - this.clock.now();
+      if (wait > 0 && (await sleepUnlessAborted(this.clock, wait, signal))) {
+        this.stats.abandoned++;
+        throw new BudgetWaitAborted();
       }
       const late = this.clock.now() - slot;
       if (late > this.lateToleranceMs) {
@@ -183,7 +200,7 @@ export class DynamoDbRequestBudget implements RequestBudget {
         const base = state.malformed ? this.repaired() : state;
         if (await this.write({ ...base, pausedUntil: until }, state)) return;
         if (attempt >= this.maxAttempts) throw new BudgetTableError('too many concurrent writers');
-        await this.clock.sleep(this.contentionBackoff(attempt));
+        await new Promise((resolve) => setTimeout(resolve, this.contentionBackoff(attempt)));
       }
     } catch (error) {
       // This process still honours the pause; the other callers learn it from their own 429.
@@ -194,44 +211,129 @@ export class DynamoDbRequestBudget implements RequestBudget {
     }
   }
 
-  /** Reserve the next slot (a conditional write), or reject with `BudgetUnavailable` when it is after `notAfter`. */
-  private async reserve(notAfter: number | undefined, signal?: AbortSignal): Promise<number> {
-    for (let attempt = 1; ; attempt++) {
-      let state = await this.read(signal);
-      if (state.malformed) {
-        // Unknown reservations may be in it: treat the window as full (nothing before a whole window from now) and
-        // replace the item so that every caller agrees.
-        if (!this.reportedMalformed) {
-          this.reportedMalformed = true;
-          this.logger.error('request budget item malformed, treating the window as full', { table: this.tableName });
+  /**
+   * Reserve the next slot, or reject with `BudgetUnavailable` when it would be after `notAfter`. The callers of this
+   * process that wait at the same time share one conditional write (a group commit): contention on the item grows
+   * with the number of containers, not of callers.
+   */
+  private reserve(notAfter: number | undefined, signal?: AbortSignal): Promise<number> {
+    if (signal?.aborted) return Promise.reject(new BudgetWaitAborted());
+    return new Promise<number>((resolve, reject) => {
+      const request: PendingReservation = { notAfter, signal, resolve, reject };
+      if (signal) {
+        request.onAbort = () => this.settle(request, new BudgetWaitAborted());
+        signal.addEventListener('abort', request.onAbort, { once: true });
+      }
+      this.pending.push(request);
+      if (!this.reserving) void this.reserveRounds();
+    });
+  }
+
+  /** Rounds of read, assign slots to every waiting caller, conditional write; until nobody waits. */
+  private async reserveRounds(): Promise<void> {
+    this.reserving = true;
+    try {
+      for (let attempt = 1; this.pending.length > 0; attempt++) {
+        const round = [...this.pending];
+        let state: BudgetState;
+        try {
+          state = await this.readValid();
+        } catch (error) {
+          for (const request of round) this.settle(request, error as Error);
+          attempt = 0;
+          continue;
         }
-        const repaired = this.repaired();
-        if (!(await this.write(repaired, state, signal))) continue;
-        state = { ...repaired, version: (state.version ?? 0) + 1 };
-      }
-      const now = this.clock.now();
-      const rate = Math.min(this.ratePerMinute, state.rate ?? this.ratePerMinute);
-      const slot = Math.max(state.pausedUntil, this.localPausedUntil, nextSlot(state.slots, rate, now, this.marginMs));
-      if (notAfter !== undefined && slot > notAfter) {
-        this.stats.deferred++;
-        throw new BudgetUnavailable(slot - now);
-      }
-      const next: BudgetState = { ...state, slots: [...state.slots, slot].slice(-this.ratePerMinute) };
-      if (await this.write(next, state, signal)) {
-        this.stats.reserved++;
-        return slot;
-      }
-      this.stats.conflicts++;
-      if (attempt >= this.maxAttempts) {
-        if (notAfter !== undefined) {
-          this.stats.deferred++;
-          throw new BudgetUnavailable(1000 + this.random() * 4000, 'the request budget is contended');
+        const now = this.clock.now();
+        const rate = Math.min(this.ratePerMinute, state.rate ?? this.ratePerMinute);
+        const slots = [...state.slots];
+        const granted: [PendingReservation, number][] = [];
+        for (const request of round) {
+          const slot = Math.max(state.pausedUntil, this.localPausedUntil, nextSlot(slots, rate, now, this.marginMs));
+          if (request.notAfter !== undefined && slot > request.notAfter) {
+            // Nothing is reserved for it: the slot goes to the next caller.
+            this.stats.deferred++;
+            this.settle(request, new BudgetUnavailable(slot - now));
+          } else {
+            slots.push(slot);
+            granted.push([request, slot]);
+          }
         }
-        // No deadline (the CLI): keep trying, more slowly.
-        attempt = 0;
+        if (granted.length === 0) {
+          attempt = 0;
+          continue;
+        }
+        let written: boolean;
+        try {
+          written = await this.write({ ...state, slots: slots.slice(-this.ratePerMinute) }, state);
+        } catch (error) {
+          for (const [request] of granted) this.settle(request, error as Error);
+          attempt = 0;
+          continue;
+        }
+        if (written) {
+          this.stats.reserved += granted.length;
+          this.stats.commits++;
+          for (const [request, slot] of granted) this.settle(request, slot);
+          attempt = 0;
+          continue;
+        }
+        this.stats.conflicts++;
+        if (attempt >= this.maxAttempts) {
+          // Callers with a deadline come back later; the others (the CLI) keep trying, more slowly.
+          for (const [request] of granted) {
+            if (request.notAfter === undefined) continue;
+            this.stats.deferred++;
+            this.settle(request, new BudgetUnavailable(1000 + this.random() * 4000, 'the request budget is contended'));
+          }
+          attempt = 0;
+        }
+        // Real time, whatever the clock: this spreads real writers apart.
+        await new Promise((resolve) => setTimeout(resolve, this.contentionBackoff(Math.max(1, attempt))));
       }
-      if (await sleepUnlessAborted(this.clock, this.contentionBackoff(attempt), signal)) throw new BudgetWaitAborted();
+    } finally {
+      this.reserving = false;
     }
+  }
+
+  /** Answer a waiting caller once: its slot, or why it has none. */
+  private settle(request: PendingReservation, outcome: number | Error): void {
+    const index = this.pending.indexOf(request);
+    if (index < 0) return;
+    this.pending.splice(index, 1);
+    if (request.onAbort) request.signal?.removeEventListener('abort', request.onAbort);
+    if (typeof outcome === 'number') request.resolve(outcome);
+    else request.reject(outcome);
+  }
+
+  /** The item, repaired first when something else wrote it in another shape. */
+  private async readValid(): Promise<BudgetState> {
+    for (;;) {
+      const state = await this.read();
+      if (!state.malformed) return state;
+      // Unknown reservations may be in it: treat the window as full (nothing before a whole window from now) and
+      // replace the item so that every caller agrees.
+      if (!this.reportedMalformed) {
+        this.reportedMalformed = true;
+        this.logger.error('request budget item malformed, treating the window as full', { table: this.tableName });
+      }
+      const repaired = this.repaired();
+      if (await this.write(repaired, state)) return { ...repaired, version: (state.version ?? 0) + 1 };
+    }
+  }
+
+  /** The shared pause as of at most `PAUSE_READ_REUSE_MS` ago: concurrent callers share one read. */
+  private sharedPausedUntil(): Promise<number> {
+    const now = this.clock.now();
+    if (!this.pauseRead || now - this.pauseRead.at > PAUSE_READ_REUSE_MS) {
+      this.pauseRead = {
+        at: now,
+        pausedUntil: this.read().then(
+          (state) => state.pausedUntil,
+          () => 0,
+        ),
+      };
+    }
+    return this.pauseRead.pausedUntil;
   }
 
   /** A state that admits nothing for one whole window (plus margin) from now. */

@@ -78,6 +78,8 @@ test('callers in four containers at once never hold more than the rate in any 60
   const stats = containers.map((budget) => budget.stats);
   expect(stats.reduce((total, s) => total + s.reserved, 0)).toBe(60);
   expect(stats.reduce((total, s) => total + s.abandoned, 0)).toBe(0);
+  // Callers of one container waiting together share a conditional write: contention grows with containers only.
+  expect(stats.reduce((total, s) => total + s.commits, 0)).toBeLessThan(60);
 });
 
 test('a caller that cannot have a slot before its deadline reserves nothing and is told when to come back', async () => {
@@ -114,10 +116,10 @@ test('a caller that wakes too late after its slot does not send then: it leaves 
   };
   await clock.run([() => budget.acquire()]);
 
-  expect(clock.now()).toBeGreaterThanOrEqual(first + 6_000);
+  expect(clock.now()).toBeGreaterThan(first + 5_000);
   const slots = ((await storedItem(table))?.slots?.L ?? []).map((slot) => Number(slot.N));
   expect(slots).toEqual([first, first + 1_000, clock.now()]);
-  expect(budget.stats).toMatchObject({ reserved: 3, abandoned: 1 });
+  expect(budget.stats).toMatchObject({ reserved: 3, commits: 3, abandoned: 1 });
   expect(entries.map((entry) => entry.message)).toEqual(['request budget slot missed, reserving again']);
 });
 

@@ -84,7 +84,7 @@ export class LambdaContainer {
     const container = new LambdaContainer(child, options.onOutput);
     try {
       container.node = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${options.functionName} did not start`)), 30_000);
+        const timer = setTimeout(() => reject(new Error(`${options.functionName} did not start`)), 120_000);
         child.once('message', (message: { type: string; node?: string; error?: { message?: string } }) => {
           clearTimeout(timer);
           if (message.type === 'ready') resolve(message.node ?? '');
