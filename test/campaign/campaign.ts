@@ -225,8 +225,10 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
       });
       try {
         // The hourly planner covers the three log hours of the window; the daily one, audiences and profiles.
-        const logPlanner = await deployment.startContainer('planner', { DATASETS: 'logs' });
-        const exportPlanner = await deployment.startContainer('planner', { DATASETS: 'audiences,profiles' });
+        const [logPlanner, exportPlanner] = await Promise.all([
+          deployment.startContainer('planner', { DATASETS: 'logs' }),
+          deployment.startContainer('planner', { DATASETS: 'audiences,profiles' }),
+        ]);
         const plan = async (container: LambdaContainer, task: string) =>
           (await container.invoke<{ enqueued: number }>({ task }, 300_000)).enqueued;
         const planner = async () => (await plan(logPlanner, 'logs')) + (await plan(exportPlanner, 'exports'));

@@ -1,25 +1,12 @@
-import type { Clock } from '../../functions/core/request-budget.js';
+import { ManualClock } from './manual-clock.js';
 
 /**
  * Virtual time that advances only while every participant sleeps: real I/O (a DynamoDB call) takes no virtual time,
  * so tests of timing rules do not depend on the machine's load. `run` drives a set of async participants to the end.
  */
-export class SteppedClock implements Clock {
-  private time: number;
-  private readonly sleepers: { until: number; wake: () => void }[] = [];
-
+export class SteppedClock extends ManualClock {
   constructor(start = 1_800_000_000_000) {
-    this.time = start;
-  }
-
-  now(): number {
-    return this.time;
-  }
-
-  sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      this.sleepers.push({ until: this.time + Math.max(0, ms), wake: resolve });
-    });
+    super(start);
   }
 
   /** Move time forward by `ms` at once (a clock jump, or a frozen process seen from outside). */
