@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ConfigError, SinkError } from '../core/errors.js';
-import type { ObjectSink, StoredObject, WriteOptions } from '../core/ports.js';
+import type { ObjectSink, StoredObject, VersionedText, WriteOptions } from '../core/ports.js';
 import { describeError } from '../core/redact.js';
 
 export interface S3Destination {
@@ -175,6 +175,21 @@ export class S3Sink implements ObjectSink {
     }
   }
 
+  async readVersioned(key: string): Promise<VersionedText | undefined> {
+    if (!(await this.exists(key))) return undefined;
+    try {
+      const response = await this.client.send(
+        new GetObjectCommand({ Bucket: this.destination.bucket, Key: this.fullKey(key) }),
+      );
+      const text = (await response.Body?.transformToString('utf8')) ?? '';
+      if (!response.ETag) throw new Error('the store answered no ETag');
+      return { text, version: response.ETag };
+    } catch (error) {
+      if (error instanceof NoSuchKey || (error as { name?: string }).name === 'NoSuchKey') return undefined;
+      throw this.fail('reading', key, error);
+    }
+  }
+
   async writeText(key: string, text: string): Promise<void> {
     try {
       await this.putText(key, text);
@@ -183,20 +198,32 @@ export class S3Sink implements ObjectSink {
     }
   }
 
-  async createText(key: string, text: string): Promise<boolean> {
+  async createText(key: string, text: string): Promise<string | undefined> {
     try {
-      await this.putText(key, text, { IfNoneMatch: '*' });
-      return true;
+      return await this.putText(key, text, { IfNoneMatch: '*' });
     } catch (error) {
-      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
       // 412: the key exists; 409: a concurrent conditional write to the same key is in progress.
-      if (status === 412 || status === 409) return false;
+      if (isConditionFailure(error)) return undefined;
       throw this.fail('creating', key, error);
     }
   }
 
-  private async putText(key: string, text: string, conditions: { IfNoneMatch?: string } = {}): Promise<void> {
-    await this.client.send(
+  async replaceText(key: string, text: string, version: string): Promise<string | undefined> {
+    try {
+      return await this.putText(key, text, { IfMatch: version });
+    } catch (error) {
+      // 412: another version is there now; 409: a concurrent conditional write; 404: the key is gone.
+      if (isConditionFailure(error) || httpStatus(error) === 404) return undefined;
+      throw this.fail('replacing', key, error);
+    }
+  }
+
+  private async putText(
+    key: string,
+    text: string,
+    conditions: { IfNoneMatch?: string; IfMatch?: string } = {},
+  ): Promise<string> {
+    const response = await this.client.send(
       new PutObjectCommand({
         Bucket: this.destination.bucket,
         Key: this.fullKey(key),
@@ -205,6 +232,7 @@ export class S3Sink implements ObjectSink {
         ...conditions,
       }),
     );
+    return response.ETag ?? '';
   }
 
   async delete(key: string): Promise<void> {
@@ -222,4 +250,14 @@ export class S3Sink implements ObjectSink {
   private fail(action: string, key: string, error: unknown): SinkError {
     return new SinkError(`${action} ${key} in ${this.location} failed: ${describeError(error)}`, { cause: error });
   }
+}
+
+function httpStatus(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}
+
+/** S3's answers to a conditional write whose condition did not hold (or raced another conditional write). */
+function isConditionFailure(error: unknown): boolean {
+  const status = httpStatus(error);
+  return status === 412 || status === 409;
 }

@@ -2,8 +2,9 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { backoffMs } from './backoff.js';
-import { IntegrityError, LocationExpiredError, PermanentJobError, RequestInFlightError, SinkError } from './errors.js';
-import { dataKey, jobFields, type ProfileChangesJob, pendingChangeSetKey, type SyncJob } from './jobs.js';
+import { copyChangeSet } from './change-set.js';
+import { IntegrityError, LocationExpiredError, PermanentJobError, SinkError } from './errors.js';
+import { dataKey, jobFields, pendingChangeSetKey, type SyncJob } from './jobs.js';
 import type { ExportSource, Logger, ObjectSink } from './ports.js';
 import { describeError } from './redact.js';
 import { type Clock, systemClock } from './request-budget.js';
@@ -29,6 +30,13 @@ export type CopyOutcome =
   | { readonly status: 'throttled'; readonly retryAfterMs: number; readonly apiRequests: number }
   /** Stopped on purpose (deadline or Ctrl-C); nothing was written; run it again later. */
   | { readonly status: 'interrupted'; readonly apiRequests: number }
+  /** Another run is working on it (a change set's claim): try again after `retryAfterMs`. Not a failure. */
+  | {
+      readonly status: 'deferred';
+      readonly reason: string;
+      readonly retryAfterMs: number;
+      readonly apiRequests: number;
+    }
   | {
       readonly status: 'failed';
       readonly reason: string;
@@ -52,6 +60,13 @@ export interface CopyDependencies {
   /** Aborting it stops the job between steps or mid-transfer (the sink then aborts its write). */
   readonly signal?: AbortSignal;
   /**
+   * Epoch ms after which this process can no longer act (a Lambda invocation's hard timeout). A change-set claim is
+   * held until then. Default: none (the CLI), and a claim is held for a fixed lease the run keeps to.
+   */
+  readonly holderDeadline?: number;
+  /** How long a sent `profile_changes` request may finish after `signal` aborts (ms). Default 1.5 s. */
+  readonly inFlightGraceMs?: number;
+  /**
    * Which files have every row parsed to count malformed JSON lines: `plain` (audiences and profiles, served as
    * plain JSON lines; the documentation's own sample has a malformed one), `all` (raw logs too), or `off`.
    * Parsing is the copy's largest CPU cost (bench/RESULTS.md), hence not on gzip log hours by default.
@@ -62,25 +77,8 @@ export interface CopyDependencies {
 
 export type JsonCheck = 'plain' | 'all' | 'off';
 
-/**
- * The state of one change set, kept under `_state/` from before it is requested until its copy is confirmed:
- * `claimed` while the request is under way (so that two runs never both consume one), `resolved` once its
- * `Location` is known (so that any later run finishes this change set instead of consuming the next one).
- */
-export interface ChangeSetRecord {
-  readonly state: 'claimed' | 'resolved';
-  readonly profileDbId: string;
-  readonly generatedAt: number;
-  readonly key: string;
-  readonly claimedAt: string;
-  readonly location?: string;
-  readonly resolvedAt?: string;
-}
-
-/** A claim younger than this belongs to a run that is still working on it. */
-const CLAIM_TTL_MS = 15 * 60_000;
-
-class CopyRun {
+/** The state of one job's copy: counters, warnings and how it ends. */
+export class CopyRun {
   apiRequests = 0;
   downloads = 0;
   readonly warnings: string[] = [];
@@ -105,6 +103,11 @@ class CopyRun {
   interrupted(): CopyOutcome {
     return { status: 'interrupted', apiRequests: this.apiRequests };
   }
+
+  deferred(retryAfterMs: number, reason: string): CopyOutcome {
+    this.deps.logger.info('export copy deferred', { ...this.fields, reason, retryAfterMs });
+    return { status: 'deferred', reason, retryAfterMs, apiRequests: this.apiRequests };
+  }
 }
 
 /**
@@ -122,7 +125,11 @@ export async function copyJob(job: SyncJob, deps: CopyDependencies): Promise<Cop
       return { status: 'present', key: run.key };
     }
     if (deps.signal?.aborted) return run.interrupted();
-    return job.kind === 'profile_changes' ? await copyChangeSet(job, run) : await copyFile(run);
+    if (job.kind === 'profile_changes') {
+      const copyRun = run;
+      return await copyChangeSet(job, run, (location) => downloadWithRetries(copyRun, location));
+    }
+    return await copyFile(run);
   } catch (error) {
     // Destination errors outside a transfer (existence check, state records), or anything unforeseen: retry later.
     const reason = describeError(error);
@@ -158,111 +165,6 @@ async function copyFile(run: CopyRun): Promise<CopyOutcome> {
     reResolves++;
     deps.logger.info('location expired, resolving again', run.fields);
   }
-}
-
-/** `profile_changes`: every 302 consumes the change set, so its `Location` is claimed, saved, and never asked twice. */
-async function copyChangeSet(job: ProfileChangesJob, run: CopyRun): Promise<CopyOutcome> {
-  const { deps } = run;
-  const stateKey = pendingChangeSetKey(job);
-  const record = await readChangeSetRecord(deps.sink, stateKey);
-  const now = run.clock.now();
-  let location = record?.state === 'resolved' ? record.location : undefined;
-  if (location) {
-    deps.logger.info('resuming saved change set', run.fields);
-  } else {
-    const claim: ChangeSetRecord = {
-      state: 'claimed',
-      profileDbId: job.profileDbId,
-      generatedAt: job.generatedAt,
-      key: run.key,
-      claimedAt: new Date(now).toISOString(),
-    };
-    if (record?.state === 'claimed') {
-      if (now - Date.parse(record.claimedAt) < CLAIM_TTL_MS) {
-        return run.failed('another run is requesting this change set right now', true);
-      }
-      const warning =
-        'a previous run stopped while requesting this change set: Localytics may have consumed one that was never saved';
-      run.warnings.push(warning);
-      deps.logger.error('change set possibly lost', { ...run.fields, reason: warning });
-      await deps.sink.writeText(stateKey, JSON.stringify(claim));
-    } else if (!(await deps.sink.createText(stateKey, JSON.stringify(claim)))) {
-      return run.failed('another run is requesting this change set right now', true);
-    }
-    // Another delivery of this job may have copied it (and removed its record) since our existence check.
-    if (await deps.sink.exists(run.key)) {
-      await deps.sink.delete(stateKey);
-      return { status: 'present', key: run.key };
-    }
-    if (deps.signal?.aborted) {
-      await deps.sink.delete(stateKey);
-      return run.interrupted();
-    }
-    const outcome = await deps.source.resolve(job, { signal: deps.signal });
-    run.apiRequests++;
-    if (outcome.status === 'failed' && deps.signal?.aborted && !(outcome.error instanceof RequestInFlightError)) {
-      // Stopped while waiting for the budget: nothing was asked, nothing consumed.
-      await deps.sink.delete(stateKey);
-      return run.interrupted();
-    }
-    if (outcome.status !== 'ready') {
-      // Nothing was consumed (or we cannot know): release the claim so that the next attempt can ask.
-      await deps.sink.delete(stateKey);
-      if (outcome.status === 'not_ready') return { status: 'not_ready', apiRequests: run.apiRequests };
-      if (outcome.status === 'throttled') {
-        return { status: 'throttled', retryAfterMs: outcome.retryAfterMs, apiRequests: run.apiRequests };
-      }
-      if (outcome.error instanceof RequestInFlightError) {
-        const reason = `the profile_changes request failed in flight (${describeError(outcome.error)}); Localytics may have consumed a change set that could not be saved`;
-        deps.logger.error('change set possibly lost', { ...run.fields, reason });
-        return run.failed(reason, false);
-      }
-      return run.failed(describeError(outcome.error), outcome.retryable);
-    }
-    location = outcome.location;
-    try {
-      await deps.sink.writeText(
-        stateKey,
-        JSON.stringify({ ...claim, state: 'resolved', location, resolvedAt: new Date(run.clock.now()).toISOString() }),
-      );
-    } catch (error) {
-      // The change set is consumed and only this process knows its URL: copy it now or report it lost.
-      const reason = describeError(error);
-      deps.logger.error('could not save change set location', { ...run.fields, reason });
-      const result = await downloadWithRetries(run, location);
-      if (result !== 'expired' && result.status === 'copied') {
-        await deps.sink.delete(stateKey).catch(() => undefined);
-        return result;
-      }
-      return lose(run, stateKey, `its URL could not be saved (${reason}) and the copy failed`);
-    }
-  }
-  const result = await downloadWithRetries(run, location as string);
-  if (result === 'expired') {
-    return lose(run, stateKey, 'its URL expired before the copy completed');
-  }
-  if (result.status === 'copied') {
-    // The data is safe; a leftover record only makes a later run find the key present and skip it.
-    await deps.sink
-      .delete(stateKey)
-      .catch((error: unknown) =>
-        deps.logger.warn('could not delete change set record', { ...run.fields, reason: describeError(error) }),
-      );
-  }
-  return result;
-}
-
-/** Report a consumed change set that cannot be copied: asking again would return the next one. */
-async function lose(run: CopyRun, stateKey: string, why: string): Promise<CopyOutcome> {
-  const { deps } = run;
-  const lostKey = stateKey.replace('_state/profile_changes/', '_state/profile_changes_lost/');
-  await deps.sink
-    .writeText(lostKey, JSON.stringify({ key: run.key, lostAt: new Date(run.clock.now()).toISOString(), why }))
-    .catch(() => undefined);
-  await deps.sink.delete(stateKey).catch(() => undefined);
-  const reason = `change set lost: ${why}; asking again would return the next change set`;
-  deps.logger.error('change set lost', { ...run.fields, reason });
-  return run.failed(reason, false);
 }
 
 /** Download one `Location` with retries; `'expired'` when the file host says the URL is no longer valid. */
@@ -368,17 +270,4 @@ async function transfer(location: string, key: string, deps: CopyDependencies) {
 
 function isPrematureClose(error: unknown): boolean {
   return (error as { code?: string } | undefined)?.code === 'ERR_STREAM_PREMATURE_CLOSE';
-}
-
-async function readChangeSetRecord(sink: ObjectSink, key: string): Promise<ChangeSetRecord | undefined> {
-  const text = await sink.readText(key);
-  if (text === undefined) return undefined;
-  try {
-    const record = JSON.parse(text) as ChangeSetRecord;
-    if (record.state === 'resolved' && typeof record.location === 'string') return record;
-    if (record.state === 'claimed' && typeof record.claimedAt === 'string') return record;
-  } catch {
-    // fall through
-  }
-  throw new SinkError(`change set record ${key} is unreadable; inspect it before syncing profile_changes again`);
 }

@@ -116,6 +116,11 @@ export async function runSync(
       case 'interrupted':
         failed.push({ job: jobId(job), reason: 'interrupted before it finished; the next run copies it' });
         break;
+      case 'deferred':
+        // Another run (a deployment's copier, another CLI) is copying it: not ours to fail.
+        pending.push(jobId(job));
+        warnings.push(`${jobId(job)}: ${outcome.reason}; the next run picks it up`);
+        break;
     }
   }
   return {

@@ -63,3 +63,22 @@ test('writing a key first removes the temp file a killed process left for it', a
   await sink.write('a/f.json.gz', Readable.from([Buffer.from('whole')]), { contentType: 'application/gzip' });
   expect((await readdir(path.join(dir, 'a'))).sort()).toEqual(['.g.json.gz.partial-cafe', 'f.json.gz']);
 });
+
+test('replaceText replaces only the version read: of several writers that read it, exactly one wins', async () => {
+  const sink = new LocalDirSink(await tempDir());
+  expect(await sink.replaceText('_state/r.json', '{}', 'anything')).toBeUndefined();
+  const created = await sink.createText('_state/r.json', '{"n":0}');
+  expect(await sink.createText('_state/r.json', '{"n":9}')).toBeUndefined();
+  const read = await sink.readVersioned('_state/r.json');
+  expect(read).toEqual({ text: '{"n":0}', version: created });
+  const results = await Promise.all(
+    Array.from({ length: 8 }, (_, i) => sink.replaceText('_state/r.json', `{"n":${i + 1}}`, read?.version ?? '')),
+  );
+  const winners = results.filter((version) => version !== undefined);
+  expect(winners).toHaveLength(1);
+  expect((await sink.readVersioned('_state/r.json'))?.version).toBe(winners[0]);
+  // The lock files of the swap are hidden and gone.
+  const listed: string[] = [];
+  for await (const object of sink.list('_state/')) listed.push(object.key);
+  expect(listed).toEqual(['_state/r.json']);
+});

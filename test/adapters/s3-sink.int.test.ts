@@ -111,6 +111,29 @@ describe('S3Sink metadata operations', () => {
     await sink.delete('_state/x.json');
     expect(await sink.exists('_state/x.json')).toBe(false);
   });
+
+  test('createText creates only when absent and answers the version it wrote', async () => {
+    const { sink } = await sinkOnProxy();
+    const version = await sink.createText('_state/c.json', '{"n":1}');
+    expect(version).toMatch(/^"[0-9a-f]+"$/);
+    expect(await sink.createText('_state/c.json', '{"n":2}')).toBeUndefined();
+    expect(await sink.readVersioned('_state/c.json')).toEqual({ text: '{"n":1}', version });
+  });
+
+  test('replaceText replaces only the version read: of two writers that read it, exactly one wins', async () => {
+    const { sink } = await sinkOnProxy();
+    await sink.writeText('_state/r.json', '{"n":0}');
+    const read = await sink.readVersioned('_state/r.json');
+    const results = await Promise.all(
+      ['{"n":"a"}', '{"n":"b"}', '{"n":"c"}'].map((text) =>
+        sink.replaceText('_state/r.json', text, read?.version ?? ''),
+      ),
+    );
+    const winners = results.filter((version) => version !== undefined);
+    expect(winners).toHaveLength(1);
+    expect((await sink.readVersioned('_state/r.json'))?.version).toBe(winners[0]);
+    expect(await sink.replaceText('_state/gone.json', '{}', read?.version ?? '')).toBeUndefined();
+  });
 });
 
 test.each([
