@@ -1,10 +1,11 @@
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { backoffMs } from './backoff.js';
 import { copyChangeSet } from './change-set.js';
 import { IntegrityError, LocationExpiredError, PermanentJobError, SinkError } from './errors.js';
 import { dataKey, jobFields, pendingChangeSetKey, type SyncJob } from './jobs.js';
+import { audienceJobs, profileJobs } from './planner.js';
 import type { ExportSource, Logger, ObjectSink } from './ports.js';
 import { describeError } from './redact.js';
 import { type Clock, systemClock } from './request-budget.js';
@@ -82,17 +83,24 @@ export class CopyRun {
   apiRequests = 0;
   downloads = 0;
   readonly warnings: string[] = [];
-  readonly fields: Record<string, string>;
-  readonly key: string;
+  fields: Record<string, string>;
+  key: string;
   readonly clock: Clock;
 
   constructor(
-    readonly job: SyncJob,
+    public job: SyncJob,
     readonly deps: CopyDependencies,
   ) {
     this.key = dataKey(job);
     this.fields = jobFields(job);
     this.clock = deps.clock ?? systemClock;
+  }
+
+  /** Copy another generation of the same export instead (Localytics refreshed it meanwhile). */
+  relabel(job: SyncJob): void {
+    this.job = job;
+    this.key = dataKey(job);
+    this.fields = jobFields(job);
   }
 
   failed(reason: string, retryable: boolean): CopyOutcome {
@@ -127,7 +135,12 @@ export async function copyJob(job: SyncJob, deps: CopyDependencies): Promise<Cop
     if (deps.signal?.aborted) return run.interrupted();
     if (job.kind === 'profile_changes') {
       const copyRun = run;
-      return await copyChangeSet(job, run, (location) => downloadWithRetries(copyRun, location));
+      return await copyChangeSet(job, run, async (location) => {
+        const result = await downloadWithRetries(copyRun, location);
+        // Change sets are never confirmed against the list (see the test of issue 10 item 3): unreachable.
+        if (result instanceof GenerationChanged) throw result;
+        return result;
+      });
     }
     return await copyFile(run);
   } catch (error) {
@@ -148,6 +161,7 @@ export async function copyJob(job: SyncJob, deps: CopyDependencies): Promise<Cop
 async function copyFile(run: CopyRun): Promise<CopyOutcome> {
   const { deps } = run;
   let reResolves = 0;
+  let refreshes = 0;
   for (;;) {
     if (deps.signal?.aborted) return run.interrupted();
     const outcome = await deps.source.resolve(run.job, { signal: deps.signal });
@@ -159,6 +173,21 @@ async function copyFile(run: CopyRun): Promise<CopyOutcome> {
     }
     if (outcome.status === 'failed') return run.failed(describeError(outcome.error), outcome.retryable);
     const result = await downloadWithRetries(run, outcome.location);
+    if (result instanceof GenerationChanged) {
+      // Nothing was committed: copy the generation that is current now, under its own label.
+      if (!result.current) {
+        return run.failed('the export is no longer in the list: its file cannot be labelled with a generation', false);
+      }
+      if (refreshes >= 2) return run.failed('the export kept being regenerated while it was copied', true);
+      refreshes++;
+      deps.logger.info('export regenerated while copying, copying the new generation', {
+        ...run.fields,
+        generatedAt: new Date(result.current.generatedAt).toISOString(),
+      });
+      run.relabel(result.current);
+      if (await deps.sink.exists(run.key)) return { status: 'present', key: run.key };
+      continue;
+    }
     if (result !== 'expired') return result;
     if (reResolves >= (deps.maxReResolves ?? 2))
       return run.failed('the file URL kept expiring before it could be read', true);
@@ -167,15 +196,54 @@ async function copyFile(run: CopyRun): Promise<CopyOutcome> {
   }
 }
 
+/** The export was regenerated between the list its job came from and the end of the download. */
+class GenerationChanged extends Error {
+  override readonly name = 'GenerationChanged';
+  constructor(readonly current: SnapshotJob | undefined) {
+    super('the export was regenerated while it was copied');
+  }
+}
+
+type SnapshotJob = Extract<SyncJob, { kind: 'audience' | 'profile' }>;
+
+/**
+ * Audiences and profile snapshots carry the generation of the list they were planned from, but the file is only
+ * requested later (a queue, a retry). Once every byte is in and before anything is committed, the list is asked
+ * again: if it still names the planned generation, no refresh happened before the file request, so the bytes are
+ * that generation's; otherwise nothing is committed and the current generation is copied instead.
+ */
+async function confirmGeneration(run: CopyRun): Promise<void> {
+  const job = run.job as SnapshotJob;
+  const { source, signal } = run.deps;
+  const listed =
+    job.kind === 'audience'
+      ? audienceJobs(await source.listAudiences({ signal }), [])
+      : profileJobs(await source.listProfiles({ signal }), []);
+  run.apiRequests++;
+  const current = listed.find((candidate): candidate is SnapshotJob =>
+    candidate.kind === 'audience'
+      ? job.kind === 'audience' &&
+        candidate.audienceId === job.audienceId &&
+        candidate.identifierType === job.identifierType
+      : candidate.kind === 'profile' && job.kind === 'profile' && candidate.profileDbId === job.profileDbId,
+  );
+  if (current?.generatedAt !== job.generatedAt) throw new GenerationChanged(current);
+}
+
 /** Download one `Location` with retries; `'expired'` when the file host says the URL is no longer valid. */
-async function downloadWithRetries(run: CopyRun, location: string): Promise<CopyOutcome | 'expired'> {
+async function downloadWithRetries(
+  run: CopyRun,
+  location: string,
+): Promise<CopyOutcome | 'expired' | GenerationChanged> {
   const { deps } = run;
   const maxAttempts = deps.maxDownloadAttempts ?? 4;
+  const beforeCommit =
+    run.job.kind === 'audience' || run.job.kind === 'profile' ? () => confirmGeneration(run) : undefined;
   for (let attempt = 1; ; attempt++) {
     if (deps.signal?.aborted) return run.interrupted();
     try {
       run.downloads++;
-      const result = await transfer(location, run.key, deps);
+      const result = await transfer(location, run.key, deps, beforeCommit);
       if (result.malformedRows > 0) {
         run.warnings.push(`${result.malformedRows} malformed JSON line(s), copied as they are`);
         deps.logger.warn('malformed lines copied', { ...run.fields, malformedRows: result.malformedRows });
@@ -203,6 +271,7 @@ async function downloadWithRetries(run: CopyRun, location: string): Promise<Copy
       };
     } catch (error) {
       if (deps.signal?.aborted) return run.interrupted();
+      if (error instanceof GenerationChanged) return error;
       if (error instanceof PermanentJobError) return run.failed(describeError(error), false);
       if (error instanceof LocationExpiredError) return 'expired';
       if (attempt >= maxAttempts) return run.failed(describeError(error), true);
@@ -218,7 +287,11 @@ async function downloadWithRetries(run: CopyRun, location: string): Promise<Copy
   }
 }
 
-async function transfer(location: string, key: string, deps: CopyDependencies) {
+/**
+ * Stream one download to `key`, verified on the way. `beforeCommit` runs once every byte is in and before the sink
+ * may commit the object (the stream it reads does not end until it resolves); if it throws, nothing is written.
+ */
+async function transfer(location: string, key: string, deps: CopyDependencies, beforeCommit?: () => Promise<void>) {
   const file = await deps.source.download(location);
   let head: Buffer;
   try {
@@ -236,6 +309,7 @@ async function transfer(location: string, key: string, deps: CopyDependencies) {
   });
   const output = new PassThrough();
   const stages: NodeJS.ReadWriteStream[] = gzip ? [verifier] : [verifier, createGzip({ chunkSize: 256 * 1024 })];
+  if (beforeCommit) stages.push(commitGate(beforeCommit));
   const flowing = pipeline([file.body, ...stages, output] as [Readable, ...NodeJS.ReadWriteStream[]], {
     signal: deps.signal,
   });
@@ -266,6 +340,21 @@ async function transfer(location: string, key: string, deps: CopyDependencies) {
     rows: verifier.rows,
     malformedRows: verifier.malformedRows,
   };
+}
+
+/** A pass-through whose end waits for `check`: the sink sees the end of the data only once it resolves. */
+function commitGate(check: () => Promise<void>): Transform {
+  return new Transform({
+    transform(chunk, _encoding, callback) {
+      callback(null, chunk);
+    },
+    flush(callback) {
+      check().then(
+        () => callback(),
+        (error: unknown) => callback(error as Error),
+      );
+    },
+  });
 }
 
 function isPrematureClose(error: unknown): boolean {

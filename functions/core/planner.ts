@@ -160,7 +160,8 @@ export async function presentLogHours(sink: ObjectSink, appUuid: string, from: n
   return hours;
 }
 
-function audienceJobs(entries: ExportListing[], skipped: SkippedExport[]): SyncJob[] {
+/** Audience jobs of a list; entries that cannot be jobs are added to `skipped` with their reason. */
+export function audienceJobs(entries: ExportListing[], skipped: SkippedExport[]): SyncJob[] {
   const jobs: SyncJob[] = [];
   for (const entry of entries) {
     const what = `audience ${entry.sourceId}/${entry.jobType}`;
@@ -185,7 +186,8 @@ function audienceJobs(entries: ExportListing[], skipped: SkippedExport[]): SyncJ
   return jobs;
 }
 
-function profileJobs(entries: ExportListing[], skipped: SkippedExport[]): SyncJob[] {
+/** Profile and change-set jobs of a list; entries that cannot be jobs are added to `skipped`. */
+export function profileJobs(entries: ExportListing[], skipped: SkippedExport[]): SyncJob[] {
   const jobs: SyncJob[] = [];
   for (const entry of entries) {
     const what = `profile ${entry.sourceId}/${entry.jobType}`;

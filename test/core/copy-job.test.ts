@@ -6,9 +6,10 @@ import { describe, expect, test } from 'vitest';
 import { LocalDirSink } from '../../functions/adapters/local-dir-sink.js';
 import { copyJob } from '../../functions/core/copy-job.js';
 import { LocationExpiredError, SinkError, TransientError } from '../../functions/core/errors.js';
-import { dataKey, pendingChangeSetKey, type SyncJob } from '../../functions/core/jobs.js';
+import { type AudienceJob, dataKey, pendingChangeSetKey, type SyncJob } from '../../functions/core/jobs.js';
 import {
   type DownloadedFile,
+  type ExportListing,
   type ExportSource,
   type ResolveOutcome,
   silentLogger,
@@ -25,8 +26,18 @@ class ScriptedSource implements ExportSource {
     private readonly outcomes: ResolveOutcome[],
     private readonly downloads: (() => DownloadedFile)[],
   ) {}
-  async listAudiences() {
-    return [];
+  /** The audience job's list entry: the generation is confirmed after the download (issue 10, item 3). */
+  async listAudiences(): Promise<ExportListing[]> {
+    return [
+      {
+        id: 1,
+        name: 'a',
+        sourceType: 'audiences',
+        sourceId: audience.audienceId,
+        jobType: audience.identifierType,
+        resultsGeneratedAt: audience.generatedAt,
+      },
+    ];
   }
   async listProfiles() {
     return [];
@@ -52,7 +63,7 @@ const failing = (error: Error) => () => {
 };
 const ready = (location: string): ResolveOutcome => ({ status: 'ready', location });
 
-const audience: SyncJob = {
+const audience: AudienceJob = {
   kind: 'audience',
   audienceId: '7',
   identifierType: 'idfa',
