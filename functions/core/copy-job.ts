@@ -282,7 +282,7 @@ async function downloadWithRetries(
         waitMs: wait,
         reason: describeError(error),
       });
-      await run.clock.sleep(wait);
+      await run.clock.sleep(wait, deps.signal);
     }
   }
 }
@@ -292,13 +292,19 @@ async function downloadWithRetries(
  * may commit the object (the stream it reads does not end until it resolves); if it throws, nothing is written.
  */
 async function transfer(location: string, key: string, deps: CopyDependencies, beforeCommit?: () => Promise<void>) {
-  const file = await deps.source.download(location);
+  const file = await deps.source.download(location, { signal: deps.signal });
   let head: Buffer;
+  // A body that sends nothing must not hold the job past its deadline: the signal ends the wait for the first bytes.
+  const stopWaiting = () => file.body.destroy(new IntegrityError('download aborted'));
+  deps.signal?.addEventListener('abort', stopWaiting, { once: true });
   try {
+    if (deps.signal?.aborted) stopWaiting();
     head = await peekBytes(file.body, 2);
   } catch (error) {
     file.body.destroy();
     throw error;
+  } finally {
+    deps.signal?.removeEventListener('abort', stopWaiting);
   }
   const gzip = isGzipHead(head);
   const check = deps.checkJson ?? 'plain';
