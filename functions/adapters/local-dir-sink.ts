@@ -220,16 +220,25 @@ async function syncDirectory(dir: string): Promise<void> {
   }
 }
 
+/** A temp file not written to for this long belongs to a writer that was killed (a live one keeps writing). */
+const ABANDONED_TEMP_MS = 10 * 60_000;
+
 /**
  * A process killed mid-copy leaves its hidden temp file behind. The key is deterministic, so before writing it
- * again we remove the temp files of that key (a concurrent writer of the same key then fails and retries).
+ * again we remove the temp files of that key that nobody has written to for a while; a fresh one is a concurrent
+ * writer of the same key, and both renames then land the same bytes.
  */
 async function removeAbandonedTempFiles(target: string): Promise<void> {
   const prefix = `.${path.basename(target)}${TEMP_MARKER}`;
   const siblings = await readdir(path.dirname(target)).catch(() => [] as string[]);
+  const abandonedBefore = Date.now() - ABANDONED_TEMP_MS;
   await Promise.all(
     siblings
       .filter((name) => name.startsWith(prefix))
-      .map((name) => unlink(path.join(path.dirname(target), name)).catch(() => undefined)),
+      .map(async (name) => {
+        const file = path.join(path.dirname(target), name);
+        const info = await stat(file).catch(() => undefined);
+        if (info && info.mtimeMs < abandonedBefore) await unlink(file).catch(() => undefined);
+      }),
   );
 }

@@ -41,6 +41,12 @@ export interface S3SinkOptions {
   readonly partSize?: number;
   /** Parts uploaded at once. Default 4. */
   readonly queueSize?: number;
+  /**
+   * An open multipart upload of a key we are about to write is abandoned (its writer was killed) once it is this
+   * old; a younger one may be another writer's live upload and is left alone. The copier passes its timeout (no
+   * invocation outlives it). Default 1 hour.
+   */
+  readonly abandonedUploadAgeMs?: number;
 }
 
 /** An `ObjectSink` over an S3 bucket and prefix; writes are multipart uploads aborted on failure. */
@@ -48,6 +54,7 @@ export class S3Sink implements ObjectSink {
   readonly location: string;
   private readonly partSize: number;
   private readonly queueSize: number;
+  private readonly abandonedUploadAgeMs: number;
 
   constructor(
     private readonly client: S3Client,
@@ -57,6 +64,7 @@ export class S3Sink implements ObjectSink {
     this.location = `s3://${destination.bucket}/${destination.prefix}`;
     this.partSize = options.partSize ?? 8 * 1024 * 1024;
     this.queueSize = options.queueSize ?? 4;
+    this.abandonedUploadAgeMs = options.abandonedUploadAgeMs ?? 60 * 60_000;
   }
 
   /**
@@ -138,9 +146,10 @@ export class S3Sink implements ObjectSink {
 
   /**
    * A process killed mid-upload (a Lambda timeout, kill -9) cannot abort its multipart upload. The key is
-   * deterministic, so before writing it again we abort every upload still open for it: an abandoned one, or a
-   * duplicate copier's, which then fails and retries (finding the object present). Best effort: S3-compatible
-   * stores without ListMultipartUploads just skip it, and the bucket's lifecycle rule remains the backstop.
+   * deterministic, so before writing it again we abort the uploads still open for it that are older than any live
+   * writer can be. A younger one is a concurrent writer of the same key (a duplicate job): both uploads complete
+   * with the same bytes, the later one wins. Best effort: S3-compatible stores without ListMultipartUploads just
+   * skip it, and the bucket's lifecycle rule remains the backstop.
    */
   async abortAbandonedUploads(fullKey: string): Promise<number> {
     let aborted = 0;
@@ -148,8 +157,10 @@ export class S3Sink implements ObjectSink {
       const response = await this.client.send(
         new ListMultipartUploadsCommand({ Bucket: this.destination.bucket, Prefix: fullKey }),
       );
+      const abandonedBefore = Date.now() - this.abandonedUploadAgeMs;
       for (const upload of response.Uploads ?? []) {
         if (upload.Key !== fullKey || !upload.UploadId) continue;
+        if (!upload.Initiated || upload.Initiated.getTime() > abandonedBefore) continue;
         await this.client.send(
           new AbortMultipartUploadCommand({ Bucket: this.destination.bucket, Key: fullKey, UploadId: upload.UploadId }),
         );

@@ -1,7 +1,7 @@
 import { DAY_MS, floorHour, HOUR_MS, LOG_RETENTION_MS } from './hours.js';
 import type { Dataset } from './identifiers.js';
 import { newJobMessage } from './job-message.js';
-import { type Plan, planSync } from './planner.js';
+import { type Plan, type PlanRequest, planSync } from './planner.js';
 import type { ExportSource, Logger, ObjectSink } from './ports.js';
 import type { JobQueue } from './process-job.js';
 
@@ -43,6 +43,7 @@ export async function planToQueue(
   settings: PlannerSettings,
   deps: { source: ExportSource; sink: ObjectSink; queue: JobQueue; logger: Logger },
   now: number,
+  limits: Pick<PlanRequest, 'signal' | 'listTimeLimitMs'> = {},
 ): Promise<PlannerRunSummary> {
   // The newest hour planned is the last one that ended at least `logLagHours` ago.
   const to = floorHour(now - settings.logLagHours * HOUR_MS);
@@ -54,7 +55,7 @@ export async function planToQueue(
   if (task === 'exports') {
     for (const dataset of ['audiences', 'profiles'] as const) if (settings.datasets.has(dataset)) datasets.add(dataset);
   }
-  const plan = await planSync({ datasets, apps: settings.apps, from, to, now }, deps);
+  const plan = await planSync({ datasets, apps: settings.apps, from, to, now, ...limits }, deps);
   await deps.queue.enqueue(plan.jobs.map((job) => newJobMessage(job, now)));
   const summary = {
     task,

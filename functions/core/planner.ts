@@ -10,7 +10,7 @@ import {
   pendingChangeSetKey,
   type SyncJob,
 } from './jobs.js';
-import type { ExportListing, ExportSource, Logger, ObjectSink } from './ports.js';
+import type { ExportListing, ExportSource, ListOptions, Logger, ObjectSink } from './ports.js';
 import { describeError } from './redact.js';
 
 export interface PlanRequest {
@@ -22,6 +22,10 @@ export interface PlanRequest {
   /** Last hour (exclusive), epoch ms. */
   readonly to: number;
   readonly now: number;
+  /** Stops list retries (Ctrl-C, a Lambda's deadline): the list fails with its reason and planning goes on. */
+  readonly signal?: AbortSignal;
+  /** Most time one list may take with its retries (a throttled list must not use up a planner's run). */
+  readonly listTimeLimitMs?: number;
 }
 
 export interface SkippedExport {
@@ -62,7 +66,7 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
   };
   const present = plan.present as { logs: number; audiences: number; profiles: number };
   if (request.datasets.has('audiences')) {
-    const entries = await listSafely('/v1/exports/audiences', () => deps.source.listAudiences(), plan);
+    const entries = await listSafely('/v1/exports/audiences', (o) => deps.source.listAudiences(o), plan, request);
     const listed = audienceJobs(entries, plan.skipped);
     for (const job of listed) {
       if (await deps.sink.exists(dataKey(job))) present.audiences++;
@@ -84,7 +88,7 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
       }
     }
     const blocked = new Set(resumed.map((job) => job.profileDbId));
-    const listed = await listSafely('/v1/exports/profiles', () => deps.source.listProfiles(), plan);
+    const listed = await listSafely('/v1/exports/profiles', (o) => deps.source.listProfiles(o), plan, request);
     for (const job of profileJobs(listed, plan.skipped)) {
       if (job.kind === 'profile_changes' && blocked.has(job.profileDbId)) {
         if (!resumed.some((saved) => saved.generatedAt === job.generatedAt)) {
@@ -103,6 +107,7 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
     const retentionStart = request.now - LOG_RETENTION_MS;
     const logJobs: LogHourJob[] = [];
     for (const appUuid of request.apps) {
+      if (request.signal?.aborted) break;
       const have = await presentLogHours(deps.sink, appUuid, request.from, request.to);
       if (have.size > 0) plan.newestLogHour.set(appUuid, Math.max(...have));
       for (const hour of hoursBetween(request.from, request.to)) {
@@ -118,14 +123,23 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
   return plan;
 }
 
-/** A failing list (no access, HTML page, still throttled) is reported and leaves the other datasets alone. */
+/**
+ * A failing list (no access, HTML page, still throttled at its time limit or the deadline) is reported and leaves
+ * the other datasets alone.
+ */
 async function listSafely(
   endpoint: string,
-  list: () => Promise<ExportListing[]>,
+  list: (options: ListOptions) => Promise<ExportListing[]>,
   plan: Plan,
+  request: PlanRequest,
 ): Promise<ExportListing[]> {
+  const limits = [
+    request.signal,
+    request.listTimeLimitMs ? AbortSignal.timeout(Math.floor(request.listTimeLimitMs)) : undefined,
+  ];
+  const signals = limits.filter((signal): signal is AbortSignal => signal !== undefined);
   try {
-    return await list();
+    return await list({ signal: signals.length > 0 ? AbortSignal.any(signals) : undefined });
   } catch (error) {
     plan.listFailures.push({ endpoint, reason: describeError(error) });
     return [];

@@ -59,7 +59,7 @@ export async function runSync(
 ): Promise<SyncSummary> {
   const clock = options.clock ?? systemClock;
   const started = clock.now();
-  const plan = await planSync(request, deps);
+  const plan = await planSync({ ...request, signal: options.signal }, deps);
   options.onPlanned?.(plan);
   deps.logger.info('sync planned', { jobs: plan.jobs.length, beyondRetention: plan.beyondRetention.length });
 

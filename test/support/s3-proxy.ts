@@ -72,6 +72,12 @@ export class S3RecordingProxy {
     this.failures.clear();
   }
 
+  /** Make an upload look as if it had been started `ms` ago (one a killed writer left long ago). */
+  backdate(uploadId: string, ms: number): void {
+    const upload = this.uploadKeys.get(uploadId);
+    if (upload) upload.initiated = new Date(upload.initiated.getTime() - ms);
+  }
+
   /** Multipart uploads created and neither completed nor aborted. */
   openUploads(): string[] {
     return [...this.created].filter((id) => !this.completed.has(id) && !this.aborted.has(id));
@@ -96,6 +102,21 @@ export class S3RecordingProxy {
       record.status = 500;
       response.writeHead(500, { 'content-type': 'application/xml' });
       response.end('<?xml version="1.0"?><Error><Code>InternalError</Code><Message>injected</Message></Error>');
+      return;
+    }
+    if (
+      (operation === 'UploadPart' || operation === 'CompleteMultipartUpload') &&
+      uploadId &&
+      this.aborted.has(uploadId)
+    ) {
+      // As S3 does: an aborted upload takes no more parts and cannot be completed.
+      request.resume();
+      await new Promise((resolve) => request.once('end', resolve));
+      record.status = 404;
+      response.writeHead(404, { 'content-type': 'application/xml' });
+      response.end(
+        '<?xml version="1.0"?><Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message></Error>',
+      );
       return;
     }
     if (operation === 'ListMultipartUploads') {
