@@ -65,7 +65,8 @@ export interface LocalyticsExportSyncProps {
   readonly alarmEmail?: string;
 }
 
-const PREFIX = /^[A-Za-z0-9!_.*'()-]+(\/[A-Za-z0-9!_.*'()-]+)*$/;
+/** Safe key characters, without `*` and `?`: the prefix becomes part of IAM resource ARNs, where they are wildcards. */
+const PREFIX = /^[A-Za-z0-9!_.'()-]+(\/[A-Za-z0-9!_.'()-]+)*$/;
 
 /**
  * Localytics exports into the customer's S3 bucket: scheduled planning, an SQS fan-out of one job per file, copiers
@@ -231,7 +232,15 @@ export class LocalyticsExportSync extends Construct {
       blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
       objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
       versioned: true,
-      lifecycleRules: [{ abortIncompleteMultipartUploadAfter: Duration.days(1) }],
+      lifecycleRules: [
+        { abortIncompleteMultipartUploadAfter: Duration.days(1) },
+        {
+          // _state records hold presigned URLs while a change set is copied; their old versions must not linger.
+          prefix: `${this.keyPrefix}/_state/`,
+          noncurrentVersionExpiration: Duration.days(1),
+          expiredObjectDeleteMarker: true,
+        },
+      ],
     });
     Validations.of(bucket).acknowledge({
       id: 'AwsSolutions-S1',
@@ -253,7 +262,7 @@ interface ValidatedSettings {
 function validate(props: LocalyticsExportSyncProps): ValidatedSettings {
   const keyPrefix = (props.keyPrefix ?? 'localytics').replace(/^\/+|\/+$/g, '');
   if (!PREFIX.test(keyPrefix) || keyPrefix.split('/').some((part) => part === '.' || part === '..')) {
-    throw new Error(`keyPrefix "${props.keyPrefix}" must be non-empty path segments of letters, digits and !_.*'()-`);
+    throw new Error(`keyPrefix "${props.keyPrefix}" must be non-empty path segments of letters, digits and !_.'()-`);
   }
   const datasets = props.datasets ?? DATASETS;
   for (const dataset of datasets) {

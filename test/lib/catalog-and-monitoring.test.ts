@@ -1,10 +1,10 @@
-import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, test } from 'vitest';
 import { TABLES } from '../../lib/catalog/tables.js';
 import { readStackConfig } from '../../lib/config.js';
 import { LocalyticsExportSyncStack } from '../../lib/localytics-export-sync-stack.js';
+import { testApp } from '../support/cdk.js';
 
 const APPS = [
   '1bea53c5f15a26dff0a078f-2eedf7d6-fd41-11e3-4735-00a426b17dd8',
@@ -12,7 +12,7 @@ const APPS = [
 ];
 
 function synth(context: Record<string, unknown> = {}) {
-  const app = new App({ context: { secretName: 'localytics/api', apps: APPS, bucketName: 'lake-bucket', ...context } });
+  const app = testApp({ context: { secretName: 'localytics/api', apps: APPS, bucketName: 'lake-bucket', ...context } });
   const stack = new LocalyticsExportSyncStack(app, 'Test', { config: readStackConfig(app.node) });
   return { app, template: Template.fromStack(stack) };
 }
