@@ -51,6 +51,8 @@ export interface LocalyticsExportSyncProps {
   readonly backfillDays?: number;
   /** A log hour still 404 this long after it ended is parked as a gap. @default 24 */
   readonly notReadyDeadlineHours?: number;
+  /** Alarm when an audience or profile export has not been regenerated for this long, or left its list. @default 48 */
+  readonly staleExportHours?: number;
   /** @default minute 20 of every hour, UTC */
   readonly logSchedule?: ScheduleExpression;
   /** @default 09:30 America/New_York (after Localytics' daily refresh, DST-aware) */
@@ -114,6 +116,7 @@ export class LocalyticsExportSync extends Construct {
       LOOKBACK_HOURS: String(props.lookbackHours ?? 6),
       BACKFILL_DAYS: String(props.backfillDays ?? 7),
       NOT_READY_DEADLINE_HOURS: String(props.notReadyDeadlineHours ?? 24),
+      STALE_EXPORT_HOURS: String(props.staleExportHours ?? 48),
     };
 
     this.planner = new SyncFunction(this, 'Planner', {
@@ -162,6 +165,8 @@ export class LocalyticsExportSync extends Construct {
       deadLetterQueue: this.jobs.deadLetterQueue,
       apps: settings.datasets.includes('logs') ? props.apps : [],
       lagAlarmHours: props.lagAlarmHours,
+      watchesExports: settings.datasets.includes('audiences') || settings.datasets.includes('profiles'),
+      staleExportHours: props.staleExportHours ?? 48,
       alarmEmail: props.alarmEmail,
     });
     for (const fn of [this.planner, this.copier]) {
@@ -183,6 +188,13 @@ export class LocalyticsExportSync extends Construct {
     // Planner: list and check existence (HEAD needs GetObject) under the prefix. Nothing else.
     this.planner.addToRolePolicy(listUnderPrefix);
     this.planner.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [objects] }));
+    // What the daily run remembers of the export lists, to notice one that vanishes. Its only write.
+    this.planner.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['s3:PutObject'],
+        resources: [this.bucket.arnForObjects(`${this.keyPrefix}/_state/exports_seen.json`)],
+      }),
+    );
     // Copier: also write (PutObject covers the multipart calls), abort uploads and delete its state records.
     this.copier.addToRolePolicy(listUnderPrefix);
     // To find and abort the multipart upload of a copier that was killed mid-copy before writing its key again.

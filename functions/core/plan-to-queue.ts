@@ -17,6 +17,8 @@ export interface PlannerSettings {
   readonly lookbackHours: number;
   /** How far back the daily run looks for gaps (at most the 30-day retention). */
   readonly backfillDays: number;
+  /** An audience or profile export not regenerated for this long is reported. */
+  readonly staleExportHours?: number;
 }
 
 export interface PlannerRunSummary {
@@ -32,6 +34,8 @@ export interface PlannerRunSummary {
    * none, the window's length (a lower bound), so that a stalled app still shows a growing lag.
    */
   readonly lagHours: Record<string, number>;
+  /** Audience and profile exports that vanished or stopped being refreshed (the `exports` task only). */
+  readonly exportConcerns: Plan['exportConcerns'];
 }
 
 /**
@@ -55,7 +59,10 @@ export async function planToQueue(
   if (task === 'exports') {
     for (const dataset of ['audiences', 'profiles'] as const) if (settings.datasets.has(dataset)) datasets.add(dataset);
   }
-  const plan = await planSync({ datasets, apps: settings.apps, from, to, now, ...limits }, deps);
+  const plan = await planSync(
+    { datasets, apps: settings.apps, from, to, now, staleExportHours: settings.staleExportHours, ...limits },
+    deps,
+  );
   await deps.queue.enqueue(plan.jobs.map((job) => newJobMessage(job, now)));
   const summary = {
     task,
@@ -65,6 +72,7 @@ export async function planToQueue(
     beyondRetention: plan.beyondRetention.length,
     skipped: plan.skipped,
     listFailures: plan.listFailures,
+    exportConcerns: plan.exportConcerns,
     lagHours: Object.fromEntries(
       settings.datasets.has('logs')
         ? settings.apps.map((app) => [

@@ -100,12 +100,12 @@ describe('the Glue catalog', () => {
 });
 
 describe('monitoring', () => {
-  test('alarms on a non-empty DLQ, copier and planner errors, lag per app, nothing copied in 24 h and throttling', () => {
+  test('alarms on a non-empty DLQ, copier and planner errors, lag per app, nothing copied in 24 h, throttling and stale exports', () => {
     const { template } = synth();
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
       (alarm) => (alarm as { Properties: Record<string, unknown> }).Properties,
     );
-    expect(alarms).toHaveLength(5 + APPS.length);
+    expect(alarms).toHaveLength(6 + APPS.length);
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'ApproximateNumberOfMessagesVisible',
       Threshold: 0,
@@ -128,7 +128,21 @@ describe('monitoring', () => {
       Metrics: Match.arrayWith([Match.objectLike({ Expression: 'IF(requests > 0, throttled / requests, 0)' })]),
       Threshold: 0.2,
     });
+    // Audience and profile exports that vanish or stop refreshing (issue 10, item 10).
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'exportConcerns',
+      Namespace: 'LocalyticsExportSync',
+      Statistic: 'Maximum',
+      Period: 86_400,
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
     template.resourceCountIs('AWS::SNS::Topic', 0);
+  });
+
+  test('without audiences and profiles there is no export alarm', () => {
+    const { template } = synth({ datasets: 'logs' });
+    expect(JSON.stringify(template.findResources('AWS::CloudWatch::Alarm'))).not.toContain('exportConcerns');
   });
 
   test('a dashboard shows throughput, lag per app, throttling, failures and queue depth', () => {
