@@ -1,7 +1,7 @@
 import { DAY_MS, floorHour, HOUR_MS, LOG_RETENTION_MS } from './hours.js';
 import type { Dataset } from './identifiers.js';
 import { newJobMessage } from './job-message.js';
-import { type Plan, planSync } from './planner.js';
+import { type Plan, type PlanRequest, planSync } from './planner.js';
 import type { ExportSource, Logger, ObjectSink } from './ports.js';
 import type { JobQueue } from './process-job.js';
 
@@ -17,6 +17,8 @@ export interface PlannerSettings {
   readonly lookbackHours: number;
   /** How far back the daily run looks for gaps (at most the 30-day retention). */
   readonly backfillDays: number;
+  /** An audience or profile export not regenerated for this long is reported. */
+  readonly staleExportHours?: number;
 }
 
 export interface PlannerRunSummary {
@@ -32,6 +34,8 @@ export interface PlannerRunSummary {
    * none, the window's length (a lower bound), so that a stalled app still shows a growing lag.
    */
   readonly lagHours: Record<string, number>;
+  /** Audience and profile exports that vanished or stopped being refreshed (the `exports` task only). */
+  readonly exportConcerns: Plan['exportConcerns'];
 }
 
 /**
@@ -43,6 +47,7 @@ export async function planToQueue(
   settings: PlannerSettings,
   deps: { source: ExportSource; sink: ObjectSink; queue: JobQueue; logger: Logger },
   now: number,
+  limits: Pick<PlanRequest, 'signal' | 'listTimeLimitMs'> = {},
 ): Promise<PlannerRunSummary> {
   // The newest hour planned is the last one that ended at least `logLagHours` ago.
   const to = floorHour(now - settings.logLagHours * HOUR_MS);
@@ -54,7 +59,10 @@ export async function planToQueue(
   if (task === 'exports') {
     for (const dataset of ['audiences', 'profiles'] as const) if (settings.datasets.has(dataset)) datasets.add(dataset);
   }
-  const plan = await planSync({ datasets, apps: settings.apps, from, to, now }, deps);
+  const plan = await planSync(
+    { datasets, apps: settings.apps, from, to, now, staleExportHours: settings.staleExportHours, ...limits },
+    deps,
+  );
   await deps.queue.enqueue(plan.jobs.map((job) => newJobMessage(job, now)));
   const summary = {
     task,
@@ -64,6 +72,7 @@ export async function planToQueue(
     beyondRetention: plan.beyondRetention.length,
     skipped: plan.skipped,
     listFailures: plan.listFailures,
+    exportConcerns: plan.exportConcerns,
     lagHours: Object.fromEntries(
       settings.datasets.has('logs')
         ? settings.apps.map((app) => [

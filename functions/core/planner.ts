@@ -1,3 +1,4 @@
+import { type ExportConcern, type WatchedList, watchExports } from './export-watch.js';
 import { formatDate, hoursBetween, LOG_RETENTION_MS, parseCompactTimestamp } from './hours.js';
 import { type Dataset, isIdentifierType, isPositiveIntegerId } from './identifiers.js';
 import {
@@ -10,7 +11,7 @@ import {
   pendingChangeSetKey,
   type SyncJob,
 } from './jobs.js';
-import type { ExportListing, ExportSource, Logger, ObjectSink } from './ports.js';
+import type { ExportListing, ExportSource, ListOptions, Logger, ObjectSink } from './ports.js';
 import { describeError } from './redact.js';
 
 export interface PlanRequest {
@@ -22,6 +23,12 @@ export interface PlanRequest {
   /** Last hour (exclusive), epoch ms. */
   readonly to: number;
   readonly now: number;
+  /** Stops list retries (Ctrl-C, a Lambda's deadline): the list fails with its reason and planning goes on. */
+  readonly signal?: AbortSignal;
+  /** Most time one list may take with its retries (a throttled list must not use up a planner's run). */
+  readonly listTimeLimitMs?: number;
+  /** An audience or profile export whose newest generation is older than this is reported. Default 48. */
+  readonly staleExportHours?: number;
 }
 
 export interface SkippedExport {
@@ -42,6 +49,8 @@ export interface Plan {
   readonly listFailures: { readonly endpoint: string; readonly reason: string }[];
   /** Per app, the newest log hour present at the destination within the window (absent: none). */
   readonly newestLogHour: Map<string, number>;
+  /** Audience and profile exports that vanished from their list or stopped being refreshed. */
+  readonly exportConcerns: ExportConcern[];
 }
 
 export interface PlanDependencies {
@@ -59,11 +68,14 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
     skipped: [],
     listFailures: [],
     newestLogHour: new Map(),
+    exportConcerns: [],
   };
+  const watched = new Map<WatchedList, SyncJob[]>();
   const present = plan.present as { logs: number; audiences: number; profiles: number };
   if (request.datasets.has('audiences')) {
-    const entries = await listSafely('/v1/exports/audiences', () => deps.source.listAudiences(), plan);
+    const entries = await listSafely('/v1/exports/audiences', (o) => deps.source.listAudiences(o), plan, request);
     const listed = audienceJobs(entries, plan.skipped);
+    if (!plan.listFailures.length) watched.set('audiences', listed);
     for (const job of listed) {
       if (await deps.sink.exists(dataKey(job))) present.audiences++;
       else plan.jobs.push(job);
@@ -84,8 +96,11 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
       }
     }
     const blocked = new Set(resumed.map((job) => job.profileDbId));
-    const listed = await listSafely('/v1/exports/profiles', () => deps.source.listProfiles(), plan);
-    for (const job of profileJobs(listed, plan.skipped)) {
+    const failuresBefore = plan.listFailures.length;
+    const listed = await listSafely('/v1/exports/profiles', (o) => deps.source.listProfiles(o), plan, request);
+    const profileExports = profileJobs(listed, plan.skipped);
+    if (plan.listFailures.length === failuresBefore) watched.set('profiles', profileExports);
+    for (const job of profileExports) {
       if (job.kind === 'profile_changes' && blocked.has(job.profileDbId)) {
         if (!resumed.some((saved) => saved.generatedAt === job.generatedAt)) {
           plan.skipped.push({
@@ -103,6 +118,7 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
     const retentionStart = request.now - LOG_RETENTION_MS;
     const logJobs: LogHourJob[] = [];
     for (const appUuid of request.apps) {
+      if (request.signal?.aborted) break;
       const have = await presentLogHours(deps.sink, appUuid, request.from, request.to);
       if (have.size > 0) plan.newestLogHour.set(appUuid, Math.max(...have));
       for (const hour of hoursBetween(request.from, request.to)) {
@@ -114,18 +130,30 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
     logJobs.sort((a, b) => a.hour - b.hour);
     plan.jobs.push(...logJobs);
   }
+  if (watched.size > 0) {
+    plan.exportConcerns.push(...(await watchExports(watched, deps, request.now, request.staleExportHours ?? 48)));
+  }
   for (const skipped of plan.skipped) deps.logger.warn('export skipped', { ...skipped });
   return plan;
 }
 
-/** A failing list (no access, HTML page, still throttled) is reported and leaves the other datasets alone. */
+/**
+ * A failing list (no access, HTML page, still throttled at its time limit or the deadline) is reported and leaves
+ * the other datasets alone.
+ */
 async function listSafely(
   endpoint: string,
-  list: () => Promise<ExportListing[]>,
+  list: (options: ListOptions) => Promise<ExportListing[]>,
   plan: Plan,
+  request: PlanRequest,
 ): Promise<ExportListing[]> {
+  const limits = [
+    request.signal,
+    request.listTimeLimitMs ? AbortSignal.timeout(Math.floor(request.listTimeLimitMs)) : undefined,
+  ];
+  const signals = limits.filter((signal): signal is AbortSignal => signal !== undefined);
   try {
-    return await list();
+    return await list({ signal: signals.length > 0 ? AbortSignal.any(signals) : undefined });
   } catch (error) {
     plan.listFailures.push({ endpoint, reason: describeError(error) });
     return [];
@@ -160,7 +188,8 @@ export async function presentLogHours(sink: ObjectSink, appUuid: string, from: n
   return hours;
 }
 
-function audienceJobs(entries: ExportListing[], skipped: SkippedExport[]): SyncJob[] {
+/** Audience jobs of a list; entries that cannot be jobs are added to `skipped` with their reason. */
+export function audienceJobs(entries: ExportListing[], skipped: SkippedExport[]): SyncJob[] {
   const jobs: SyncJob[] = [];
   for (const entry of entries) {
     const what = `audience ${entry.sourceId}/${entry.jobType}`;
@@ -185,7 +214,8 @@ function audienceJobs(entries: ExportListing[], skipped: SkippedExport[]): SyncJ
   return jobs;
 }
 
-function profileJobs(entries: ExportListing[], skipped: SkippedExport[]): SyncJob[] {
+/** Profile and change-set jobs of a list; entries that cannot be jobs are added to `skipped`. */
+export function profileJobs(entries: ExportListing[], skipped: SkippedExport[]): SyncJob[] {
   const jobs: SyncJob[] = [];
   for (const entry of entries) {
     const what = `profile ${entry.sourceId}/${entry.jobType}`;

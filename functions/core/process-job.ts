@@ -39,7 +39,7 @@ export type ProcessResult = { readonly apiRequests: number } & (
   | {
       readonly action: 'requeued';
       /** `budget`: no request budget slot before the copier's deadline (never counted as an interruption). */
-      readonly reason: 'not_ready' | 'throttled' | 'budget' | 'interrupted';
+      readonly reason: 'not_ready' | 'throttled' | 'budget' | 'interrupted' | 'deferred';
       readonly delaySeconds: number;
     }
   | { readonly action: 'parked'; readonly reason: string }
@@ -98,6 +98,12 @@ export async function processJobMessage(
       const delaySeconds = Math.min(MAX_SQS_DELAY_SECONDS, Math.max(1, Math.ceil(outcome.retryAfterMs / 1000)));
       await deps.queue.requeue(message, delaySeconds);
       return { action: 'requeued', reason: outcome.byBudget ? 'budget' : 'throttled', delaySeconds, apiRequests };
+    }
+    case 'deferred': {
+      // Another run holds the job (a change set being requested): come back when its claim is settled or stale.
+      const delaySeconds = Math.min(MAX_SQS_DELAY_SECONDS, Math.max(1, Math.ceil(outcome.retryAfterMs / 1000)));
+      await deps.queue.requeue(message, delaySeconds);
+      return { action: 'requeued', reason: 'deferred', delaySeconds, apiRequests };
     }
     case 'interrupted': {
       const interruptions = (message.interruptions ?? 0) + 1;

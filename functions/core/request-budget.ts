@@ -1,3 +1,5 @@
+import { sleep } from './sleep.js';
+
 /**
  * The request budget: every Localytics API call takes a slot from it first, so that no sliding 60 s window holds more
  * than the key's rate. Two implementations: `InProcessRequestBudget` (one process: the CLI) and the DynamoDB adapter
@@ -7,12 +9,15 @@
 
 export interface Clock {
   now(): number;
-  sleep(ms: number): Promise<void>;
+  /** Wait `ms`; return early (and clear the timer) when `signal` aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
 export const systemClock: Clock = {
   now: () => Date.now(),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))),
+  sleep: async (ms, signal) => {
+    await sleep(ms, signal);
+  },
 };
 
 export interface AcquireOptions {
@@ -100,7 +105,7 @@ export async function sleepUnlessAborted(clock: Clock, ms: number, signal?: Abor
     signal.addEventListener('abort', onAbort, { once: true });
   });
   try {
-    return await Promise.race([clock.sleep(ms).then(() => false), aborted]);
+    return await Promise.race([clock.sleep(ms, signal).then(() => signal.aborted), aborted]);
   } finally {
     if (onAbort) signal.removeEventListener('abort', onAbort);
   }

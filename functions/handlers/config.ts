@@ -40,6 +40,7 @@ const envSchema = z.object({
   LOOKBACK_HOURS: withDefault(wholeNumber(1), '6'),
   BACKFILL_DAYS: withDefault(wholeNumber(1, 30), '7'),
   NOT_READY_DEADLINE_HOURS: withDefault(wholeNumber(1), '24'),
+  STALE_EXPORT_HOURS: withDefault(wholeNumber(1), '48'),
   ALLOWED_FILE_HOSTS: withDefault(list, ''),
   /** First backoff of a retryable failure across deliveries (doubles each delivery). */
   RETRY_BASE_SECONDS: withDefault(wholeNumber(1), '30'),
@@ -64,6 +65,8 @@ export interface HandlerConfig {
   readonly lookbackHours: number;
   readonly backfillDays: number;
   readonly notReadyDeadlineHours: number;
+  /** An audience or profile export not regenerated for this long is reported. */
+  readonly staleExportHours: number;
   readonly allowedFileHosts: readonly string[];
   readonly retryBaseSeconds: number;
   readonly notReadyDelaySeconds: number;
@@ -89,6 +92,7 @@ export function readHandlerConfig(env: Readonly<Record<string, string | undefine
     lookbackHours: e.LOOKBACK_HOURS,
     backfillDays: e.BACKFILL_DAYS,
     notReadyDeadlineHours: e.NOT_READY_DEADLINE_HOURS,
+    staleExportHours: e.STALE_EXPORT_HOURS,
     allowedFileHosts: e.ALLOWED_FILE_HOSTS,
     retryBaseSeconds: e.RETRY_BASE_SECONDS,
     notReadyDelaySeconds: e.NOT_READY_DELAY_SECONDS,

@@ -1,4 +1,4 @@
-import { App, Stack } from 'aws-cdk-lib';
+import { Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
@@ -8,11 +8,12 @@ import { describe, expect, test } from 'vitest';
 import { readStackConfig } from '../../lib/config.js';
 import { LocalyticsExportSync, type LocalyticsExportSyncProps } from '../../lib/localytics-export-sync.js';
 import { LocalyticsExportSyncStack } from '../../lib/localytics-export-sync-stack.js';
+import { testApp } from '../support/cdk.js';
 
 const APP_ID = '1bea53c5f15a26dff0a078f-2eedf7d6-fd41-11e3-4735-00a426b17dd8';
 
 function stackFromContext(context: Record<string, unknown> = {}) {
-  const app = new App({ context: { secretName: 'localytics/api', apps: [APP_ID], ...context } });
+  const app = testApp({ context: { secretName: 'localytics/api', apps: [APP_ID], ...context } });
   const stack = new LocalyticsExportSyncStack(app, 'Test', { config: readStackConfig(app.node) });
   return { app, stack, template: Template.fromStack(stack) };
 }
@@ -108,7 +109,9 @@ describe('the synthesized stack', () => {
     expect(writeStatements.length).toBeGreaterThan(0);
     for (const statement of writeStatements) {
       for (const resource of asArray(statement.Resource)) {
-        expect(JSON.stringify(resource)).toMatch(/\/localytics\/(_state\/(profile_changes\/)?)?\*"\]\]\}$/);
+        expect(JSON.stringify(resource)).toMatch(
+          /\/localytics\/(_state\/(profile_changes\/)?)?(\*|_state\/exports_seen\.json)"\]\]\}$/,
+        );
       }
     }
   });
@@ -118,7 +121,7 @@ describe('the synthesized stack', () => {
       id.startsWith('SyncPlanner'),
     )?.[1] as { Properties: { PolicyDocument: { Statement: Statement[] } } };
     const deletes = plannerPolicy.Properties.PolicyDocument.Statement.filter((s) =>
-      asArray(s.Action).some((a) => /^s3:(Delete|Put|Abort)/.test(a)),
+      asArray(s.Action).some((a) => /^s3:(Delete|Abort)/.test(a)),
     );
     expect(deletes).toHaveLength(1);
     expect(deletes[0]?.Action).toBe('s3:DeleteObject');
@@ -153,7 +156,7 @@ describe('the synthesized stack', () => {
       },
       VersioningConfiguration: { Status: 'Enabled' },
       LifecycleConfiguration: {
-        Rules: [Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } })],
+        Rules: Match.arrayWith([Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } })]),
       },
     });
     template.hasResourceProperties('AWS::S3::BucketPolicy', {
@@ -178,7 +181,7 @@ describe('the synthesized stack', () => {
 });
 
 test('cdk-nag catches a wildcard write outside the prefix (the check can fail)', () => {
-  const app = new App();
+  const app = testApp();
   const stack = new Stack(app, 'Nag');
   const sync = new LocalyticsExportSync(stack, 'Sync', {
     secret: Secret.fromSecretNameV2(stack, 'S', 'x'),
@@ -242,18 +245,21 @@ describe('configuration errors name what is wrong', () => {
     [{ bucketName: 'Bad_Bucket' }, /context "bucketName" is not a valid S3 bucket name/],
     [{ exportsScheduleTimeZone: 'Mars/Olympus' }, /exportsScheduleTimeZone" Mars\/Olympus is not an IANA time zone/],
     [{ keyPrefix: '../x' }, /keyPrefix "..\/x" must be/],
+    // An IAM wildcard in the prefix would widen every permission scoped to it (issue 10, item 9).
+    [{ keyPrefix: 'data/*' }, /keyPrefix "data\/\*" must be/],
+    [{ keyPrefix: 'a?c' }, /keyPrefix "a\?c" must be/],
     [{ lagAlarmHours: 7 }, /lagAlarmHours \(7\) must be less than lookbackHours \+ logLagHours \(7\)/],
   ])('%j', (context, message) => {
     expect(() => stackFromContext(context)).toThrow(message);
   });
 
   test('a missing secret name', () => {
-    const app = new App({ context: { apps: [APP_ID] } });
+    const app = testApp({ context: { apps: [APP_ID] } });
     expect(() => readStackConfig(app.node)).toThrow(/context "secretName"/);
   });
 
   test('construct props are checked too', () => {
-    const stack = new Stack(new App(), 'Props');
+    const stack = new Stack(testApp(), 'Props');
     const props: LocalyticsExportSyncProps = {
       secret: Secret.fromSecretNameV2(stack, 'S', 'x'),
       apps: [APP_ID],
@@ -274,5 +280,32 @@ describe('configuration errors name what is wrong', () => {
     expect(() => new LocalyticsExportSync(stack, 'Sync3', { ...props, batchSize: 5, requestsPerMinute: 2.5 })).toThrow(
       /requestsPerMinute must be a positive whole number, got 2.5/,
     );
+  });
+});
+
+test('parked jobs outlive the job queue: the dead-letter queue keeps messages longer (SQS keeps the first enqueue time)', () => {
+  const { template } = stackFromContext();
+  const queues = Object.values(template.findResources('AWS::SQS::Queue')) as {
+    Properties: { MessageRetentionPeriod: number; RedrivePolicy?: unknown };
+  }[];
+  const jobQueue = queues.find((queue) => queue.Properties.RedrivePolicy);
+  const deadLetterQueue = queues.find((queue) => !queue.Properties.RedrivePolicy);
+  expect(jobQueue?.Properties.MessageRetentionPeriod).toBe(7 * 86_400);
+  expect(deadLetterQueue?.Properties.MessageRetentionPeriod).toBe(14 * 86_400);
+});
+
+test('a created bucket expires old versions of _state records (they hold presigned URLs)', () => {
+  const { template } = stackFromContext({ keyPrefix: 'lake' });
+  template.hasResourceProperties('AWS::S3::Bucket', {
+    LifecycleConfiguration: {
+      Rules: Match.arrayWith([
+        Match.objectLike({
+          Prefix: 'lake/_state/',
+          NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+          ExpiredObjectDeleteMarker: true,
+          Status: 'Enabled',
+        }),
+      ]),
+    },
   });
 });
