@@ -2,7 +2,7 @@ import type { Context } from 'aws-lambda';
 import * as z from 'zod/mini';
 import { planToQueue } from '../core/plan-to-queue.js';
 import '../core/schema.js';
-import { budgetNotAfter, type Runtime, runtime } from './runtime.js';
+import { type Runtime, runtime } from './runtime.js';
 import { recordPlannerRun } from './telemetry.js';
 
 const eventSchema = z.object({ task: z.enum(['logs', 'exports']) });
@@ -16,11 +16,7 @@ export function createPlannerHandler(getRuntime: () => Runtime, now: () => numbe
     const parsed = eventSchema.safeParse(event);
     if (!parsed.success) throw new TypeError('planner event must be {"task": "logs" | "exports"}');
     const rt = getRuntime();
-    const source = await rt.source(
-      context && {
-        budgetNotAfter: budgetNotAfter(Date.now(), Date.now() + context.getRemainingTimeInMillis() - 30_000),
-      },
-    );
+    const source = await rt.source();
     const requestsBefore = source.stats.apiRequests;
     // List retries (a throttled list waits for its Retry-After) stop in time: each list gets a third of the time
     // left before the reserve, so one failing list leaves time for the other and for the log hours.

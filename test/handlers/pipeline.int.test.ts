@@ -116,7 +116,9 @@ test('the planner enqueues one job per missing file and the copiers land every o
   expect(called('planner')).toEqual([
     'dynamodb:GetItem',
     'dynamodb:PutItem',
+    's3:GetObject',
     's3:ListBucket',
+    's3:PutObject',
     'secretsmanager:GetSecretValue',
     'sqs:SendMessage',
   ]);
@@ -251,7 +253,7 @@ test('the planner removes a leftover record of a change set already copied, as i
     new PutObjectCommand({ Bucket: bucket, Key: `lake/${pendingChangeSetKey(job)}`, Body: '{"state":"resolved"}' }),
   );
   await planner({ task: 'exports' });
-  expect(await listAllKeys(s3, bucket, 'lake/_state/')).toEqual([]);
+  expect(await listAllKeys(s3, bucket, 'lake/_state/profile_changes/')).toEqual([]);
   expect(deployment.actions('planner').filter((action) => action.action === 's3:DeleteObject')).toEqual([
     expect.objectContaining({ resource: `arn:aws:s3:::${bucket}/lake/${pendingChangeSetKey(job)}`, status: 204 }),
   ]);
