@@ -73,6 +73,56 @@ describe('VerifyingStream', () => {
   });
 });
 
+describe('VerifyingStream holds its last chunk back until every check passed', () => {
+  /** Write `pieces` one by one; what came out before end() was called, and the outcome of ending. */
+  async function beforeEnd(pieces: Buffer[], verifier: VerifyingStream) {
+    const out: Buffer[] = [];
+    verifier.on('data', (chunk: Buffer) => out.push(chunk));
+    const ended = new Promise<void>((resolve, reject) => {
+      verifier.once('end', resolve);
+      verifier.once('error', reject);
+    });
+    for (const piece of pieces) await new Promise<void>((resolve) => verifier.write(piece, () => resolve()));
+    await new Promise((resolve) => setImmediate(resolve));
+    const seen = Buffer.concat(out);
+    verifier.end();
+    const outcome = await ended.then(
+      () => 'ended',
+      (error: unknown) => error,
+    );
+    return { seen, all: Buffer.concat(out), outcome };
+  }
+
+  const gz = gzipSync(text.repeat(2000));
+  const pieces = Array.from({ length: Math.ceil(gz.length / 500) }, (_, i) => gz.subarray(i * 500, (i + 1) * 500));
+
+  test('all but the last chunk flow before the end; the last one once the gzip proved complete', async () => {
+    const { seen, all, outcome } = await beforeEnd(pieces, new VerifyingStream({ gzip: true }));
+    expect(seen.equals(gz.subarray(0, gz.length - (pieces.at(-1) as Buffer).length))).toBe(true);
+    expect(outcome).toBe('ended');
+    expect(all.equals(gz)).toBe(true);
+  });
+
+  test('a wrong gzip trailer: the last chunk never flows', async () => {
+    const bad = Buffer.from(gz);
+    bad.writeUInt32LE((bad.readUInt32LE(bad.length - 8) ^ 1) >>> 0, bad.length - 8);
+    const badPieces = pieces.map((piece, i) => bad.subarray(i * 500, i * 500 + piece.length));
+    const { all, outcome } = await beforeEnd(badPieces, new VerifyingStream({ gzip: true }));
+    expect(outcome).toBeInstanceOf(IntegrityError);
+    expect(all.length).toBe(bad.length - (badPieces.at(-1) as Buffer).length);
+  });
+
+  test('a body short of its Content-Length: the last chunk never flows', async () => {
+    const body = Buffer.from(text.repeat(10));
+    const { all, outcome } = await beforeEnd(
+      [body.subarray(0, 100), body.subarray(100)],
+      new VerifyingStream({ gzip: false, expectedBytes: body.length + 1 }),
+    );
+    expect(outcome).toBeInstanceOf(IntegrityError);
+    expect(all.length).toBe(100);
+  });
+});
+
 test('RowCounter counts across chunk boundaries', () => {
   const counter = new RowCounter();
   for (const piece of ['{"a"', ':1}\n{', '"b":2}', '\n']) counter.add(Buffer.from(piece));
