@@ -341,6 +341,8 @@ async function transfer(location: string, key: string, deps: CopyDependencies) {
   const [written, flowed] = await Promise.allSettled([
     deps.sink.write(key, output, {
       contentType: 'application/gzip',
+      // Stored bytes are the served bytes for gzip content: their length is known before the first byte.
+      contentLength: gzip ? file.contentLength : undefined,
       metadata: { 'served-bytes': String(file.contentLength ?? ''), 'served-gzip': String(gzip) },
     }),
     flowing,
