@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
-import { Gunzip } from 'minizlib';
+import { constants, createGunzip, type Gunzip } from 'node:zlib';
 import { IntegrityError } from './errors.js';
 
 const NEWLINE = 0x0a;
@@ -130,13 +130,12 @@ export interface VerifyingStreamOptions {
  * `PutObject` with `Content-Length`) has then not sent its last byte when a check fails, so the store never completes
  * the object. Memory: two chunks plus zlib's window and one output chunk.
  *
- * The side inflate is synchronous (minizlib over Node's own zlib binding): on the libuv thread pool every chunk
- * costs two thread hand-offs and a fresh output buffer, which measured more CPU than the inflate itself.
+ * The side inflate is synchronous, into one reused buffer (SyncGunzip below).
  */
 export class VerifyingStream extends Transform {
   private bytes = 0;
   private readonly rowCounter: RowCounter;
-  private readonly inflater: Gunzip | undefined;
+  private readonly inflater: SyncGunzip | undefined;
   private inflateError: Error | undefined;
   private readonly expectedBytes: number | undefined;
   /** The newest chunk, passed on only when the next one arrives or every check passed at the end. */
@@ -147,14 +146,14 @@ export class VerifyingStream extends Transform {
     this.rowCounter = new RowCounter(options.checkJson ?? true);
     this.expectedBytes = options.expectedBytes;
     if (options.gzip) {
-      const inflater = new Gunzip({ chunkSize: INFLATE_CHUNK } as ConstructorParameters<typeof Gunzip>[0]);
-      inflater.on('data', (data: Buffer) => this.rowCounter.add(data));
-      inflater.on('error', (error: unknown) => {
-        this.inflateError ??= new IntegrityError(`gzip content is corrupt or truncated (${(error as Error).message})`, {
-          cause: error,
-        });
-      });
-      this.inflater = inflater;
+      this.inflater = new SyncGunzip(
+        (data) => this.rowCounter.add(data),
+        (error) => {
+          this.inflateError ??= new IntegrityError(`gzip content is corrupt or truncated (${error.message})`, {
+            cause: error,
+          });
+        },
+      );
     }
   }
 
@@ -192,14 +191,8 @@ export class VerifyingStream extends Transform {
       callback(new IntegrityError(`body ended after ${this.bytes} of ${this.expectedBytes} bytes (Content-Length)`));
       return;
     }
-    const inflater = this.inflater;
-    if (inflater) {
-      // Synchronous: the rest of the inflated content is counted, or a truncated gzip fails, before end() returns.
-      inflater.end();
-      if (!this.inflateError && !inflater.ended) {
-        this.inflateError = new IntegrityError('gzip content is truncated (the inflater did not reach its end)');
-      }
-    }
+    // Synchronous: the rest of the inflated content is counted, or a truncated gzip fails, before end() returns.
+    this.inflater?.end();
     if (this.inflateError) {
       callback(this.inflateError);
       return;
@@ -216,5 +209,75 @@ export class VerifyingStream extends Transform {
   }
 }
 
-/** Inflated bytes per output chunk of the side inflate. */
-const INFLATE_CHUNK = Number(process.env.EXP_CHUNK ?? 256 * 1024);
+/** Inflated bytes per output chunk of the side inflate (one buffer, reused). */
+const INFLATE_CHUNK = 256 * 1024;
+
+/** The parts of Node's zlib stream that its own synchronous API (`zlib.gunzipSync`) drives. */
+interface ZlibInternals {
+  readonly _handle: {
+    writeSync(
+      flush: number,
+      input: Buffer,
+      inOff: number,
+      inLen: number,
+      out: Buffer,
+      outOff: number,
+      outLen: number,
+    ): void;
+  };
+  /** [output space left, input left] after a write. */
+  readonly _writeState: Uint32Array;
+}
+
+/**
+ * Gunzip that runs synchronously on the caller's thread and inflates into one reused output buffer, handing each
+ * piece to `onData` before it is overwritten. It drives Node's own zlib binding the way `zlib.gunzipSync` does (same
+ * zlib, same checks: CRC-32 and length at the end, concatenated members), but streaming and without allocating:
+ * the stream API costs two thread-pool hand-offs and a fresh output buffer per chunk, and measured more CPU and
+ * memory than the inflate itself (bench/RESULTS.md, group 1). A corrupt or truncated gzip calls `onError` once.
+ */
+class SyncGunzip {
+  private readonly stream: Gunzip & ZlibInternals;
+  private readonly out = Buffer.allocUnsafe(INFLATE_CHUNK);
+  private failed = false;
+
+  constructor(
+    private readonly onData: (data: Buffer) => void,
+    private readonly onError: (error: Error) => void,
+  ) {
+    this.stream = createGunzip() as Gunzip & ZlibInternals;
+    // The binding reports an error by destroying the stream, which then also emits it: handled by write().
+    this.stream.on('error', () => undefined);
+  }
+
+  write(input: Buffer, flush: number = constants.Z_NO_FLUSH): void {
+    if (this.failed) return;
+    let offset = 0;
+    let left = input.length;
+    for (;;) {
+      this.stream._handle.writeSync(flush, input, offset, left, this.out, 0, this.out.length);
+      if (this.stream.destroyed) {
+        this.failed = true;
+        this.onError(this.stream.errored ?? new Error('zlib failed'));
+        return;
+      }
+      const [outLeft = 0, inLeft = 0] = this.stream._writeState;
+      const produced = this.out.length - outLeft;
+      if (produced > 0) this.onData(this.out.subarray(0, produced));
+      offset += left - inLeft;
+      left = inLeft;
+      // The output buffer had room to spare: zlib took all the input it could.
+      if (outLeft !== 0) return;
+    }
+  }
+
+  /** The input ended: inflate the rest; a gzip that did not reach its end fails ("unexpected end of file"). */
+  end(): void {
+    this.write(Buffer.alloc(0), constants.Z_FINISH);
+    this.close();
+  }
+
+  close(): void {
+    if (!this.stream.destroyed) this.stream.destroy();
+  }
+}
