@@ -114,6 +114,16 @@ export async function benchCopy(options: CopyBenchOptions): Promise<GroupResult>
     // What every `sync` run pays before copying a byte: Node start-up and loading the CLI bundle.
     const startups: TimedRun[] = [];
     for (let rep = 0; rep < options.runs; rep++) startups.push(await timedOk(process.execPath, [CLI, '--help']));
+    // The fixed cost of one run, whatever the file size: a small (a few kB) log hour, by sync and by rclone.
+    const small = await smallFile(context, firstHour + HOUR_MS);
+    const fixedCosts: { sync: TimedRun; rclone: TimedRun }[] = [];
+    for (let rep = 0; rep < options.runs; rep++) {
+      progress(`copy: run ${rep + 1}/${options.runs}, a small log hour (fixed cost)`);
+      fixedCosts.push({
+        sync: await runMethod('syncS3', small, rep, context),
+        rclone: await runMethod('rclone', small, rep, context),
+      });
+    }
     const samples: Repetition[][] = files.map(() => []);
     for (let rep = 0; rep < options.runs; rep++) {
       for (const [index, file] of files.entries()) {
@@ -139,12 +149,25 @@ export async function benchCopy(options: CopyBenchOptions): Promise<GroupResult>
         'CLI start-up alone (`node dist/localytics-sync.mjs --help`): wall / peak RSS',
         `${fixed(median(startups.map((run) => run.seconds)), 2)} s / ${fixed(median(startups.map(rssMiB)))} MiB`,
       ),
+      infoRow(
+        `fixed cost of one run: a ${small.bytes.toLocaleString('en-US')}-byte log hour → s3rver, \`sync\` / rclone copyurl: wall / peak RSS`,
+        `${fixed(median(fixedCosts.map((run) => run.sync.seconds)), 2)} s / ${fixed(median(fixedCosts.map((run) => rssMiB(run.sync))))} MiB; ` +
+          `${fixed(median(fixedCosts.map((run) => run.rclone.seconds)), 2)} s / ${fixed(median(fixedCosts.map((run) => rssMiB(run.rclone))))} MiB`,
+      ),
     );
   } finally {
     await simulator?.stop();
     await s3.stop();
   }
   return group;
+}
+
+/** A normal (small) log hour of the simulator, downloaded once like the big ones. */
+async function smallFile(context: MethodContext, hour: number): Promise<BigFile> {
+  const url = await resolveLogHourUrl(context.apiUrl, context.app, hour);
+  const source = path.join(context.tmpRoot, 'copy-source-small.gz');
+  await timedOk('curl', ['-sS', '-o', source, url]);
+  return { sizeMiB: 0, hour, url, source, bytes: (await stat(source)).size };
 }
 
 interface MethodContext extends CopyBenchOptions {

@@ -87,8 +87,9 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
     const from = to - 3 * HOUR_MS;
     const large = chance(0.35) ? { app: apps[0] as string, hour: from, bytes: 12 * 1024 * 1024 } : undefined;
     if (large) {
+      // A gzip log hour: one streaming PutObject (its length is known), 12 MiB so that a kill lands mid-body.
       simulator.setLargeHour(large.app, large.hour, large.bytes);
-      faults.push('multipart');
+      faults.push('large');
     }
 
     const add = (rule: FaultRule, label: string) => {
@@ -113,8 +114,11 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
       faults.push('s3-put');
     }
     if (large && chance(0.5)) {
-      proxy.failNext(chance(0.5) ? 'UploadPart' : 'CompleteMultipartUpload', 1);
-      faults.push('s3-multipart');
+      // Large hours were multipart uploads (UploadPart or Complete failed); they are single PUTs now. The draw stays,
+      // so that every seed keeps the faults it had.
+      chance(0.5);
+      proxy.failNext('PutObject', 1);
+      faults.push('s3-upload');
     }
     const kill = large && chance(0.5);
     if (kill) {
