@@ -442,5 +442,6 @@ function summarise(group: GroupResult, files: readonly BigFile[], samples: reado
     'Peak RSS and the process’s CPU time come from `/usr/bin/time -v`; MB = 10^6 bytes. The simulator’s and s3rver’s CPU time during each run is read from /proc.',
     'The breakdown rows isolate the parts of a copy: Node’s HTTP client alone, then the copier’s own `copyJob` with its default verification (bundled from the working tree) into a sink that discards the bytes, so that the rest of `sync → local dir` is start-up and the destination.',
     'The simulator, s3rver and the copying process all run on the same 2 cores, so CPU contention is part of every figure (for the limits too).',
+    'Where the time and memory of a copy go (CPU and memory profiles), and why the rows still missed cannot go lower on this machine: [copy-profile.md](copy-profile.md).',
   );
 }
