@@ -1,6 +1,6 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { S3RVER_CREDENTIALS } from '../support/s3.js';
+import { S3RVER_CHECKSUMS, S3RVER_CREDENTIALS } from '../support/s3.js';
 import { createJobQueues } from '../support/sqs.js';
 import type { CampaignServers } from './campaign.js';
 
@@ -10,7 +10,13 @@ export function campaignServers(s3Endpoint: string, sqsEndpoint: string): Campai
     s3Endpoint,
     sqsEndpoint,
     s3: (endpoint) =>
-      new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS }),
+      new S3Client({
+        endpoint,
+        region: 'us-east-1',
+        forcePathStyle: true,
+        credentials: S3RVER_CREDENTIALS,
+        requestChecksumCalculation: S3RVER_CHECKSUMS,
+      }),
     sqs: new SQSClient({
       endpoint: sqsEndpoint,
       region: 'us-east-1',
