@@ -51,6 +51,8 @@ export async function startS3rver(dir: string, buckets: readonly string[]): Prom
       AWS_REGION: 'us-east-1',
       AWS_ACCESS_KEY_ID: 'S3RVER',
       AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      // s3rver stores the SDK's aws-chunked framing (its default for a streamed PUT with a checksum) as data.
+      AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
       NODE_NO_WARNINGS: '1',
     },
     async stop() {

@@ -8,8 +8,15 @@ import { SQSClient } from '@aws-sdk/client-sqs';
  */
 export function createS3Client(env: Readonly<Record<string, string | undefined>>): S3Client {
   const endpoint = env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
-  return new S3Client({ forcePathStyle: Boolean(endpoint) || env.AWS_S3_FORCE_PATH_STYLE === 'true' });
+  return new S3Client({ forcePathStyle: Boolean(endpoint) || env.AWS_S3_FORCE_PATH_STYLE === 'true', logger: quiet });
 }
+
+/**
+ * Without a logger the SDK prints some warnings with console.warn (for instance "An error was encountered in a
+ * non-retryable streaming request" when a streamed PutObject fails): unstructured lines in the CLI's output and the
+ * functions' JSON logs. The sinks report every failure themselves, with its cause.
+ */
+const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
 /**
  * The SQS client. By default the SDK sends each call to the host of its queue URL; with an endpoint override (an

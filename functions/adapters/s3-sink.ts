@@ -3,6 +3,7 @@ import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   NoSuchKey,
@@ -43,18 +44,31 @@ export interface S3SinkOptions {
   readonly queueSize?: number;
   /**
    * An open multipart upload of a key we are about to write is abandoned (its writer was killed) once it is this
-   * old; a younger one may be another writer's live upload and is left alone. The copier passes its timeout (no
-   * invocation outlives it). Default 1 hour.
+   * old; a younger one may be another writer's live upload and is left alone. Default 1 hour: longer than any
+   * Lambda invocation (15 minutes at most).
    */
   readonly abandonedUploadAgeMs?: number;
+  /** A write whose length is known and at most this is one streaming `PutObject`. Default `SINGLE_PUT_MAX_BYTES`. */
+  readonly singlePutMaxBytes?: number;
 }
 
-/** An `ObjectSink` over an S3 bucket and prefix; writes are multipart uploads aborted on failure. */
+/**
+ * Bodies of a known length up to this size are sent as one streaming `PutObject` (bench/RESULTS.md, group 1: faster
+ * than a multipart upload at every size measured, and memory stays flat). S3 accepts single PUTs of up to 5 GiB.
+ */
+export const SINGLE_PUT_MAX_BYTES = 5 * 1024 ** 3;
+
+/**
+ * An `ObjectSink` over an S3 bucket and prefix. A write of known length is one streaming `PutObject` (S3 stores it
+ * only once all `Content-Length` bytes arrived, so an interrupted one leaves nothing); any other write is a multipart
+ * upload, aborted on failure.
+ */
 export class S3Sink implements ObjectSink {
   readonly location: string;
   private readonly partSize: number;
   private readonly queueSize: number;
   private readonly abandonedUploadAgeMs: number;
+  private readonly singlePutMaxBytes: number;
 
   constructor(
     private readonly client: S3Client,
@@ -65,6 +79,7 @@ export class S3Sink implements ObjectSink {
     this.partSize = options.partSize ?? 8 * 1024 * 1024;
     this.queueSize = options.queueSize ?? 4;
     this.abandonedUploadAgeMs = options.abandonedUploadAgeMs ?? 60 * 60_000;
+    this.singlePutMaxBytes = options.singlePutMaxBytes ?? SINGLE_PUT_MAX_BYTES;
   }
 
   /**
@@ -106,6 +121,8 @@ export class S3Sink implements ObjectSink {
   }
 
   async write(key: string, body: Readable, options: WriteOptions): Promise<{ bytes: number }> {
+    const length = options.contentLength;
+    if (length !== undefined && length <= this.singlePutMaxBytes) return this.putStream(key, body, length, options);
     let bytes = 0;
     const counted = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
@@ -142,6 +159,78 @@ export class S3Sink implements ObjectSink {
       await upload.abort().catch(() => undefined);
       throw this.fail('writing', key, error);
     }
+  }
+
+  /**
+   * One `PutObject` streaming `body` with `Content-Length: length`. A body that fails, or ends short or long, aborts
+   * the request before its last byte is sent, so S3 never completes the object. (The verifier upstream holds its last
+   * chunk back until the download passed every check, for the same reason.)
+   */
+  private async putStream(
+    key: string,
+    body: Readable,
+    length: number,
+    options: WriteOptions,
+  ): Promise<{ bytes: number }> {
+    const fullKey = this.fullKey(key);
+    const request = new AbortController();
+    let bytes = 0;
+    const counted = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        bytes += chunk.length;
+        callback(bytes > length ? new SinkError(`body is longer than its announced ${length} bytes`) : null, chunk);
+      },
+      flush(callback) {
+        callback(bytes === length ? null : new SinkError(`body ended after ${bytes} of its announced ${length} bytes`));
+      },
+    });
+    // The HTTP request never learns that its body failed (pipe() does not forward errors): abort it, or it would
+    // wait for the missing bytes.
+    counted.on('error', (error) => request.abort(error));
+    body.once('error', (error) => counted.destroy(error));
+    body.pipe(counted);
+    // An upload a killed process left open for this key, from a multipart write (see below).
+    await this.abortAbandonedUploads(fullKey);
+    try {
+      const response = await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.destination.bucket,
+          Key: fullKey,
+          Body: counted,
+          ContentLength: length,
+          ContentType: options.contentType,
+          Metadata: options.metadata,
+        }),
+        { abortSignal: request.signal },
+      );
+      if (
+        !(response.ChecksumCRC32 || response.ChecksumCRC32C || response.ChecksumCRC64NVME || response.ChecksumSHA256)
+      ) {
+        await this.checkStoredLength(fullKey, length);
+      }
+      return { bytes };
+    } catch (error) {
+      body.destroy();
+      counted.destroy();
+      // The body's own error says more than the SDK's "request aborted".
+      throw this.fail('writing', key, request.signal.aborted ? (request.signal.reason ?? error) : error);
+    }
+  }
+
+  /**
+   * A store that answered a streaming PUT without a checksum of its own did not verify one. Some S3-compatible stores
+   * (s3rver) then store the SDK's aws-chunked framing as data: check the stored length, and remove a wrong object.
+   */
+  private async checkStoredLength(fullKey: string, length: number): Promise<void> {
+    const head = await this.client.send(new HeadObjectCommand({ Bucket: this.destination.bucket, Key: fullKey }));
+    if (head.ContentLength === length) return;
+    await this.client
+      .send(new DeleteObjectCommand({ Bucket: this.destination.bucket, Key: fullKey }))
+      .catch(() => undefined);
+    throw new SinkError(
+      `the store kept ${head.ContentLength} bytes of a ${length}-byte PUT (it does not decode aws-chunked uploads; ` +
+        'set AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED for it)',
+    );
   }
 
   /**

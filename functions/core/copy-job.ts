@@ -328,6 +328,8 @@ async function transfer(location: string, key: string, deps: CopyDependencies, b
   const [written, flowed] = await Promise.allSettled([
     deps.sink.write(key, output, {
       contentType: 'application/gzip',
+      // Stored bytes are the served bytes for gzip content: their length is known before the first byte.
+      contentLength: gzip ? file.contentLength : undefined,
       metadata: { 'served-bytes': String(file.contentLength ?? ''), 'served-gzip': String(gzip) },
     }),
     flowing,
@@ -353,15 +355,21 @@ async function transfer(location: string, key: string, deps: CopyDependencies, b
   };
 }
 
-/** A pass-through whose end waits for `check`: the sink sees the end of the data only once it resolves. */
+/**
+ * A pass-through that holds its last chunk back until `check` resolves: the sink receives neither the end of the
+ * data nor its last byte before then, so neither a multipart upload nor a single PUT of known length can complete.
+ */
 function commitGate(check: () => Promise<void>): Transform {
+  let held: Buffer | undefined;
   return new Transform({
-    transform(chunk, _encoding, callback) {
-      callback(null, chunk);
+    transform(chunk: Buffer, _encoding, callback) {
+      const previous = held;
+      held = chunk;
+      callback(null, previous);
     },
     flush(callback) {
       check().then(
-        () => callback(),
+        () => callback(null, held),
         (error: unknown) => callback(error as Error),
       );
     },

@@ -81,6 +81,8 @@ export interface VersionedText {
 
 export interface WriteOptions {
   readonly contentType: string;
+  /** The body's exact length, when known before it streams: the S3 sink then sends one `PutObject`. */
+  readonly contentLength?: number;
   /** Small string metadata kept with the object (S3 user metadata; ignored by the local sink). */
   readonly metadata?: Record<string, string>;
 }

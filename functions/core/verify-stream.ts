@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
-import { createGunzip, type Gunzip } from 'node:zlib';
+import { constants, createGunzip, type Gunzip } from 'node:zlib';
 import { IntegrityError } from './errors.js';
 
 const NEWLINE = 0x0a;
@@ -124,29 +124,36 @@ export interface VerifyingStreamOptions {
 /**
  * A pass-through that checks a download while it streams: counts bytes against `Content-Length`, counts rows, and
  * for gzip content inflates a copy on the side so that a truncated or corrupt gzip fails. A failure errors the
- * stream before it ends, so a sink never commits a short or broken file. Memory: one chunk plus zlib's window.
+ * stream before it ends, so a sink never commits a short or broken file.
+ *
+ * The last chunk is held back until every check has passed: a sink that streams to a known length (a single S3
+ * `PutObject` with `Content-Length`) has then not sent its last byte when a check fails, so the store never completes
+ * the object. Memory: two chunks plus zlib's window and one output chunk.
+ *
+ * The side inflate is synchronous, into one reused buffer (SyncGunzip below).
  */
 export class VerifyingStream extends Transform {
   private bytes = 0;
   private readonly rowCounter: RowCounter;
-  private readonly inflater: Gunzip | undefined;
+  private readonly inflater: SyncGunzip | undefined;
   private inflateError: Error | undefined;
   private readonly expectedBytes: number | undefined;
+  /** The newest chunk, passed on only when the next one arrives or every check passed at the end. */
+  private held: Buffer | undefined;
 
   constructor(options: VerifyingStreamOptions) {
     super();
     this.rowCounter = new RowCounter(options.checkJson ?? true);
     this.expectedBytes = options.expectedBytes;
     if (options.gzip) {
-      // Large output chunks: inflating on the side costs a JS callback per chunk, and 16 KiB (the default) is many.
-      const inflater = createGunzip({ chunkSize: 256 * 1024 });
-      inflater.on('data', (data: Buffer) => this.rowCounter.add(data));
-      inflater.on('error', (error) => {
-        this.inflateError = new IntegrityError(`gzip content is corrupt or truncated (${error.message})`, {
-          cause: error,
-        });
-      });
-      this.inflater = inflater;
+      this.inflater = new SyncGunzip(
+        (data) => this.rowCounter.add(data),
+        (error) => {
+          this.inflateError ??= new IntegrityError(`gzip content is corrupt or truncated (${error.message})`, {
+            cause: error,
+          });
+        },
+      );
     }
   }
 
@@ -168,22 +175,15 @@ export class VerifyingStream extends Transform {
       callback(new IntegrityError(`received more bytes than the announced Content-Length ${this.expectedBytes}`));
       return;
     }
-    const inflater = this.inflater;
-    if (!inflater) {
-      this.rowCounter.add(chunk);
-      callback(null, chunk);
-      return;
-    }
+    if (this.inflater) this.inflater.write(chunk);
+    else this.rowCounter.add(chunk);
     if (this.inflateError) {
       callback(this.inflateError);
       return;
     }
-    this.push(chunk);
-    if (inflater.write(chunk)) {
-      callback();
-      return;
-    }
-    waitFor(inflater, 'drain').then(() => this.settle(callback));
+    const previous = this.held;
+    this.held = chunk;
+    callback(null, previous);
   }
 
   override _flush(callback: TransformCallback): void {
@@ -191,47 +191,93 @@ export class VerifyingStream extends Transform {
       callback(new IntegrityError(`body ended after ${this.bytes} of ${this.expectedBytes} bytes (Content-Length)`));
       return;
     }
-    const inflater = this.inflater;
-    if (!inflater) {
-      this.rowCounter.finish();
-      callback();
-      return;
-    }
+    // Synchronous: the rest of the inflated content is counted, or a truncated gzip fails, before end() returns.
+    this.inflater?.end();
     if (this.inflateError) {
       callback(this.inflateError);
       return;
     }
-    waitFor(inflater, 'end').then(() => {
-      this.rowCounter.finish();
-      this.settle(callback);
-    });
-    inflater.end();
-  }
-
-  /**
-   * Finish a step that waited on the inflater. If the pipeline already tore this stream down (another stage failed
-   * first), the outcome is decided: reporting an error now would be an unhandled 'error' event.
-   */
-  private settle(callback: TransformCallback): void {
-    if (this.destroyed) return;
-    callback(this.inflateError);
+    this.rowCounter.finish();
+    callback(null, this.held);
+    this.held = undefined;
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.inflater?.destroy();
+    this.held = undefined;
+    this.inflater?.close();
     callback(error);
   }
 }
 
-/** Resolve on `event` or on the emitter's error, whichever comes first. */
-function waitFor(emitter: Gunzip, event: 'drain' | 'end'): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      emitter.off(event, done);
-      emitter.off('error', done);
-      resolve();
-    };
-    emitter.once(event, done);
-    emitter.once('error', done);
-  });
+/** Inflated bytes per output chunk of the side inflate (one buffer, reused). */
+const INFLATE_CHUNK = 256 * 1024;
+
+/** The parts of Node's zlib stream that its own synchronous API (`zlib.gunzipSync`) drives. */
+interface ZlibInternals {
+  readonly _handle: {
+    writeSync(
+      flush: number,
+      input: Buffer,
+      inOff: number,
+      inLen: number,
+      out: Buffer,
+      outOff: number,
+      outLen: number,
+    ): void;
+  };
+  /** [output space left, input left] after a write. */
+  readonly _writeState: Uint32Array;
+}
+
+/**
+ * Gunzip that runs synchronously on the caller's thread and inflates into one reused output buffer, handing each
+ * piece to `onData` before it is overwritten. It drives Node's own zlib binding the way `zlib.gunzipSync` does (same
+ * zlib, same checks: CRC-32 and length at the end, concatenated members), but streaming and without allocating:
+ * the stream API costs two thread-pool hand-offs and a fresh output buffer per chunk, and measured more CPU and
+ * memory than the inflate itself (bench/RESULTS.md, group 1). A corrupt or truncated gzip calls `onError` once.
+ */
+class SyncGunzip {
+  private readonly stream: Gunzip & ZlibInternals;
+  private readonly out = Buffer.allocUnsafe(INFLATE_CHUNK);
+  private failed = false;
+
+  constructor(
+    private readonly onData: (data: Buffer) => void,
+    private readonly onError: (error: Error) => void,
+  ) {
+    this.stream = createGunzip() as Gunzip & ZlibInternals;
+    // The binding reports an error by destroying the stream, which then also emits it: handled by write().
+    this.stream.on('error', () => undefined);
+  }
+
+  write(input: Buffer, flush: number = constants.Z_NO_FLUSH): void {
+    if (this.failed) return;
+    let offset = 0;
+    let left = input.length;
+    for (;;) {
+      this.stream._handle.writeSync(flush, input, offset, left, this.out, 0, this.out.length);
+      if (this.stream.destroyed) {
+        this.failed = true;
+        this.onError(this.stream.errored ?? new Error('zlib failed'));
+        return;
+      }
+      const [outLeft = 0, inLeft = 0] = this.stream._writeState;
+      const produced = this.out.length - outLeft;
+      if (produced > 0) this.onData(this.out.subarray(0, produced));
+      offset += left - inLeft;
+      left = inLeft;
+      // The output buffer had room to spare: zlib took all the input it could.
+      if (outLeft !== 0) return;
+    }
+  }
+
+  /** The input ended: inflate the rest; a gzip that did not reach its end fails ("unexpected end of file"). */
+  end(): void {
+    this.write(Buffer.alloc(0), constants.Z_FINISH);
+    this.close();
+  }
+
+  close(): void {
+    if (!this.stream.destroyed) this.stream.destroy();
+  }
 }

@@ -1,10 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { pipeline } from 'node:stream/promises';
+import { gzipSync } from 'node:zlib';
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parseS3Url, S3Sink } from '../../functions/adapters/s3-sink.js';
-import { SinkError } from '../../functions/core/errors.js';
-import { createS3Client, createTestBucket, listAllKeys, s3Endpoint } from '../support/s3.js';
+import { IntegrityError, SinkError } from '../../functions/core/errors.js';
+import { VerifyingStream } from '../../functions/core/verify-stream.js';
+import { createS3Client, createTestBucket, listAllKeys, S3RVER_CREDENTIALS, s3Endpoint } from '../support/s3.js';
 import { S3RecordingProxy } from '../support/s3-proxy.js';
 
 const proxy = new S3RecordingProxy(s3Endpoint());
@@ -89,6 +92,97 @@ describe('S3Sink.write', () => {
     );
     expect(await listAllKeys(createS3Client(), bucket)).toEqual([]);
     expect(proxy.openUploads()).toEqual([]);
+  });
+});
+
+describe('S3Sink.write of a known length: one streaming PutObject', () => {
+  test('stores the same bytes with one PutObject and no multipart upload', async () => {
+    const { bucket, sink } = await sinkOnProxy();
+    const size = 20 * 1024 * 1024 + 3;
+    const { body, digest } = randomBody(size);
+    const before = { puts: proxy.count('PutObject'), creates: proxy.count('CreateMultipartUpload') };
+    const { bytes } = await sink.write('raw_logs/one.json.gz', body, {
+      contentType: 'application/gzip',
+      contentLength: size,
+    });
+    expect(bytes).toBe(size);
+    expect(proxy.count('PutObject') - before.puts).toBe(1);
+    expect(proxy.count('CreateMultipartUpload') - before.creates).toBe(0);
+    expect(await storedDigest(bucket, 'lake/raw_logs/one.json.gz')).toBe(digest());
+  });
+
+  test('a length above the cutoff goes multipart', async () => {
+    const client = createS3Client(proxy.url);
+    const bucket = await createTestBucket(client);
+    const sink = new S3Sink(client, { bucket, prefix: 'lake' }, { singlePutMaxBytes: 10 * 1024 * 1024 });
+    const { body, digest } = randomBody(12 * 1024 * 1024);
+    const partsBefore = proxy.count('UploadPart');
+    await sink.write('big.json.gz', body, { contentType: 'application/gzip', contentLength: 12 * 1024 * 1024 });
+    expect(proxy.count('UploadPart') - partsBefore).toBe(2);
+    expect(await storedDigest(bucket, 'lake/big.json.gz')).toBe(digest());
+  });
+
+  test('a source that dies mid-body fails the write and leaves no object', async () => {
+    const { bucket, sink } = await sinkOnProxy();
+    const { body } = randomBody(30 * 1024 * 1024, 12 * 1024 * 1024);
+    await expect(
+      sink.write('cut.json.gz', body, { contentType: 'application/gzip', contentLength: 30 * 1024 * 1024 }),
+    ).rejects.toThrow(/source connection reset/);
+    expect(await listAllKeys(createS3Client(), bucket)).toEqual([]);
+  });
+
+  test.each([
+    ['shorter', 5000, 5001, /ended after 5000 of its announced 5001 bytes/],
+    ['longer', 5001, 5000, /longer than its announced 5000 bytes/],
+  ])('a body %s than its announced length fails and leaves no object', async (_, size, announced, message) => {
+    const { bucket, sink } = await sinkOnProxy();
+    const { body } = randomBody(size);
+    await expect(
+      sink.write('wrong.json.gz', body, { contentType: 'application/gzip', contentLength: announced }),
+    ).rejects.toThrow(message);
+    expect(await listAllKeys(createS3Client(), bucket)).toEqual([]);
+  });
+
+  test('a download that fails verification at its very end leaves no object (its last chunk is held back)', async () => {
+    const { bucket, sink } = await sinkOnProxy();
+    // A gzip whose trailer (CRC-32 of the content) is wrong: only the end of the stream can tell.
+    const lines = Array.from({ length: 40_000 }, () => `{"id":"${randomBytes(24).toString('hex')}"}\n`);
+    const gz = Buffer.from(gzipSync(lines.join('')));
+    gz.writeUInt32LE((gz.readUInt32LE(gz.length - 8) ^ 1) >>> 0, gz.length - 8);
+    const pieces = Array.from({ length: Math.ceil(gz.length / 65536) }, (_, i) =>
+      gz.subarray(i * 65536, (i + 1) * 65536),
+    );
+    // The end of the download comes a moment after its last byte.
+    async function* download() {
+      yield* pieces;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    const verifier = new VerifyingStream({ gzip: true, expectedBytes: gz.length });
+    const flowing = pipeline(Readable.from(download()), verifier);
+    const written = sink.write('bad-trailer.json.gz', verifier, {
+      contentType: 'application/gzip',
+      contentLength: gz.length,
+    });
+    await expect(flowing).rejects.toBeInstanceOf(IntegrityError);
+    await expect(written).rejects.toBeInstanceOf(SinkError);
+    expect(await listAllKeys(createS3Client(), bucket)).toEqual([]);
+  });
+
+  test('a store that keeps the aws-chunked framing as data is caught: the write fails and no object stays', async () => {
+    // s3rver with the SDK's default checksums (a trailing CRC32 in aws-chunked framing), straight, without the proxy.
+    const client = new S3Client({
+      endpoint: s3Endpoint(),
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: S3RVER_CREDENTIALS,
+    });
+    const bucket = await createTestBucket(client);
+    const sink = new S3Sink(client, { bucket, prefix: 'lake' });
+    const { body } = randomBody(100_000);
+    await expect(
+      sink.write('framed.json.gz', body, { contentType: 'application/gzip', contentLength: 100_000 }),
+    ).rejects.toThrow(/does not decode aws-chunked uploads; set AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED/);
+    expect(await listAllKeys(createS3Client(), bucket)).toEqual([]);
   });
 });
 

@@ -15,9 +15,9 @@ import { campaignServers } from './servers.js';
 beforeAll(() => synthesizedDeployment(), 240_000);
 
 test.each([
-  [5, 'cli', ['kill', 's3-multipart']],
+  [5, 'cli', ['kill', 's3-upload']],
   [6, 'lambda', ['corrupt', 'deadline']],
-  [7, 'lambda', ['s3-put', 's3-multipart', 'duplicate-delivery']],
+  [7, 'lambda', ['s3-put', 's3-upload', 'duplicate-delivery']],
   [10, 'lambda', ['kill', 'deadline', '429-storm']],
   // Lost two change sets to expired URLs; the campaign once miscounted the second report (kept as a regression).
   [107, 'lambda', ['expire', 'duplicate-delivery']],

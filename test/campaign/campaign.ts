@@ -30,7 +30,7 @@ import type { LambdaContainer } from '../support/deployment/lambda-container.js'
 import { E2E_SECRET_ARN, type SynthesizedDeployment } from '../support/deployment/synth.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
 import { findLeaks } from '../support/leak-scan.js';
-import { createTestBucket, listAllKeys, S3RVER_CREDENTIALS } from '../support/s3.js';
+import { createTestBucket, listAllKeys, S3RVER_CHECKSUMS, S3RVER_CREDENTIALS } from '../support/s3.js';
 import { S3RecordingProxy } from '../support/s3-proxy.js';
 import { lambdaContext, queueDepth, receiveAll, toSqsEvent } from '../support/sqs.js';
 
@@ -94,8 +94,9 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
     const from = to - 3 * HOUR_MS;
     const large = chance(0.35) ? { app: apps[0] as string, hour: from, bytes: 12 * 1024 * 1024 } : undefined;
     if (large) {
+      // A gzip log hour: one streaming PutObject (its length is known), 12 MiB so that a kill lands mid-body.
       simulator.setLargeHour(large.app, large.hour, large.bytes);
-      faults.push('multipart');
+      faults.push('large');
     }
 
     const add = (rule: FaultRule, label: string) => {
@@ -120,8 +121,11 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
       faults.push('s3-put');
     }
     if (large && chance(0.5)) {
-      proxy.failNext(chance(0.5) ? 'UploadPart' : 'CompleteMultipartUpload', 1);
-      faults.push('s3-multipart');
+      // Large hours were multipart uploads (UploadPart or Complete failed); they are single PUTs now. The draw stays,
+      // so that every seed keeps the faults it had.
+      chance(0.5);
+      proxy.failNext('PutObject', 1);
+      faults.push('s3-upload');
     }
     const kill = large && chance(0.5);
     if (kill) {
@@ -139,6 +143,7 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
       AWS_REGION: 'us-east-1',
       AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
       AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+      AWS_REQUEST_CHECKSUM_CALCULATION: S3RVER_CHECKSUMS,
     };
     Object.assign(process.env, s3Env, {
       AWS_ENDPOINT_URL_SQS: servers.sqsEndpoint,
@@ -176,10 +181,8 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
         LOCALYTICS_API_SECRET: SIMULATOR_DEFAULT_CREDENTIALS.apiSecret,
       };
       if (kill && large) {
-        await killMidCopy(
-          spawnNode([path.resolve('dist/localytics-sync.mjs'), ...args], env, output),
-          undefined,
-          () => proxy.count('UploadPart') > 0 || proxy.openUploads().length > 0,
+        await killMidCopy(spawnNode([path.resolve('dist/localytics-sync.mjs'), ...args], env, output), undefined, () =>
+          midCopy(proxy, large),
         );
       }
       for (rounds = 1; rounds <= MAX_ROUNDS; rounds++) {
@@ -248,7 +251,7 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
                 random,
               },
             ),
-            () => proxy.count('UploadPart') > 0 || proxy.openUploads().length > 0,
+            () => midCopy(proxy, large),
           );
         }
         for (rounds = 1; rounds <= MAX_ROUNDS; rounds++) {
@@ -432,6 +435,16 @@ function spawnNode(args: string[], env: Record<string, string>, output: string[]
   });
   child.once('exit', () => output.push(text));
   return child;
+}
+
+/** The large hour is being written: a multipart upload under way, or its single PutObject streaming. */
+function midCopy(proxy: S3RecordingProxy, large: { app: string; hour: number }): boolean {
+  const key = dataKey({ kind: 'log_hour', appUuid: large.app, hour: large.hour });
+  return (
+    proxy.count('UploadPart') > 0 ||
+    proxy.openUploads().length > 0 ||
+    proxy.putsInFlight().some((path) => path.endsWith(`/${key}`))
+  );
 }
 
 /** Kill the process with SIGKILL (no cleanup possible) once `midCopy()` says it is in the middle of a copy. */

@@ -2,7 +2,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { SynthesizedDeployment } from '../support/deployment/synth.js';
 import { createDynamoDbClient, createTestTable } from '../support/dynamodb.js';
-import { S3RVER_CREDENTIALS } from '../support/s3.js';
+import { S3RVER_CHECKSUMS, S3RVER_CREDENTIALS } from '../support/s3.js';
 import { createJobQueues } from '../support/sqs.js';
 import type { CampaignServers } from './campaign.js';
 
@@ -18,7 +18,13 @@ export function campaignServers(
   return {
     ...endpoints,
     s3: (endpoint) =>
-      new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS }),
+      new S3Client({
+        endpoint,
+        region: 'us-east-1',
+        forcePathStyle: true,
+        credentials: S3RVER_CREDENTIALS,
+        requestChecksumCalculation: S3RVER_CHECKSUMS,
+      }),
     sqs: new SQSClient({
       endpoint: endpoints.sqsEndpoint,
       region: 'us-east-1',

@@ -13,6 +13,7 @@ import {
   type ExportSource,
   type ResolveOutcome,
   silentLogger,
+  type WriteOptions,
 } from '../../functions/core/ports.js';
 import { tempDir } from '../support/temp.js';
 
@@ -262,4 +263,33 @@ test('a leftover change-set record whose data already landed is removed, not lef
   });
   expect(outcome.status).toBe('present');
   expect(await sink.readText(pendingChangeSetKey(changes as never))).toBeUndefined();
+});
+
+test('the list is confirmed before the sink can commit: it has neither the last byte nor the end of the data yet', async () => {
+  const dir = await tempDir();
+  const real = new LocalDirSink(dir);
+  let received = 0;
+  let ended = false;
+  const sink = Object.assign(Object.create(real) as LocalDirSink, {
+    write: async (key: string, body: Readable, options: WriteOptions) => {
+      body.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+      });
+      body.once('end', () => {
+        ended = true;
+      });
+      return real.write(key, body, options);
+    },
+  });
+  const source = new ScriptedSource([ready('https://s3.amazonaws.com/a')], [ok(Buffer.from(rows))]);
+  const listAudiences = source.listAudiences.bind(source);
+  let atCheck: { received: number; ended: boolean } | undefined;
+  source.listAudiences = async () => {
+    atCheck = { received, ended };
+    return listAudiences();
+  };
+  const outcome = await copyJob(audience, { source, sink, logger: silentLogger, clock: noWait });
+  expect(outcome.status).toBe('copied');
+  expect(atCheck?.ended).toBe(false);
+  expect(atCheck?.received).toBeLessThan(received);
 });

@@ -38,6 +38,16 @@ describe('VerifyingStream', () => {
     expect(verifier.servedBytes).toBe(gz.length);
   });
 
+  test('counts every row of concatenated gzip members whose chunks inflate to more than the output buffer', async () => {
+    // 64 KiB of this gzip inflates to megabytes: one input chunk fills the reused output buffer many times.
+    const member = gzipSync(text.repeat(200_000));
+    const gz = Buffer.concat([member, member]);
+    const verifier = new VerifyingStream({ gzip: true, expectedBytes: gz.length });
+    const out = await drain(chunked(gz, 65536), verifier);
+    expect(out.equals(gz)).toBe(true);
+    expect(verifier.rows).toBe(2 * 3 * 200_000);
+  });
+
   test('fails a truncated gzip even when no Content-Length was sent', async () => {
     const gz = gzipSync(text.repeat(100));
     const verifier = new VerifyingStream({ gzip: true });
@@ -70,6 +80,56 @@ describe('VerifyingStream', () => {
     const empty = new VerifyingStream({ gzip: false, expectedBytes: 0 });
     await drain(Readable.from([]), empty);
     expect(empty.rows).toBe(0);
+  });
+});
+
+describe('VerifyingStream holds its last chunk back until every check passed', () => {
+  /** Write `pieces` one by one; what came out before end() was called, and the outcome of ending. */
+  async function beforeEnd(pieces: Buffer[], verifier: VerifyingStream) {
+    const out: Buffer[] = [];
+    verifier.on('data', (chunk: Buffer) => out.push(chunk));
+    // The first error, whenever it comes (a corrupt trailer fails as soon as it is written).
+    const outcome = new Promise<unknown>((resolve) => {
+      verifier.once('end', () => resolve('ended'));
+      verifier.on('error', resolve);
+    });
+    for (const piece of pieces) {
+      if (verifier.destroyed) break;
+      await new Promise<void>((resolve) => verifier.write(piece, () => resolve()));
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    const seen = Buffer.concat(out);
+    if (!verifier.destroyed) verifier.end();
+    return { seen, all: Buffer.concat(out), outcome: await outcome };
+  }
+
+  const gz = gzipSync(text.repeat(2000));
+  const pieces = Array.from({ length: Math.ceil(gz.length / 500) }, (_, i) => gz.subarray(i * 500, (i + 1) * 500));
+
+  test('all but the last chunk flow before the end; the last one once the gzip proved complete', async () => {
+    const { seen, all, outcome } = await beforeEnd(pieces, new VerifyingStream({ gzip: true }));
+    expect(seen.equals(gz.subarray(0, gz.length - (pieces.at(-1) as Buffer).length))).toBe(true);
+    expect(outcome).toBe('ended');
+    expect(all.equals(gz)).toBe(true);
+  });
+
+  test('a wrong gzip trailer: the last chunk never flows', async () => {
+    const bad = Buffer.from(gz);
+    bad.writeUInt32LE((bad.readUInt32LE(bad.length - 8) ^ 1) >>> 0, bad.length - 8);
+    const badPieces = pieces.map((piece, i) => bad.subarray(i * 500, i * 500 + piece.length));
+    const { all, outcome } = await beforeEnd(badPieces, new VerifyingStream({ gzip: true }));
+    expect(outcome).toBeInstanceOf(IntegrityError);
+    expect(all.length).toBe(bad.length - (badPieces.at(-1) as Buffer).length);
+  });
+
+  test('a body short of its Content-Length: the last chunk never flows', async () => {
+    const body = Buffer.from(text.repeat(10));
+    const { all, outcome } = await beforeEnd(
+      [body.subarray(0, 100), body.subarray(100)],
+      new VerifyingStream({ gzip: false, expectedBytes: body.length + 1 }),
+    );
+    expect(outcome).toBeInstanceOf(IntegrityError);
+    expect(all.length).toBe(100);
   });
 });
 

@@ -22,7 +22,9 @@ export interface ProxiedRequest {
  * A small proxy in front of s3rver that records every S3 request, tracks multipart uploads (so tests can prove none
  * is left open), answers AbortMultipartUpload the way S3 does (s3rver does not implement it), enforces S3's
  * conditional writes (`If-None-Match: *` and `If-Match: <etag>` on PutObject, which s3rver ignores) atomically per
- * key, and injects failures.
+ * key, and injects failures. It also gives PutObject S3's atomicity: S3 stores an object only once its whole body
+ * arrived, while s3rver writes the object file as the body streams (an interrupted PUT would leave a partial object
+ * there). The proxy holds a PUT body until it is complete and forwards nothing of one that was cut short.
  */
 export class S3RecordingProxy {
   readonly requests: ProxiedRequest[] = [];
@@ -35,6 +37,8 @@ export class S3RecordingProxy {
   /** Conditional writes in progress, per path: they run one at a time, like S3's. */
   private readonly keyLocks = new Map<string, Promise<void>>();
   private readonly upstreamClient: S3Client;
+  /** Paths of the PutObject requests received and not answered yet. */
+  private readonly pendingPuts = new Set<ProxiedRequest>();
   private readonly server: http.Server;
   private readonly target: URL;
   url = '';
@@ -87,12 +91,21 @@ export class S3RecordingProxy {
     return this.requests.filter((request) => request.operation === operation).length;
   }
 
+  /** Paths (`/bucket/key`) of the PutObject requests under way: received, not answered yet. */
+  putsInFlight(): string[] {
+    return [...this.pendingPuts].map((request) => decodeURIComponent(request.path));
+  }
+
   private async handle(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
     const url = new URL(request.url ?? '/', 'http://proxy');
     const operation = classify(request.method ?? 'GET', url);
     const record: ProxiedRequest = { method: request.method ?? 'GET', path: url.pathname, operation, status: 0 };
     this.requests.push(record);
     const uploadId = url.searchParams.get('uploadId') ?? undefined;
+    if (operation === 'PutObject') {
+      this.pendingPuts.add(record);
+      response.once('close', () => this.pendingPuts.delete(record));
+    }
 
     const failures = this.failures.get(operation) ?? 0;
     if (failures > 0) {
@@ -212,6 +225,16 @@ export class S3RecordingProxy {
     operation: S3Operation,
     uploadId: string | undefined,
   ): Promise<void> {
+    let body: Buffer | undefined;
+    if (operation === 'PutObject') {
+      body = await completeBody(request);
+      if (!body) {
+        // Cut short (the client aborted or died): S3 discards such a PUT.
+        record.status = 499;
+        response.destroy();
+        return;
+      }
+    }
     const upstream = http.request({
       host: this.target.hostname,
       port: this.target.port,
@@ -219,7 +242,8 @@ export class S3RecordingProxy {
       path: request.url,
       headers: request.headers,
     });
-    request.pipe(upstream);
+    if (body) upstream.end(body);
+    else request.pipe(upstream);
     const upstreamResponse = await new Promise<http.IncomingMessage>((resolve, reject) => {
       upstream.once('response', resolve);
       upstream.once('error', reject);
@@ -255,6 +279,20 @@ function conditionOf(request: http.IncomingMessage): { ifNoneMatch?: string; ifM
   const ifMatch = request.headers['if-match'];
   if (ifNoneMatch === undefined && ifMatch === undefined) return undefined;
   return { ifNoneMatch: ifNoneMatch?.trim(), ifMatch: ifMatch?.trim() };
+}
+
+/** The whole request body, or undefined when the request ends before its `Content-Length` (or aborts). */
+async function completeBody(request: http.IncomingMessage): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of request) chunks.push(chunk as Buffer);
+  } catch {
+    return undefined;
+  }
+  const body = Buffer.concat(chunks);
+  const declared = request.headers['content-length'];
+  if (!request.complete || (declared !== undefined && Number(declared) !== body.length)) return undefined;
+  return body;
 }
 
 function classify(method: string, url: URL): S3Operation {

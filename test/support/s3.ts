@@ -9,8 +9,21 @@ export function s3Endpoint(): string {
   return inject('s3Endpoint');
 }
 
+/**
+ * s3rver does not decode the SDK's aws-chunked uploads (its default for a streamed body with a checksum): it would
+ * store the framing as data. Checksums only when an operation requires them, as `AWS_REQUEST_CHECKSUM_CALCULATION`
+ * does for code that reads the environment.
+ */
+export const S3RVER_CHECKSUMS = 'WHEN_REQUIRED';
+
 export function createS3Client(endpoint = s3Endpoint()): S3Client {
-  return new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
+  return new S3Client({
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: S3RVER_CREDENTIALS,
+    requestChecksumCalculation: S3RVER_CHECKSUMS,
+  });
 }
 
 export async function createTestBucket(client: S3Client): Promise<string> {
@@ -45,5 +58,6 @@ export function s3Environment(endpoint = s3Endpoint()): Record<string, string> {
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+    AWS_REQUEST_CHECKSUM_CALCULATION: S3RVER_CHECKSUMS,
   };
 }

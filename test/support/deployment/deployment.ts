@@ -2,7 +2,7 @@ import { appendFileSync } from 'node:fs';
 import path from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { S3RVER_CREDENTIALS } from '../s3.js';
+import { S3RVER_CHECKSUMS, S3RVER_CREDENTIALS } from '../s3.js';
 import { S3RecordingProxy } from '../s3-proxy.js';
 import { AwsActionRecorder, type AwsService, type RecordedAction } from './action-recorder.js';
 import { type PhysicalResources, resolveCfn, TEST_ACCOUNT, TEST_REGION } from './cfn.js';
@@ -121,6 +121,8 @@ export class TestDeployment {
           AWS_DEFAULT_REGION: TEST_REGION,
           AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
           AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+          // s3rver stores aws-chunked framing of a streamed PUT as data: checksums only where required.
+          AWS_REQUEST_CHECKSUM_CALCULATION: S3RVER_CHECKSUMS,
           AWS_ENDPOINT_URL_S3: recorders.s3.url,
           AWS_ENDPOINT_URL_SQS: recorders.sqs.url,
           AWS_ENDPOINT_URL_DYNAMODB: recorders.dynamodb.url,
