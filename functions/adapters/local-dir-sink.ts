@@ -169,20 +169,24 @@ function digest(text: string): string {
 }
 
 /** A lock older than this belongs to a process that died inside the (millisecond-long) critical section. */
-const STALE_LOCK_MS = 10_000;
+const STALE_LOCK_MS = 30_000;
 
 /** Run `action` holding an exclusive lock file beside `target` (hidden from listings like temp files). */
 async function withLock<T>(target: string, action: () => Promise<T>): Promise<T> {
   const lock = path.join(path.dirname(target), `.${path.basename(target)}.lock${TEMP_MARKER}`);
+  const token = `${process.pid}.${randomBytes(8).toString('hex')}`;
   const giveUpAt = Date.now() + 5_000;
   for (;;) {
     try {
-      await writeFile(lock, String(process.pid), { flag: 'wx' });
+      await writeFile(lock, token, { flag: 'wx' });
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const info = await stat(lock).catch(() => undefined);
-      if (info && Date.now() - info.mtimeMs > STALE_LOCK_MS) await unlink(lock).catch(() => undefined);
+      const [info, holder] = await Promise.all([
+        stat(lock).catch(() => undefined),
+        readFile(lock, 'utf8').catch(() => undefined),
+      ]);
+      if (info && holder !== undefined && Date.now() - info.mtimeMs > STALE_LOCK_MS) await breakStaleLock(lock, holder);
       else if (Date.now() > giveUpAt) throw new Error(`${path.basename(target)} is locked by another writer`);
       else await sleep(5 + Math.random() * 20);
     }
@@ -190,8 +194,26 @@ async function withLock<T>(target: string, action: () => Promise<T>): Promise<T>
   try {
     return await action();
   } finally {
-    await unlink(lock).catch(() => undefined);
+    // Only our own lock (a lock taken from us as stale is someone else's now).
+    if ((await readFile(lock, 'utf8').catch(() => undefined)) === token) await unlink(lock).catch(() => undefined);
   }
+}
+
+/**
+ * Remove a stale lock without removing a fresh one: of several waiters that saw the same stale lock, the first to
+ * rename it away breaks it; a later one that grabs a fresh lock instead (its content is another token) puts it back.
+ */
+async function breakStaleLock(lock: string, staleToken: string): Promise<void> {
+  const grabbed = `${lock}broken-${randomBytes(6).toString('hex')}`;
+  try {
+    await rename(lock, grabbed);
+  } catch {
+    return; // released, or broken by another waiter
+  }
+  if ((await readFile(grabbed, 'utf8').catch(() => undefined)) !== staleToken) {
+    await link(grabbed, lock).catch(() => undefined);
+  }
+  await unlink(grabbed).catch(() => undefined);
 }
 
 function tempPathFor(target: string): string {

@@ -9,6 +9,7 @@ import {
   PermanentJobError,
   RequestInFlightError,
   RequestNotSentError,
+  ThrottledError,
   TransientError,
 } from '../core/errors.js';
 import { hourParts, parseUtcTimestamp } from '../core/hours.js';
@@ -103,11 +104,11 @@ export class LocalyticsClient implements ExportSource {
   }
 
   listAudiences(options: ListOptions = {}): Promise<ExportListing[]> {
-    return this.list('/v1/exports/audiences', options.signal);
+    return this.list('/v1/exports/audiences', options);
   }
 
   listProfiles(options: ListOptions = {}): Promise<ExportListing[]> {
-    return this.list('/v1/exports/profiles', options.signal);
+    return this.list('/v1/exports/profiles', options);
   }
 
   async resolve(job: SyncJob, options: ResolveOptions = {}): Promise<ResolveOutcome> {
@@ -210,13 +211,19 @@ export class LocalyticsClient implements ExportSource {
    * A list, retried on network failures, 5xx and 429 until `signal` aborts (a Lambda's deadline, Ctrl-C): then the
    * list fails at once with the last reason, so that the rest of a run can go on.
    */
-  private async list(path: string, signal?: AbortSignal): Promise<ExportListing[]> {
+  private async list(path: string, options: ListOptions): Promise<ExportListing[]> {
+    const { signal } = options;
+    const beforeSend = options.beforeSend
+      ? async () => {
+          options.beforeSend?.();
+        }
+      : undefined;
     const stopped = (reason: string) =>
       new TransientError(`${path}: gave up at the deadline (${reason})`, { cause: signal?.reason });
     for (let attempt = 1; ; attempt++) {
       let response: Response;
       try {
-        response = await this.request(path, { signal });
+        response = await this.request(path, { signal, beforeSend });
       } catch (error) {
         if (signal?.aborted) throw stopped(describeError(error));
         if (attempt >= MAX_LIST_ATTEMPTS) throw error;
@@ -226,6 +233,7 @@ export class LocalyticsClient implements ExportSource {
       if (response.status === 429) {
         const wait = await this.throttle(response);
         await response.body?.cancel().catch(() => undefined);
+        if (options.failOnThrottle) throw new ThrottledError(`${path} answered 429`, wait);
         if (attempt >= MAX_LIST_ATTEMPTS) throw new TransientError(`${path} still throttled after ${attempt} attempts`);
         if (await sleep(wait, signal)) throw stopped(`throttled (429), asked to wait ${Math.ceil(wait / 1000)} s`);
         continue;
@@ -294,7 +302,11 @@ export class LocalyticsClient implements ExportSource {
       throw new RequestNotSentError(describeError(error), { cause: error });
     }
     if (options.signal?.aborted) throw new RequestNotSentError(`request to ${path} not sent: stopped`);
-    await options.beforeSend?.();
+    if (options.beforeSend) {
+      await options.beforeSend();
+      // Stopped while beforeSend ran: still nothing sent.
+      if (options.signal?.aborted) throw new RequestNotSentError(`request to ${path} not sent: stopped`);
+    }
     this.stats.apiRequests++;
     const inFlight = options.inFlightSignal ?? options.signal;
     const timeout = AbortSignal.timeout(this.requestTimeoutMs);

@@ -42,8 +42,15 @@ export interface ChangeSetRecord {
   readonly resolvedAt?: string;
 }
 
-/** How long a holder without a hard deadline (the CLI) owns a claim; it stops using it before then. */
-export const LEASE_MS = 10 * 60_000;
+/**
+ * How long a holder without a hard deadline (the CLI) owns a claim; it stops using it before then. It needs the
+ * request's 30 s and saving the Location; a run killed meanwhile blocks the next one this long.
+ */
+export const LEASE_MS = 3 * 60_000;
+/** No claim is honoured longer than this after it was taken (Lambda's 15-minute maximum), whatever it says. */
+const MAX_LEASE_MS = 15 * 60_000;
+/** Claims carry times of the writer's clock: this much skew between two machines is tolerated. */
+const CLOCK_SKEW_MARGIN_MS = 60_000;
 /** A `claimed` record of an earlier version is stale this long after it was written (that version's rule). */
 const LEGACY_CLAIM_TTL_MS = 15 * 60_000;
 /**
@@ -109,14 +116,22 @@ export async function copyChangeSet(job: ProfileChangesJob, run: CopyRun, downlo
       // Report the stale holder's request first (idempotent: every taker writes the same marker), then take over:
       // of several runs that found the same stale record, only one replaces it.
       await reportStaleClaim(run, stateKey, current.record);
-      const version = await deps.sink.replaceText(stateKey, text, current.version);
-      if (!version) throw new ClaimHeld();
-      claim = { record, version };
-    } else {
-      const version = await deps.sink.createText(stateKey, text);
-      if (!version) throw new ClaimHeld();
-      claim = { record, version };
     }
+    const written = current
+      ? await deps.sink.replaceText(stateKey, text, current.version)
+      : await deps.sink.createText(stateKey, text);
+    const version = written ?? (await ownWrite(deps.sink, stateKey, text));
+    if (!version) throw new ClaimHeld();
+    claim = { record, version };
+    // Another run may have copied this change set (and removed its record) between our check and our claim: asking
+    // now would consume the next change set and write it over that one.
+    if (await deps.sink.exists(run.key)) {
+      await deps.sink.delete(stateKey).catch(() => undefined);
+      claim = undefined;
+      throw new AlreadyPresent();
+    }
+    // Stopped while the claim was written: nothing is sent, the claim is released.
+    if (tooLate() || deps.signal?.aborted) throw new RequestNotSentError('stopped before the request was sent');
     inFlight.leaseStarted(leaseEnd(claimTime) - claimTime);
   };
   const inFlight = inFlightSignal(deps.signal, deps.inFlightGraceMs);
@@ -156,7 +171,8 @@ export async function copyChangeSet(job: ProfileChangesJob, run: CopyRun, downlo
   if (!claim || error instanceof RequestNotSentError) {
     // Nothing left this machine (no slot before the deadline, DNS, refused, or the claim could not be written).
     await release();
-    if (deps.signal?.aborted) return run.interrupted();
+    // Out of time is a hand-back (requeued at once), not a failure that counts toward the dead-letter queue.
+    if (deps.signal?.aborted || tooLate()) return run.interrupted();
     return run.failed(describeError(error), true);
   }
   if (error instanceof AuthError || error instanceof PermanentJobError) {
@@ -187,12 +203,21 @@ async function saveAndCopy(
     location,
     resolvedAt: new Date(clock.now()).toISOString(),
   };
+  const text = JSON.stringify(resolved);
   let saved: string | undefined;
-  let reason = 'another run replaced the claim';
+  let reason: string | undefined;
   try {
-    saved = await deps.sink.replaceText(stateKey, JSON.stringify(resolved), claim.version);
+    saved = (await deps.sink.replaceText(stateKey, text, claim.version)) ?? (await ownWrite(deps.sink, stateKey, text));
   } catch (error) {
     reason = describeError(error);
+  }
+  const holder = claim.record.holder ?? 'unknown';
+  if (!saved && reason === undefined) {
+    // Another run took the claim over (ours outlived its lease): it asks for its own change set and writes this key,
+    // so ours must not be copied there, and its record is not ours to delete. Reported.
+    return lose(run, stateKey, holder, 'another run took its claim over before its URL was saved', {
+      keepRecord: true,
+    });
   }
   if (!saved) {
     // The change set is consumed and only this process knows its URL: copy it now or report it lost.
@@ -202,12 +227,7 @@ async function saveAndCopy(
       await deps.sink.delete(stateKey).catch(() => undefined);
       return result;
     }
-    return lose(
-      run,
-      stateKey,
-      claim.record.holder ?? 'unknown',
-      `its URL could not be saved (${reason}) and the copy failed`,
-    );
+    return lose(run, stateKey, holder, `its URL could not be saved (${reason}) and the copy failed`);
   }
   return finish(run, stateKey, location, download);
 }
@@ -249,10 +269,16 @@ async function writeLostMarker(run: CopyRun, stateKey: string, holder: string, w
 }
 
 /** Report a consumed change set that cannot be copied: asking again would return the next one. */
-async function lose(run: CopyRun, stateKey: string, holder: string, why: string): Promise<CopyOutcome> {
+async function lose(
+  run: CopyRun,
+  stateKey: string,
+  holder: string,
+  why: string,
+  options: { keepRecord?: boolean } = {},
+): Promise<CopyOutcome> {
   const { deps } = run;
   await writeLostMarker(run, stateKey, holder, why);
-  await deps.sink.delete(stateKey).catch(() => undefined);
+  if (!options.keepRecord) await deps.sink.delete(stateKey).catch(() => undefined);
   const reason = `change set lost: ${why}; asking again would return the next change set`;
   deps.logger.error('change set lost', { ...run.fields, reason });
   return run.failed(reason, false);
@@ -268,9 +294,24 @@ async function reportStaleClaim(run: CopyRun, stateKey: string, record: ChangeSe
   await writeLostMarker(run, stateKey, holder, why);
 }
 
+/**
+ * When a claim's holder can no longer act, by the reader's clock. Times come from the writer's clock: a margin
+ * covers the skew between two machines, and no claim is honoured for longer than a lease from its own claim time
+ * (a writer's clock far ahead must not block a profile database for that long).
+ */
 function staleAfter(record: ChangeSetRecord): number {
-  if (record.staleAfter) return Date.parse(record.staleAfter);
-  return Date.parse(record.claimedAt) + LEGACY_CLAIM_TTL_MS;
+  const claimedAt = Date.parse(record.claimedAt);
+  const until = record.staleAfter ? Date.parse(record.staleAfter) : claimedAt + LEGACY_CLAIM_TTL_MS;
+  return Math.min(until, claimedAt + MAX_LEASE_MS) + CLOCK_SKEW_MARGIN_MS;
+}
+
+/**
+ * A conditional write that answered "condition failed" may have been our own write, retried by the SDK after its
+ * answer was lost: if the record now holds exactly what we wrote, it is ours.
+ */
+async function ownWrite(sink: ObjectSink, key: string, text: string): Promise<string | undefined> {
+  const stored = await sink.readVersioned(key);
+  return stored?.text === text ? stored.version : undefined;
 }
 
 /**

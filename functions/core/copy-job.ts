@@ -3,10 +3,10 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { backoffMs } from './backoff.js';
 import { copyChangeSet } from './change-set.js';
-import { IntegrityError, LocationExpiredError, PermanentJobError, SinkError } from './errors.js';
+import { IntegrityError, LocationExpiredError, PermanentJobError, SinkError, ThrottledError } from './errors.js';
 import { dataKey, jobFields, pendingChangeSetKey, type SyncJob } from './jobs.js';
 import { audienceJobs, profileJobs } from './planner.js';
-import type { ExportSource, Logger, ObjectSink } from './ports.js';
+import type { ExportListing, ExportSource, ListOptions, Logger, ObjectSink } from './ports.js';
 import { describeError } from './redact.js';
 import { type Clock, systemClock } from './request-budget.js';
 import { isGzipHead, peekBytes, VerifyingStream } from './verify-stream.js';
@@ -219,12 +219,19 @@ type SnapshotJob = Extract<SyncJob, { kind: 'audience' | 'profile' }>;
  */
 async function confirmGeneration(run: CopyRun): Promise<void> {
   const job = run.job as SnapshotJob;
-  const { source, signal } = run.deps;
-  const listed =
-    job.kind === 'audience'
-      ? audienceJobs(await source.listAudiences({ signal }), [])
-      : profileJobs(await source.listProfiles({ signal }), []);
-  run.apiRequests++;
+  const list = job.kind === 'audience' ? 'audiences' : 'profiles';
+  let entries: ExportListing[];
+  try {
+    const confirmation = confirmationList(run.deps.source, list, run.deps.signal);
+    if (confirmation.opened) run.apiRequests++;
+    entries = await confirmation.entries;
+  } catch (error) {
+    throw new ConfirmationUnavailable(
+      `the ${list} list could not confirm the generation: ${describeError(error)}`,
+      error instanceof ThrottledError ? error.retryAfterMs : undefined,
+    );
+  }
+  const listed = job.kind === 'audience' ? audienceJobs(entries, []) : profileJobs(entries, []);
   const current = listed.find((candidate): candidate is SnapshotJob =>
     candidate.kind === 'audience'
       ? job.kind === 'audience' &&
@@ -233,6 +240,51 @@ async function confirmGeneration(run: CopyRun): Promise<void> {
       : candidate.kind === 'profile' && job.kind === 'profile' && candidate.profileDbId === job.profileDbId,
   );
   if (current?.generatedAt !== job.generatedAt) throw new GenerationChanged(current);
+}
+
+/** The list that confirms a generation could not be read (throttled: come back after `retryAfterMs`). */
+class ConfirmationUnavailable extends Error {
+  override readonly name = 'ConfirmationUnavailable';
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Confirmation lists of each source not sent yet: downloads that end while one waits for its slot share it. */
+const openConfirmations = new WeakMap<
+  ExportSource,
+  Map<string, { sent: boolean; entries: Promise<ExportListing[]> }>
+>();
+
+/**
+ * The list that confirms downloads ended by now: one not sent yet is shared (its answer is at least as new as each
+ * joiner's download), otherwise a new one. A 429 is not waited out: the job is requeued instead.
+ */
+function confirmationList(source: ExportSource, list: 'audiences' | 'profiles', signal?: AbortSignal) {
+  let open = openConfirmations.get(source);
+  if (!open) {
+    open = new Map();
+    openConfirmations.set(source, open);
+  }
+  const pending = open.get(list);
+  if (pending && !pending.sent) return { opened: false, entries: pending.entries };
+  const batch: { sent: boolean; entries: Promise<ExportListing[]> } = { sent: false, entries: Promise.resolve([]) };
+  const options: ListOptions = {
+    signal,
+    failOnThrottle: true,
+    beforeSend: () => {
+      batch.sent = true;
+    },
+  };
+  const perSource = open;
+  batch.entries = (list === 'audiences' ? source.listAudiences(options) : source.listProfiles(options)).finally(() => {
+    if (perSource.get(list) === batch) perSource.delete(list);
+  });
+  open.set(list, batch);
+  return { opened: true, entries: batch.entries };
 }
 
 /** Download one `Location` with retries; `'expired'` when the file host says the URL is no longer valid. */
@@ -277,6 +329,13 @@ async function downloadWithRetries(
     } catch (error) {
       if (deps.signal?.aborted) return run.interrupted();
       if (error instanceof GenerationChanged) return error;
+      // The bytes were fine; the list was not: no point downloading again now.
+      if (error instanceof ConfirmationUnavailable) {
+        if (error.retryAfterMs !== undefined) {
+          return { status: 'throttled', retryAfterMs: error.retryAfterMs, apiRequests: run.apiRequests };
+        }
+        return run.failed(error.message, true);
+      }
       if (error instanceof PermanentJobError) return run.failed(describeError(error), false);
       if (error instanceof LocationExpiredError) return 'expired';
       if (attempt >= maxAttempts) return run.failed(describeError(error), true);

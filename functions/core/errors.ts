@@ -45,6 +45,17 @@ export class RequestNotSentError extends TransientError {
   override readonly name = 'RequestNotSentError';
 }
 
+/** The API answered 429 to a caller that would rather come back later than wait (`retryAfterMs`). */
+export class ThrottledError extends TransientError {
+  override readonly name = 'ThrottledError';
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+  }
+}
+
 /** The presigned URL answered 403: ask the API for a fresh one (unless that would consume a change set). */
 export class LocationExpiredError extends Error {
   override readonly name = 'LocationExpiredError';

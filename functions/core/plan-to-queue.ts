@@ -47,7 +47,7 @@ export async function planToQueue(
   settings: PlannerSettings,
   deps: { source: ExportSource; sink: ObjectSink; queue: JobQueue; logger: Logger },
   now: number,
-  limits: Pick<PlanRequest, 'signal' | 'listTimeLimitMs'> = {},
+  limits: Pick<PlanRequest, 'signal' | 'listSignal' | 'listTimeLimitMs'> = {},
 ): Promise<PlannerRunSummary> {
   // The newest hour planned is the last one that ended at least `logLagHours` ago.
   const to = floorHour(now - settings.logLagHours * HOUR_MS);

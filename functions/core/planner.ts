@@ -23,8 +23,10 @@ export interface PlanRequest {
   /** Last hour (exclusive), epoch ms. */
   readonly to: number;
   readonly now: number;
-  /** Stops list retries (Ctrl-C, a Lambda's deadline): the list fails with its reason and planning goes on. */
+  /** Stops planning (Ctrl-C): lists fail with their reason, no more apps are listed. */
   readonly signal?: AbortSignal;
+  /** Stops only the lists' retries (a Lambda's deadline for them): planning the log hours goes on. */
+  readonly listSignal?: AbortSignal;
   /** Most time one list may take with its retries (a throttled list must not use up a planner's run). */
   readonly listTimeLimitMs?: number;
   /** An audience or profile export whose newest generation is older than this is reported. Default 48. */
@@ -149,6 +151,7 @@ async function listSafely(
 ): Promise<ExportListing[]> {
   const limits = [
     request.signal,
+    request.listSignal,
     request.listTimeLimitMs ? AbortSignal.timeout(Math.floor(request.listTimeLimitMs)) : undefined,
   ];
   const signals = limits.filter((signal): signal is AbortSignal => signal !== undefined);

@@ -32,6 +32,10 @@ export interface DownloadedFile {
 export interface ListOptions {
   /** Stop retrying (and waiting for the request budget) when it aborts; the list then fails. */
   readonly signal?: AbortSignal;
+  /** Throw `ThrottledError` on a 429 instead of waiting out its `Retry-After` and asking again. */
+  readonly failOnThrottle?: boolean;
+  /** Called right before each attempt is sent (after the budget granted its slot). */
+  readonly beforeSend?: () => void;
 }
 
 export interface ResolveOptions {

@@ -29,7 +29,8 @@ export function createPlannerHandler(getRuntime: () => Runtime, now: () => numbe
         { source, sink: rt.sink, queue: rt.queue, logger: rt.logger },
         now(),
         {
-          signal: AbortSignal.timeout(Math.max(0, forLists)),
+          // Only the lists: the log hours are planned after them, whatever the lists did.
+          listSignal: AbortSignal.timeout(Math.max(0, forLists)),
           listTimeLimitMs: Math.max(1_000, Math.floor(forLists / 3)),
         },
       );

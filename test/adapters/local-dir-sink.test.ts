@@ -110,3 +110,21 @@ test("two concurrent writers of one key both finish with the same bytes (neither
   expect((await readFile(path.join(dir, 'raw_logs/same.json.gz'))).equals(expected)).toBe(true);
   expect(await readdir(path.join(dir, 'raw_logs'))).toEqual(['same.json.gz']);
 });
+
+test('a stale lock file left by a dead process lets exactly one of several compare-and-swaps win (review R6)', async () => {
+  let doubleWins = 0;
+  for (let round = 0; round < 20; round++) {
+    const dir = await tempDir();
+    const sink = new LocalDirSink(dir);
+    const version = await sink.createText('_state/r.json', '{"n":0}');
+    const lock = path.join(dir, '_state', '.r.json.lock.partial-');
+    await writeFile(lock, '12345.dead');
+    const old = new Date(Date.now() - 60_000);
+    await utimes(lock, old, old);
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => sink.replaceText('_state/r.json', `{"n":${i + 1}}`, version ?? '')),
+    );
+    if (results.filter((v) => v !== undefined).length !== 1) doubleWins++;
+  }
+  expect(doubleWins).toBe(0);
+});

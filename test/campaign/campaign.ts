@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { DeleteMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { floorHour, formatHour, HOUR_MS } from '../../functions/core/hours.js';
@@ -181,11 +181,14 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
         LOCALYTICS_API_SECRET: SIMULATOR_DEFAULT_CREDENTIALS.apiSecret,
       };
       if (kill && large) {
-        await killMidCopy(spawnNode([path.resolve('dist/localytics-sync.mjs'), ...args], env, output), undefined, () =>
-          midCopy(proxy, large),
+        await killMidCopy(
+          spawnNode([path.resolve('dist/localytics-sync.mjs'), ...args], env, output),
+          undefined,
+          () => midCopy(proxy, large),
+          proxy,
         );
       }
-      for (rounds = 1; rounds <= MAX_ROUNDS; rounds++) {
+      const round = async () => {
         const run = await runCliCaptured(args, env, output);
         const summary = JSON.parse(run.stdout || '{}') as {
           failed?: { job: string; reason: string }[];
@@ -194,8 +197,11 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
         failures = summary.failed ?? [];
         for (const failure of failures) if (isReportedLoss(failure.reason)) lostReported.push(failure.job);
         const remaining = failures.filter((failure) => !isReportedLoss(failure.reason));
-        if (remaining.length === 0 && (summary.pending ?? []).length === 0) break;
-      }
+        return remaining.length === 0 && (summary.pending ?? []).length === 0;
+      };
+      for (rounds = 1; rounds <= MAX_ROUNDS; rounds++) if (await round()) break;
+      // A run killed after its change-set request left a claim that holds until its lease ends: let it end.
+      if (await ageAbandonedClaims(s3, bucket)) await round();
     } else {
       // The deployment as deployed: the bundled handlers on Node.js 22, the template's environment, every AWS call
       // checked against the function's synthesized policy.
@@ -252,6 +258,7 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
               },
             ),
             () => midCopy(proxy, large),
+            proxy,
           );
         }
         for (rounds = 1; rounds <= MAX_ROUNDS; rounds++) {
@@ -261,6 +268,15 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
             random,
           });
           if ((await planner()) === 0) break;
+        }
+        // A copier killed after its change-set request left a claim that holds until its invocation's deadline.
+        if (await ageAbandonedClaims(s3, bucket)) {
+          await planner();
+          await drain(deployment.eventSource, queues, deployment.copier, {
+            duplicates: false,
+            deadline: false,
+            random,
+          });
         }
       } finally {
         const denied = deployment.deniedActions();
@@ -305,6 +321,10 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
     const duplicated = dataKeys.filter((key) => !expected.has(key)).length;
     let corrupted = 0;
     let lost = 0;
+    // Every report of a lost or possibly consumed change set leaves a marker (a takeover of a dead run's claim is
+    // reported as a warning and a marker, not as a failure).
+    const markers = (await listAllKeys(s3, bucket, `${PREFIX}/_state/profile_changes_lost/`)).length;
+    while (lostReported.length < markers) lostReported.push('marker');
     const reportedLost = lostReported.length;
     let missingButReported = 0;
     const changeRows: string[] = [];
@@ -409,6 +429,29 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
   }
 }
 
+/**
+ * Make the claims of killed runs stale, as the passing of their lease would (the campaign does not wait minutes):
+ * answers how many there were.
+ */
+async function ageAbandonedClaims(s3: S3Client, bucket: string): Promise<number> {
+  let aged = 0;
+  for (const key of await listAllKeys(s3, bucket, `${PREFIX}/_state/profile_changes/`)) {
+    const record = JSON.parse((await objectBytes(s3, bucket, key)).toString()) as { state: string };
+    if (record.state !== 'requesting' && record.state !== 'claimed') continue;
+    const past = new Date(Date.now() - 60 * 60_000).toISOString();
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: JSON.stringify({ ...record, claimedAt: past, staleAfter: past }),
+        ContentType: 'application/json',
+      }),
+    );
+    aged++;
+  }
+  return aged;
+}
+
 function isReportedLoss(reason: string): boolean {
   return /change set lost|may have consumed/.test(reason);
 }
@@ -447,11 +490,17 @@ function midCopy(proxy: S3RecordingProxy, large: { app: string; hour: number }):
   );
 }
 
-/** Kill the process with SIGKILL (no cleanup possible) once `midCopy()` says it is in the middle of a copy. */
+/**
+ * Kill the process with SIGKILL (no cleanup possible) once `midCopy()` says it is in the middle of a copy (or `work`,
+ * the killed process's own work when it runs in this one, ended). Its open multipart uploads are then made to look an
+ * hour old, as they will be when a later run finds them: only then may a writer of the same key abort them (a younger
+ * one could be a live concurrent writer's).
+ */
 async function killMidCopy(
   target: ChildProcess | LambdaContainer,
   work: Promise<unknown> | undefined,
   midCopy: () => boolean,
+  proxy: S3RecordingProxy,
 ): Promise<void> {
   const done = work?.catch(() => undefined);
   let finished = false;
@@ -465,6 +514,7 @@ async function killMidCopy(
   while (Date.now() < end && alive() && !finished && !midCopy()) await sleep(20);
   target.kill('SIGKILL');
   await Promise.all([exited, done]);
+  for (const upload of proxy.openUploads()) proxy.backdate(upload, 2 * HOUR_MS);
 }
 
 type Copier = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;

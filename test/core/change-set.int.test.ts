@@ -29,8 +29,8 @@ test('on S3, of three runs that find the same stale claim exactly one takes it o
       generatedAt: changes.generatedAt,
       key: dataKey(changes),
       holder: 'dead-holder',
-      claimedAt: new Date(Date.now() - 60_000).toISOString(),
-      staleAfter: new Date(Date.now() - 1_000).toISOString(),
+      claimedAt: new Date(Date.now() - 4 * 60_000).toISOString(),
+      staleAfter: new Date(Date.now() - 61_000).toISOString(),
     }),
   );
   const source = new ChangeSetSource(consumed);

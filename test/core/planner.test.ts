@@ -106,3 +106,31 @@ test('skips, with a reason, entries it cannot copy safely', async () => {
     { kind: 'profile_changes', profileDbId: '13724', generatedAt: generated, resultsCount: 3 },
   ]);
 });
+
+test('a list deadline that has passed fails the lists with their reason; the log hours are still planned (review)', async () => {
+  const sink = new LocalDirSink(await tempDir());
+  const from = now - 6 * HOUR_MS - (now % HOUR_MS);
+  const plan = await planSync(
+    {
+      datasets: new Set(['logs', 'audiences']),
+      apps: [app],
+      from,
+      to: from + 2 * HOUR_MS,
+      now,
+      listSignal: AbortSignal.abort(),
+    },
+    {
+      source: {
+        ...source([], []),
+        listAudiences: async (options) => {
+          if (options?.signal?.aborted) throw new Error('/v1/exports/audiences: gave up at the deadline');
+          return [];
+        },
+      },
+      sink,
+      logger: silentLogger,
+    },
+  );
+  expect(plan.listFailures).toEqual([{ endpoint: '/v1/exports/audiences', reason: expect.stringMatching(/deadline/) }]);
+  expect(plan.jobs).toHaveLength(2);
+});
