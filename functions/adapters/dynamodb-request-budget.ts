@@ -45,7 +45,7 @@ export interface DynamoDbRequestBudgetOptions {
    * send: it reserves again. Default 250.
    */
   readonly lateToleranceMs?: number;
-  /** Conditional writes tried for one reservation before the caller is told to come back later. Default 8. */
+  /** Conditional writes tried for one round of reservations before callers are told to come back later. Default 16. */
   readonly maxAttempts?: number;
   readonly clock?: Clock;
   readonly random?: () => number;
@@ -145,7 +145,7 @@ export class DynamoDbRequestBudget implements RequestBudget {
     this.key = budgetItemKey(options.apiKey);
     this.marginMs = options.marginMs ?? 1000;
     this.lateToleranceMs = options.lateToleranceMs ?? 250;
-    this.maxAttempts = options.maxAttempts ?? 8;
+    this.maxAttempts = options.maxAttempts ?? 16;
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
     this.logger = options.logger ?? silentLogger;

@@ -154,11 +154,19 @@ export class TestDeployment {
     return container;
   }
 
-  /** Invoke `name` in its warm container (a new one when there is none or it was killed), as Lambda does. */
-  async invoke<T>(name: FunctionName, event: unknown, remainingMs?: number): Promise<T> {
+  /** Start the container `invoke` will use, ahead of the first invocation (a cold start done beforehand). */
+  async warmUp(name: FunctionName): Promise<void> {
     const fn = this.functions[name];
     if (!fn.warm?.alive) fn.warm = await this.startContainer(name);
-    return fn.warm.invoke<T>(event, remainingMs ?? this.options.synth.functions[name].timeoutSeconds * 1000);
+  }
+
+  /** Invoke `name` in its warm container (a new one when there is none or it was killed), as Lambda does. */
+  async invoke<T>(name: FunctionName, event: unknown, remainingMs?: number): Promise<T> {
+    await this.warmUp(name);
+    return (this.functions[name].warm as LambdaContainer).invoke<T>(
+      event,
+      remainingMs ?? this.options.synth.functions[name].timeoutSeconds * 1000,
+    );
   }
 
   /** The planner as the scheduler invokes it. */
