@@ -57,6 +57,11 @@ interface LambdaRun {
   readonly budgetWrites: number;
   readonly budgetConflicts: number;
   readonly deferrals: number;
+  /** Slots given up because their caller woke too late to send on time. */
+  readonly missedSlots: number;
+  /** Seconds from the start to the first API request, and from the last one to the end. */
+  readonly firstRequestSeconds: number;
+  readonly tailSeconds: number;
   readonly denied: number;
 }
 
@@ -140,6 +145,8 @@ export async function benchLambdaBudget(options: LambdaBudgetBenchOptions): Prom
         'Batches / containers / killed',
         'Budget writes (lost races)',
         'Jobs handed back by the budget',
+        'Slots missed (woke late)',
+        'First request / after last s',
       ],
       runs.map((run, index) => [
         String(index + 1),
@@ -154,6 +161,8 @@ export async function benchLambdaBudget(options: LambdaBudgetBenchOptions): Prom
         `${run.batches} / ${run.containers} / ${run.killed}`,
         `${run.budgetWrites} (${run.budgetConflicts})`,
         String(run.deferrals),
+        String(run.missedSlots),
+        `${fixed(run.firstRequestSeconds, 2)} / ${fixed(run.tailSeconds, 2)}`,
       ]),
     ),
   );
@@ -162,7 +171,7 @@ export async function benchLambdaBudget(options: LambdaBudgetBenchOptions): Prom
     `Wall = from the planner's \`{"task":"exports"}\` invocation to the queue being empty with every file landed; the copiers poll from the start, as Lambda's event source does. Floor = API requests counted by the simulator × 60 s ÷ rate (a fresh simulator, \`simulate --rate ${options.ratePerMinute}\`, per run).`,
     `Event source in small: \`copierConcurrency\` pollers, each receiving batches of ${BATCH_SIZE} and invoking a copier container with ${COPIER_REMAINING_MS / 1000} s to live; after a batch a container is replaced with probability ${RECYCLE_CHANCE}, and a batch is killed mid-way (SIGKILL, 50–800 ms in) with probability ${KILL_CHANCE} during the first half of the run: its jobs are made visible again ${KILLED_RETURN_SECONDS} s later (in AWS they return after the queue's visibility timeout, 6× the copier timeout; here the queue's is ${VISIBILITY_SECONDS} s, longer than any invocation). New containers are started ahead in the background (the planner's and one per poller before the clock starts, and spares): Lambda cold-starts environments in parallel on other hosts, while ten at once on this machine's 2 shared cores take tens of seconds.`,
     'Budget writes are the conditional PutItems the copiers sent to the budget table (recorded at a proxy in front of dynalite), lost races those DynamoDB refused because another container wrote first; jobs handed back are those requeued with a delay because no slot was free before half their remaining time.',
-    'The busiest window counts the simulator’s API request log: the most requests with arrival times in any (t − 60 s, t].',
+    'The busiest window counts the simulator’s API request log: the most requests with arrival times in any (t − 60 s, t]. Slots missed are those a copier gave up because it woke more than 250 ms after its slot (an overloaded machine): safe, but each wastes 60 s ÷ rate.',
   );
   return group;
 }
@@ -255,6 +264,9 @@ async function runOnce(
       budgetWrites: puts.length,
       budgetConflicts: puts.filter((action) => action.status === 400).length,
       deferrals,
+      missedSlots: (deployment.output('copier').match(/request budget slot missed/g) ?? []).length,
+      firstRequestSeconds: ((times[0] ?? started) - started) / 1000,
+      tailSeconds: (ended - (times.at(-1) ?? ended)) / 1000,
       denied: deployment.deniedActions().length,
     };
   } finally {

@@ -87,6 +87,8 @@ interface PendingReservation {
 }
 
 const EMPTY: BudgetState = { slots: [], pausedUntil: 0 };
+/** The most a slot is placed ahead of its reservation's expected write time, ms. */
+const MAX_WRITE_LEAD_MS = 500;
 /** Callers checking the shared pause within this long of each other share one read. */
 const PAUSE_READ_REUSE_MS = 250;
 /** A caller waiting for a slot further off than this reads the shared pause again this long before it. */
@@ -137,6 +139,8 @@ export class DynamoDbRequestBudget implements RequestBudget {
   private readonly pending: PendingReservation[] = [];
   private reserving = false;
   private pauseRead: { at: number; pausedUntil: Promise<number> } | undefined;
+  /** Recent time a reservation write takes (moving average), ms. */
+  private writeLatencyMs = 0;
 
   constructor(options: DynamoDbRequestBudgetOptions) {
     this.ratePerMinute = checkRatePerMinute(options.ratePerMinute);
@@ -243,7 +247,9 @@ export class DynamoDbRequestBudget implements RequestBudget {
           attempt = 0;
           continue;
         }
-        const now = this.clock.now();
+        // A slot is never earlier than the write that reserves it can be done: one that is already due when the
+        // write returns would be sent late (and so given up) whenever DynamoDB is slow.
+        const now = this.clock.now() + this.writeLatencyMs;
         const rate = Math.min(this.ratePerMinute, state.rate ?? this.ratePerMinute);
         const slots = [...state.slots];
         const granted: [PendingReservation, number][] = [];
@@ -252,7 +258,7 @@ export class DynamoDbRequestBudget implements RequestBudget {
           if (request.notAfter !== undefined && slot > request.notAfter) {
             // Nothing is reserved for it: the slot goes to the next caller.
             this.stats.deferred++;
-            this.settle(request, new BudgetUnavailable(slot - now));
+            this.settle(request, new BudgetUnavailable(slot - this.clock.now()));
           } else {
             slots.push(slot);
             granted.push([request, slot]);
@@ -263,8 +269,13 @@ export class DynamoDbRequestBudget implements RequestBudget {
           continue;
         }
         let written: boolean;
+        const writeStarted = this.clock.now();
         try {
           written = await this.write({ ...state, slots: slots.slice(-this.ratePerMinute) }, state);
+          this.writeLatencyMs = Math.min(
+            MAX_WRITE_LEAD_MS,
+            0.8 * this.writeLatencyMs + 0.2 * Math.max(0, this.clock.now() - writeStarted),
+          );
         } catch (error) {
           for (const [request] of granted) this.settle(request, error as Error);
           attempt = 0;

@@ -211,6 +211,22 @@ test('a recent log hour that is not ready is left to the next hourly planning, w
   expect(await queueDepth(sqs, queues.dlqUrl)).toMatchObject({ visible: 0 });
 });
 
+test('without its budget table a copier sends nothing and copies nothing: the job stays queued, the error names the table', async () => {
+  budgetTable = 'no-such-budget-table';
+  const { copier, deployment } = await deploy({ POWERTOOLS_LOG_LEVEL: 'INFO' });
+  const hour = floorHour(Date.now()) - 5 * HOUR_MS;
+  await send(serializeJobMessage(newJobMessage(logJob(hour), Date.now())));
+  const messages = await receiveAll(deployment.eventSource, queues.queueUrl);
+  const mark = simulator.requests.length;
+  const response = await copier(toSqsEvent(messages, queues.queueArn), lambdaContext());
+  // Reported as a failure of this record: SQS delivers it again later (parked with the reason on the last delivery).
+  expect(response.batchItemFailures).toEqual([{ itemIdentifier: messages[0]?.MessageId }]);
+  expect(simulator.requests.slice(mark)).toEqual([]);
+  expect(await listAllKeys(s3, bucket, 'lake/')).toEqual([]);
+  expect(await queueDepth(sqs, queues.dlqUrl)).toMatchObject({ visible: 0 });
+  expect(deployment.output('copier')).toContain('request budget table \\"no-such-budget-table\\" does not exist');
+});
+
 test('an older log hour that is still not ready goes back on the queue with a delay, not to the dead-letter queue', async () => {
   const { copier, deployment } = await deploy();
   // Beyond the hourly planner's window (6 h) but inside the 24 h deadline; an app the simulator does not know
