@@ -6,6 +6,8 @@ import type { AwsAction } from './iam.js';
 export type AwsService = 's3' | 'sqs' | 'dynamodb' | 'secretsmanager';
 
 export interface RecordedAction extends AwsAction {
+  /** When the request arrived, epoch ms. */
+  readonly at: number;
   /** The emulator's HTTP status (0 when it could not be reached). */
   status: number;
 }
@@ -51,7 +53,8 @@ export class AwsActionRecorder {
     // S3 bodies stream through (they can be large); the other services' JSON bodies are read to classify them.
     const needsBody = this.service !== 's3' || (request.method === 'POST' && url.searchParams.has('delete'));
     const body = needsBody ? await readBody(request) : undefined;
-    const recorded = this.classify(request, url, body).map((action) => ({ ...action, status: 0 }));
+    const at = Date.now();
+    const recorded = this.classify(request, url, body).map((action) => ({ ...action, at, status: 0 }));
     this.actions.push(...recorded);
 
     const upstream = http.request({
