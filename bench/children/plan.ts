@@ -6,6 +6,7 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { LocalDirSink } from '../../functions/adapters/local-dir-sink.js';
+import { MemoryJobLedger } from '../../functions/adapters/memory-job-ledger.js';
 import { S3Sink } from '../../functions/adapters/s3-sink.js';
 import { SqsJobQueue } from '../../functions/adapters/sqs-job-queue.js';
 import { planToQueue } from '../../functions/core/plan-to-queue.js';
@@ -70,9 +71,9 @@ if (config.sink.type === 's3') {
 const queue = new SqsJobQueue(sqs, config.queueUrl, config.dlqUrl);
 let enqueueMs = 0;
 const timedQueue = {
-  enqueue: async (messages: Parameters<SqsJobQueue['enqueue']>[0]) => {
+  enqueue: async (...args: Parameters<SqsJobQueue['enqueue']>) => {
     const started = performance.now();
-    await queue.enqueue(messages);
+    await queue.enqueue(...args);
     enqueueMs += performance.now() - started;
   },
   requeue: queue.requeue.bind(queue),
@@ -82,8 +83,16 @@ const timedQueue = {
 const started = performance.now();
 const summary = await planToQueue(
   'exports',
-  { apps: config.apps, datasets: new Set(['logs']), logLagHours: 1, lookbackHours: 6, backfillDays: 30 },
-  { source, sink, queue: timedQueue, logger: silentLogger },
+  {
+    apps: config.apps,
+    datasets: new Set(['logs']),
+    logLagHours: 1,
+    lookbackHours: 6,
+    backfillDays: 30,
+    requestsPerMinute: 50,
+    queueAheadMinutes: 100_000,
+  },
+  { source, sink, queue: timedQueue, ledger: new MemoryJobLedger(), logger: silentLogger },
   config.now,
 );
 const totalMs = performance.now() - started;
