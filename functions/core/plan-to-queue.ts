@@ -1,6 +1,6 @@
-import { DAY_MS, floorHour, HOUR_MS, LOG_RETENTION_MS } from './hours.js';
+import { DAY_MS, floorHour, HOUR_MS, LOG_RETENTION_MS, parseHour } from './hours.js';
 import type { Dataset } from './identifiers.js';
-import { BACKLOG_TTL_MS, type JobLedger, ledgerId, QUEUED_ENTRY_TTL_MS } from './job-ledger.js';
+import { BACKLOG_TTL_MS, type JobLedger, type LedgerSnapshot, ledgerId, QUEUED_ENTRY_TTL_MS } from './job-ledger.js';
 import { newJobMessage } from './job-message.js';
 import type { LogHourJob, SyncJob } from './jobs.js';
 import { type Plan, planSync } from './planner.js';
@@ -108,10 +108,11 @@ export async function planToQueue(
   let parkedRecently = 0;
   const exports: SyncJob[] = [];
   const logs: LogHourJob[] = [];
+  const stateOf = indexLedger(ledger);
   for (const job of plan.jobs) {
-    const id = ledgerId(job);
-    if (ledger.queued.has(id)) alreadyQueued++;
-    else if (ledger.parked.has(id)) parkedRecently++;
+    const state = stateOf(job);
+    if (state === 'queued') alreadyQueued++;
+    else if (state === 'parked') parkedRecently++;
     else if (job.kind === 'log_hour') logs.push(job);
     else exports.push(job);
   }
@@ -182,6 +183,30 @@ export async function planToQueue(
         : [],
     ),
   });
+}
+
+/**
+ * A lookup of a job's ledger state. Log hours are indexed by app and hour, so that checking 720,000 candidates
+ * builds no id strings (formatting an id per hour costs seconds at that scale).
+ */
+function indexLedger(ledger: LedgerSnapshot): (job: SyncJob) => 'queued' | 'parked' | undefined {
+  const logHours = new Map<string, Map<number, 'queued' | 'parked'>>();
+  const others = new Map<string, 'queued' | 'parked'>();
+  const add = (id: string, state: 'queued' | 'parked') => {
+    const match = /^log_hour\/([^/]+)\/(\d{4}-\d{2}-\d{2}T\d{2})$/.exec(id);
+    const hour = match ? parseHour(match[2] as string) : undefined;
+    if (!match || hour === undefined) {
+      others.set(id, state);
+      return;
+    }
+    const app = match[1] as string;
+    const hours = logHours.get(app) ?? new Map<number, 'queued' | 'parked'>();
+    hours.set(hour, state);
+    logHours.set(app, hours);
+  };
+  for (const id of ledger.parked) add(id, 'parked');
+  for (const id of ledger.queued) add(id, 'queued');
+  return (job) => (job.kind === 'log_hour' ? logHours.get(job.appUuid)?.get(job.hour) : others.get(ledgerId(job)));
 }
 
 /** Claim a batch in the ledger at once; the jobs someone else already holds are dropped. */

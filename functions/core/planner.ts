@@ -102,8 +102,11 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
   if (request.datasets.has('logs')) {
     const retentionStart = request.now - LOG_RETENTION_MS;
     const logJobs: LogHourJob[] = [];
-    for (const appUuid of request.apps) {
-      const have = await presentLogHours(deps.sink, appUuid, request.from, request.to);
+    const listed = await listAppsConcurrently(request.apps, (appUuid) =>
+      presentLogHours(deps.sink, appUuid, request.from, request.to),
+    );
+    for (const [index, appUuid] of request.apps.entries()) {
+      const have = listed[index] as Set<number>;
       if (have.size > 0) plan.newestLogHour.set(appUuid, Math.max(...have));
       for (const hour of hoursBetween(request.from, request.to)) {
         if (have.has(hour)) present.logs++;
@@ -112,7 +115,8 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
       }
     }
     logJobs.sort((a, b) => a.hour - b.hour);
-    plan.jobs.push(...logJobs);
+    // Not push(...logJobs): 1,000 apps × 720 hours overflow the call stack as arguments.
+    for (const job of logJobs) plan.jobs.push(job);
   }
   for (const skipped of plan.skipped) deps.logger.warn('export skipped', { ...skipped });
   return plan;
@@ -143,6 +147,20 @@ async function savedChangeSets(sink: ObjectSink): Promise<ProfileChangesJob[]> {
     jobs.push({ kind: 'profile_changes', profileDbId, generatedAt });
   }
   return jobs;
+}
+
+/** Listings of the destination at once: 1,000 apps must list well within the planner's timeout. */
+const LIST_CONCURRENCY = 8;
+
+/** `list` for every app, `LIST_CONCURRENCY` at a time; results in the apps' order. */
+async function listAppsConcurrently<T>(apps: readonly string[], list: (appUuid: string) => Promise<T>): Promise<T[]> {
+  const results: T[] = new Array(apps.length);
+  let next = 0;
+  const worker = async () => {
+    for (let index = next++; index < apps.length; index = next++) results[index] = await list(apps[index] as string);
+  };
+  await Promise.all(Array.from({ length: Math.min(LIST_CONCURRENCY, apps.length) }, worker));
+  return results;
 }
 
 /** Hours of one app present at the destination within [from, to), from one listing (no per-key requests). */
