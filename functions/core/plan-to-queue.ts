@@ -84,10 +84,10 @@ export async function planToQueue(
   const to = floorHour(now - settings.logLagHours * HOUR_MS);
   const retentionFloor = floorHour(now - LOG_RETENTION_MS) + HOUR_MS;
   // The ledger is read before the destination is listed: a job that ends in between is then seen as present.
-  const ledger = await deps.ledger.read(now);
+  const snapshot = await deps.ledger.read(now);
   const planLogs = settings.datasets.has('logs');
-  if (task === 'topup' && (ledger.backlogFrom === undefined || !planLogs)) {
-    return finish(deps.logger, { ...emptySummary(task, to), alreadyQueued: ledger.queued.size });
+  if (task === 'topup' && (snapshot.backlogFrom === undefined || !planLogs)) {
+    return finish(deps.logger, emptySummary(task, to));
   }
   const ownFrom =
     task === 'logs'
@@ -96,7 +96,7 @@ export async function planToQueue(
         ? to - Math.min(settings.backfillDays * DAY_MS, LOG_RETENTION_MS)
         : to;
   // A backlog widens every run's window to where it starts, so that no run sends newer hours ahead of it.
-  const from = Math.max(Math.min(ownFrom, ledger.backlogFrom ?? ownFrom), retentionFloor);
+  const from = Math.max(Math.min(ownFrom, snapshot.backlogFrom ?? ownFrom), retentionFloor);
   const datasets = new Set<Dataset>();
   if (planLogs) datasets.add('logs');
   if (task === 'exports') {
@@ -106,23 +106,26 @@ export async function planToQueue(
 
   let alreadyQueued = 0;
   let parkedRecently = 0;
-  const exports: SyncJob[] = [];
+  let logHoursMissing = 0;
+  const dailyExports: SyncJob[] = [];
   const logs: LogHourJob[] = [];
-  const stateOf = indexLedger(ledger);
+  const stateOf = indexLedger(snapshot);
   for (const job of plan.jobs) {
+    if (job.kind === 'log_hour') logHoursMissing++;
     const state = stateOf(job);
     if (state === 'queued') alreadyQueued++;
     else if (state === 'parked') parkedRecently++;
     else if (job.kind === 'log_hour') logs.push(job);
-    else exports.push(job);
+    else dailyExports.push(job);
   }
   // Audiences and profiles are few and replaced daily: always sent. Log hours fill the room that is left.
   const capacity = Math.ceil(settings.requestsPerMinute * settings.queueAheadMinutes);
-  const room = Math.max(0, capacity - ledger.queued.size - exports.length);
-  const selected: SyncJob[] = [...exports, ...logs.slice(0, room)];
+  const room = Math.max(0, capacity - snapshot.queued.size - dailyExports.length);
+  const selected: SyncJob[] = [...dailyExports, ...logs.slice(0, room)];
 
   const secondsPerRequest = 60 / settings.requestsPerMinute;
-  let position = ledger.queued.size;
+  // Released after the work already queued: each message's delay is its place in line at the key's pace.
+  let position = snapshot.queued.size;
   let enqueued = 0;
   let next = 0;
   let stoppedAtDeadline = false;
@@ -154,9 +157,9 @@ export async function planToQueue(
   if (left.length > 0) {
     const oldest = left.reduce((min, job) => Math.min(min, job.hour), Number.POSITIVE_INFINITY);
     await deps.ledger.markBacklog(oldest, now + BACKLOG_TTL_MS);
-  } else if (ledger.backlogFrom !== undefined) {
+  } else if (snapshot.backlogFrom !== undefined) {
     // This run's window reached back to the backlog's start and sent all of it.
-    await deps.ledger.clearBacklog(ledger.backlogFrom);
+    await deps.ledger.clearBacklog(snapshot.backlogFrom);
   }
   if (stoppedAtDeadline) {
     deps.logger.warn('planner stopped at its deadline', { enqueued, unsent: selected.length - next });
@@ -169,7 +172,7 @@ export async function planToQueue(
     beyondRetention: plan.beyondRetention.length,
     alreadyQueued,
     parkedRecently,
-    logHoursMissing: plan.jobs.filter((job) => job.kind === 'log_hour').length,
+    logHoursMissing,
     backlog: left.length,
     stoppedAtDeadline,
     skipped: plan.skipped,
@@ -189,7 +192,7 @@ export async function planToQueue(
  * A lookup of a job's ledger state. Log hours are indexed by app and hour, so that checking 720,000 candidates
  * builds no id strings (formatting an id per hour costs seconds at that scale).
  */
-function indexLedger(ledger: LedgerSnapshot): (job: SyncJob) => 'queued' | 'parked' | undefined {
+function indexLedger(snapshot: LedgerSnapshot): (job: SyncJob) => 'queued' | 'parked' | undefined {
   const logHours = new Map<string, Map<number, 'queued' | 'parked'>>();
   const others = new Map<string, 'queued' | 'parked'>();
   const add = (id: string, state: 'queued' | 'parked') => {
@@ -204,8 +207,8 @@ function indexLedger(ledger: LedgerSnapshot): (job: SyncJob) => 'queued' | 'park
     hours.set(hour, state);
     logHours.set(app, hours);
   };
-  for (const id of ledger.parked) add(id, 'parked');
-  for (const id of ledger.queued) add(id, 'queued');
+  for (const id of snapshot.parked) add(id, 'parked');
+  for (const id of snapshot.queued) add(id, 'queued');
   return (job) => (job.kind === 'log_hour' ? logHours.get(job.appUuid)?.get(job.hour) : others.get(ledgerId(job)));
 }
 

@@ -314,6 +314,19 @@ describe('the queued-job ledger', () => {
     expect(after.parked).toEqual(new Set([ledgerId(forbidden)]));
   });
 
+  test('a planner at its deadline stops sending: the ledger and the queue agree, the rest is backlog', async () => {
+    const { planner } = deployment({ DATASETS: 'logs', LOOKBACK_HOURS: '3' });
+    // 20 s left is the handler's margin: the deadline has come before the first batch.
+    const summary = await planner({ task: 'logs' }, lambdaContext(20_000));
+    expect(summary).toMatchObject({ stoppedAtDeadline: true, enqueued: 0, backlog: 3 });
+    expect(await queueDepth(sqs, queues.queueUrl)).toMatchObject({ visible: 0, delayed: 0 });
+    const after = await ledger().read(Date.now());
+    expect(after.queued.size).toBe(0);
+    expect(after.backlogFrom).toBe(summary.window.from);
+    // The next top-up sends the rest.
+    expect(await planner({ task: 'topup' })).toMatchObject({ enqueued: 3, backlog: 0 });
+  });
+
   test('a planner whose ledger table is missing fails naming it, and sends nothing', async () => {
     const { planner } = deployment({ LEDGER_TABLE: 'missing-ledger' });
     await expect(planner({ task: 'logs' })).rejects.toThrow(/job ledger \(DynamoDB table "missing-ledger"\)/);
