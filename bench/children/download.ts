@@ -39,8 +39,10 @@ const discardingSink: ObjectSink = {
     return { bytes };
   },
   readText: async () => undefined,
+  readVersioned: async () => undefined,
   writeText: async () => undefined,
-  createText: async () => true,
+  createText: async () => 'discarded',
+  replaceText: async () => 'discarded',
   delete: async () => undefined,
 };
 

@@ -1,12 +1,13 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SinkError } from '../core/errors.js';
-import type { ObjectSink, StoredObject, WriteOptions } from '../core/ports.js';
+import type { ObjectSink, StoredObject, VersionedText, WriteOptions } from '../core/ports.js';
 import { describeError } from '../core/redact.js';
+import { sleep } from '../core/sleep.js';
 
 /** Temporary files start with `.` so that a half-written file is never mistaken for data (Athena ignores them). */
 const TEMP_MARKER = '.partial-';
@@ -75,7 +76,12 @@ export class LocalDirSink implements ObjectSink {
     }
   }
 
-  async createText(key: string, text: string): Promise<boolean> {
+  async readVersioned(key: string): Promise<VersionedText | undefined> {
+    const text = await this.readText(key);
+    return text === undefined ? undefined : { text, version: digest(text) };
+  }
+
+  async createText(key: string, text: string): Promise<string | undefined> {
     const target = this.pathOf(key);
     const temp = tempPathFor(target);
     try {
@@ -84,12 +90,39 @@ export class LocalDirSink implements ObjectSink {
       // link() fails when the target exists: an atomic create-if-absent of a complete file.
       await link(temp, target);
       await syncDirectory(path.dirname(target));
-      return true;
+      return digest(text);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return undefined;
       throw new SinkError(`creating ${key} in ${this.location} failed: ${describeError(error)}`, { cause: error });
     } finally {
       await unlink(temp).catch(() => undefined);
+    }
+  }
+
+  async replaceText(key: string, text: string, version: string): Promise<string | undefined> {
+    const target = this.pathOf(key);
+    if (!(await this.exists(key))) return undefined;
+    try {
+      // Compare and swap under a per-key lock file: readers never see a partial file (rename), and of several
+      // writers that read the same version exactly one finds it still there.
+      return await withLock(target, async () => {
+        const current = await readFile(target, 'utf8').catch((error: NodeJS.ErrnoException) => {
+          if (error.code === 'ENOENT') return undefined;
+          throw error;
+        });
+        if (current === undefined || digest(current) !== version) return undefined;
+        const temp = tempPathFor(target);
+        try {
+          await writeFile(temp, text, { flag: 'wx', flush: true });
+          await rename(temp, target);
+        } finally {
+          await unlink(temp).catch(() => undefined);
+        }
+        await syncDirectory(path.dirname(target));
+        return digest(text);
+      });
+    } catch (error) {
+      throw new SinkError(`replacing ${key} in ${this.location} failed: ${describeError(error)}`, { cause: error });
     }
   }
 
@@ -131,6 +164,36 @@ export class LocalDirSink implements ObjectSink {
   }
 }
 
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** A lock older than this belongs to a process that died inside the (millisecond-long) critical section. */
+const STALE_LOCK_MS = 10_000;
+
+/** Run `action` holding an exclusive lock file beside `target` (hidden from listings like temp files). */
+async function withLock<T>(target: string, action: () => Promise<T>): Promise<T> {
+  const lock = path.join(path.dirname(target), `.${path.basename(target)}.lock${TEMP_MARKER}`);
+  const giveUpAt = Date.now() + 5_000;
+  for (;;) {
+    try {
+      await writeFile(lock, String(process.pid), { flag: 'wx' });
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const info = await stat(lock).catch(() => undefined);
+      if (info && Date.now() - info.mtimeMs > STALE_LOCK_MS) await unlink(lock).catch(() => undefined);
+      else if (Date.now() > giveUpAt) throw new Error(`${path.basename(target)} is locked by another writer`);
+      else await sleep(5 + Math.random() * 20);
+    }
+  }
+  try {
+    return await action();
+  } finally {
+    await unlink(lock).catch(() => undefined);
+  }
+}
+
 function tempPathFor(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}${TEMP_MARKER}${randomBytes(6).toString('hex')}`);
 }
@@ -157,16 +220,25 @@ async function syncDirectory(dir: string): Promise<void> {
   }
 }
 
+/** A temp file not written to for this long belongs to a writer that was killed (a live one keeps writing). */
+const ABANDONED_TEMP_MS = 10 * 60_000;
+
 /**
  * A process killed mid-copy leaves its hidden temp file behind. The key is deterministic, so before writing it
- * again we remove the temp files of that key (a concurrent writer of the same key then fails and retries).
+ * again we remove the temp files of that key that nobody has written to for a while; a fresh one is a concurrent
+ * writer of the same key, and both renames then land the same bytes.
  */
 async function removeAbandonedTempFiles(target: string): Promise<void> {
   const prefix = `.${path.basename(target)}${TEMP_MARKER}`;
   const siblings = await readdir(path.dirname(target)).catch(() => [] as string[]);
+  const abandonedBefore = Date.now() - ABANDONED_TEMP_MS;
   await Promise.all(
     siblings
       .filter((name) => name.startsWith(prefix))
-      .map((name) => unlink(path.join(path.dirname(target), name)).catch(() => undefined)),
+      .map(async (name) => {
+        const file = path.join(path.dirname(target), name);
+        const info = await stat(file).catch(() => undefined);
+        if (info && info.mtimeMs < abandonedBefore) await unlink(file).catch(() => undefined);
+      }),
   );
 }

@@ -8,14 +8,25 @@ import {
   LocationExpiredError,
   PermanentJobError,
   RequestInFlightError,
+  RequestNotSentError,
   TransientError,
 } from '../core/errors.js';
 import { hourParts } from '../core/hours.js';
 import type { SyncJob } from '../core/jobs.js';
-import type { Credentials, DownloadedFile, ExportListing, ExportSource, ResolveOutcome } from '../core/ports.js';
+import type {
+  Credentials,
+  DownloadedFile,
+  DownloadOptions,
+  ExportListing,
+  ExportSource,
+  ListOptions,
+  ResolveOptions,
+  ResolveOutcome,
+} from '../core/ports.js';
 import { describeError, redactUrl, registerSecret } from '../core/redact.js';
 import type { RequestBudget } from '../core/request-budget.js';
 import '../core/schema.js';
+import { sleep } from '../core/sleep.js';
 import { assertAllowedLocation, type LocationPolicy } from './location-policy.js';
 
 export const DEFAULT_API_URL = 'https://api.localytics.com';
@@ -91,21 +102,23 @@ export class LocalyticsClient implements ExportSource {
     this.random = options.random ?? Math.random;
   }
 
-  listAudiences(): Promise<ExportListing[]> {
-    return this.list('/v1/exports/audiences');
+  listAudiences(options: ListOptions = {}): Promise<ExportListing[]> {
+    return this.list('/v1/exports/audiences', options.signal);
   }
 
-  listProfiles(): Promise<ExportListing[]> {
-    return this.list('/v1/exports/profiles');
+  listProfiles(options: ListOptions = {}): Promise<ExportListing[]> {
+    return this.list('/v1/exports/profiles', options.signal);
   }
 
-  async resolve(job: SyncJob, options: { readonly signal?: AbortSignal } = {}): Promise<ResolveOutcome> {
+  async resolve(job: SyncJob, options: ResolveOptions = {}): Promise<ResolveOutcome> {
     const path = exportPath(job);
     let response: Response;
     try {
-      response = await this.request(path, options.signal);
+      response = await this.request(path, options);
     } catch (error) {
-      return failure(error instanceof Error ? error : new TransientError(String(error)), true);
+      if (error instanceof TransientError) return failure(error, true);
+      // `beforeSend` refused: nothing was sent; the caller knows what its own error means.
+      return failure(error instanceof Error ? error : new RequestNotSentError(String(error)), false);
     }
     await response.body?.cancel().catch(() => undefined);
     const status = response.status;
@@ -131,12 +144,12 @@ export class LocalyticsClient implements ExportSource {
     return failure(new ApiResponseError(`${path} answered unexpected status ${status}`, path), false);
   }
 
-  async download(location: string): Promise<DownloadedFile> {
+  async download(location: string, options: DownloadOptions = {}): Promise<DownloadedFile> {
     let url = new URL(location);
     for (let redirects = 0; ; redirects++) {
       assertAllowedLocation(url, this.policy);
       this.stats.downloads++;
-      const response = await this.get(url);
+      const response = await this.get(url, options.signal);
       const status = response.statusCode ?? 0;
       if (status === 200) {
         const length = response.headers['content-length'];
@@ -164,7 +177,7 @@ export class LocalyticsClient implements ExportSource {
     this.httpsAgent.destroy();
   }
 
-  private get(url: URL): Promise<http.IncomingMessage> {
+  private get(url: URL, signal?: AbortSignal): Promise<http.IncomingMessage> {
     const secure = url.protocol === 'https:';
     const lib = secure ? https : http;
     return new Promise((resolve, reject) => {
@@ -172,6 +185,9 @@ export class LocalyticsClient implements ExportSource {
       const request = lib.get(url, {
         agent: secure ? this.httpsAgent : this.httpAgent,
         headers: { 'accept-encoding': 'identity', 'user-agent': 'localytics-export-sync' },
+        // Aborts connecting and waiting for the headers; once the response is handed over, the body's reader
+        // (a pipeline with the same signal) destroys it.
+        signal,
       });
       request.setTimeout(this.downloadIdleTimeoutMs, () => {
         request.destroy(new TransientError(`download from ${redactUrl(url)} stalled`));
@@ -187,27 +203,36 @@ export class LocalyticsClient implements ExportSource {
     });
   }
 
-  private async list(path: string): Promise<ExportListing[]> {
+  /**
+   * A list, retried on network failures, 5xx and 429 until `signal` aborts (a Lambda's deadline, Ctrl-C): then the
+   * list fails at once with the last reason, so that the rest of a run can go on.
+   */
+  private async list(path: string, signal?: AbortSignal): Promise<ExportListing[]> {
+    const stopped = (reason: string) =>
+      new TransientError(`${path}: gave up at the deadline (${reason})`, { cause: signal?.reason });
     for (let attempt = 1; ; attempt++) {
       let response: Response;
       try {
-        response = await this.request(path);
+        response = await this.request(path, { signal });
       } catch (error) {
+        if (signal?.aborted) throw stopped(describeError(error));
         if (attempt >= MAX_LIST_ATTEMPTS) throw error;
-        await sleep(backoffMs(attempt - 1, { random: this.random }));
+        if (await sleep(backoffMs(attempt - 1, { random: this.random }), signal)) throw stopped(describeError(error));
         continue;
       }
       if (response.status === 429) {
         const wait = this.throttle(response);
         await response.body?.cancel().catch(() => undefined);
         if (attempt >= MAX_LIST_ATTEMPTS) throw new TransientError(`${path} still throttled after ${attempt} attempts`);
-        await sleep(wait);
+        if (await sleep(wait, signal)) throw stopped(`throttled (429), asked to wait ${Math.ceil(wait / 1000)} s`);
         continue;
       }
       this.consecutiveThrottles = 0;
       if (response.status >= 500 && attempt < MAX_LIST_ATTEMPTS) {
         await response.body?.cancel().catch(() => undefined);
-        await sleep(backoffMs(attempt - 1, { random: this.random }));
+        if (await sleep(backoffMs(attempt - 1, { random: this.random }), signal)) {
+          throw stopped(`answered ${response.status}`);
+        }
         continue;
       }
       return this.parseList(path, response);
@@ -254,23 +279,33 @@ export class LocalyticsClient implements ExportSource {
     }));
   }
 
-  /** One API request through the shared budget. Network failures and timeouts throw `TransientError`. */
-  private async request(path: string, signal?: AbortSignal): Promise<Response> {
+  /**
+   * One API request through the shared budget. Failures throw `RequestNotSentError` (no slot before `signal`
+   * aborted, DNS failure, connection refused: nothing reached the API) or `RequestInFlightError` (it may have);
+   * an error thrown by `beforeSend` is passed through as it is (nothing was sent).
+   */
+  private async request(path: string, options: ResolveOptions = {}): Promise<Response> {
     try {
-      await this.budget.acquire(signal);
+      await this.budget.acquire(options.signal);
     } catch (error) {
-      // Nothing was sent: a plain transient failure, never "in flight".
-      throw new TransientError(describeError(error), { cause: error });
+      throw new RequestNotSentError(describeError(error), { cause: error });
     }
+    if (options.signal?.aborted) throw new RequestNotSentError(`request to ${path} not sent: stopped`);
+    await options.beforeSend?.();
     this.stats.apiRequests++;
+    const inFlight = options.inFlightSignal ?? options.signal;
+    const timeout = AbortSignal.timeout(this.requestTimeoutMs);
     try {
       return await fetch(`${this.apiUrl}${path}`, {
         headers: { authorization: this.authorization, accept: 'application/json' },
         redirect: 'manual',
-        signal: AbortSignal.timeout(this.requestTimeoutMs),
+        signal: inFlight ? AbortSignal.any([timeout, inFlight]) : timeout,
       });
     } catch (error) {
-      throw new RequestInFlightError(`request to ${path} failed: ${describeError(error)}`, { cause: error });
+      const message = `request to ${path} failed: ${describeError(error)}`;
+      throw neverSent(error)
+        ? new RequestNotSentError(message, { cause: error })
+        : new RequestInFlightError(message, { cause: error });
     }
   }
 
@@ -284,6 +319,42 @@ export class LocalyticsClient implements ExportSource {
     this.budget.pause(wait);
     return wait;
   }
+}
+
+/** Error codes of failures before a single byte of the request can have reached the server. */
+const NOT_SENT_CODES = new Set([
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EAI_FAIL',
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'CERT_HAS_EXPIRED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/**
+ * Whether a failed fetch certainly never sent the request: every underlying cause (Node tries each address of a
+ * host, hence several) failed before a connection existed. Anything else — a reset, a timeout, an abort — may have
+ * reached the API.
+ */
+function neverSent(error: unknown): boolean {
+  const causes: unknown[] = [];
+  const collect = (value: unknown, depth: number) => {
+    if (!value || typeof value !== 'object' || depth > 4) return;
+    const { cause, errors, code } = value as { cause?: unknown; errors?: unknown[]; code?: unknown };
+    if (Array.isArray(errors) && errors.length > 0) for (const inner of errors) collect(inner, depth + 1);
+    else if (cause) collect(cause, depth + 1);
+    else causes.push(code);
+  };
+  collect(error, 0);
+  return causes.length > 0 && causes.every((code) => typeof code === 'string' && NOT_SENT_CODES.has(code));
 }
 
 function failure(error: Error, retryable: boolean): ResolveOutcome {
@@ -327,8 +398,4 @@ async function readLimited(response: Response, maxBytes: number, path: string): 
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

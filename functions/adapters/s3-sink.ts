@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ConfigError, SinkError } from '../core/errors.js';
-import type { ObjectSink, StoredObject, WriteOptions } from '../core/ports.js';
+import type { ObjectSink, StoredObject, VersionedText, WriteOptions } from '../core/ports.js';
 import { describeError } from '../core/redact.js';
 
 export interface S3Destination {
@@ -41,6 +41,12 @@ export interface S3SinkOptions {
   readonly partSize?: number;
   /** Parts uploaded at once. Default 4. */
   readonly queueSize?: number;
+  /**
+   * An open multipart upload of a key we are about to write is abandoned (its writer was killed) once it is this
+   * old; a younger one may be another writer's live upload and is left alone. The copier passes its timeout (no
+   * invocation outlives it). Default 1 hour.
+   */
+  readonly abandonedUploadAgeMs?: number;
 }
 
 /** An `ObjectSink` over an S3 bucket and prefix; writes are multipart uploads aborted on failure. */
@@ -48,6 +54,7 @@ export class S3Sink implements ObjectSink {
   readonly location: string;
   private readonly partSize: number;
   private readonly queueSize: number;
+  private readonly abandonedUploadAgeMs: number;
 
   constructor(
     private readonly client: S3Client,
@@ -57,6 +64,7 @@ export class S3Sink implements ObjectSink {
     this.location = `s3://${destination.bucket}/${destination.prefix}`;
     this.partSize = options.partSize ?? 8 * 1024 * 1024;
     this.queueSize = options.queueSize ?? 4;
+    this.abandonedUploadAgeMs = options.abandonedUploadAgeMs ?? 60 * 60_000;
   }
 
   /**
@@ -138,9 +146,10 @@ export class S3Sink implements ObjectSink {
 
   /**
    * A process killed mid-upload (a Lambda timeout, kill -9) cannot abort its multipart upload. The key is
-   * deterministic, so before writing it again we abort every upload still open for it: an abandoned one, or a
-   * duplicate copier's, which then fails and retries (finding the object present). Best effort: S3-compatible
-   * stores without ListMultipartUploads just skip it, and the bucket's lifecycle rule remains the backstop.
+   * deterministic, so before writing it again we abort the uploads still open for it that are older than any live
+   * writer can be. A younger one is a concurrent writer of the same key (a duplicate job): both uploads complete
+   * with the same bytes, the later one wins. Best effort: S3-compatible stores without ListMultipartUploads just
+   * skip it, and the bucket's lifecycle rule remains the backstop.
    */
   async abortAbandonedUploads(fullKey: string): Promise<number> {
     let aborted = 0;
@@ -148,8 +157,10 @@ export class S3Sink implements ObjectSink {
       const response = await this.client.send(
         new ListMultipartUploadsCommand({ Bucket: this.destination.bucket, Prefix: fullKey }),
       );
+      const abandonedBefore = Date.now() - this.abandonedUploadAgeMs;
       for (const upload of response.Uploads ?? []) {
         if (upload.Key !== fullKey || !upload.UploadId) continue;
+        if (!upload.Initiated || upload.Initiated.getTime() > abandonedBefore) continue;
         await this.client.send(
           new AbortMultipartUploadCommand({ Bucket: this.destination.bucket, Key: fullKey, UploadId: upload.UploadId }),
         );
@@ -175,6 +186,21 @@ export class S3Sink implements ObjectSink {
     }
   }
 
+  async readVersioned(key: string): Promise<VersionedText | undefined> {
+    if (!(await this.exists(key))) return undefined;
+    try {
+      const response = await this.client.send(
+        new GetObjectCommand({ Bucket: this.destination.bucket, Key: this.fullKey(key) }),
+      );
+      const text = (await response.Body?.transformToString('utf8')) ?? '';
+      if (!response.ETag) throw new Error('the store answered no ETag');
+      return { text, version: response.ETag };
+    } catch (error) {
+      if (error instanceof NoSuchKey || (error as { name?: string }).name === 'NoSuchKey') return undefined;
+      throw this.fail('reading', key, error);
+    }
+  }
+
   async writeText(key: string, text: string): Promise<void> {
     try {
       await this.putText(key, text);
@@ -183,20 +209,32 @@ export class S3Sink implements ObjectSink {
     }
   }
 
-  async createText(key: string, text: string): Promise<boolean> {
+  async createText(key: string, text: string): Promise<string | undefined> {
     try {
-      await this.putText(key, text, { IfNoneMatch: '*' });
-      return true;
+      return await this.putText(key, text, { IfNoneMatch: '*' });
     } catch (error) {
-      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
       // 412: the key exists; 409: a concurrent conditional write to the same key is in progress.
-      if (status === 412 || status === 409) return false;
+      if (isConditionFailure(error)) return undefined;
       throw this.fail('creating', key, error);
     }
   }
 
-  private async putText(key: string, text: string, conditions: { IfNoneMatch?: string } = {}): Promise<void> {
-    await this.client.send(
+  async replaceText(key: string, text: string, version: string): Promise<string | undefined> {
+    try {
+      return await this.putText(key, text, { IfMatch: version });
+    } catch (error) {
+      // 412: another version is there now; 409: a concurrent conditional write; 404: the key is gone.
+      if (isConditionFailure(error) || httpStatus(error) === 404) return undefined;
+      throw this.fail('replacing', key, error);
+    }
+  }
+
+  private async putText(
+    key: string,
+    text: string,
+    conditions: { IfNoneMatch?: string; IfMatch?: string } = {},
+  ): Promise<string> {
+    const response = await this.client.send(
       new PutObjectCommand({
         Bucket: this.destination.bucket,
         Key: this.fullKey(key),
@@ -205,6 +243,7 @@ export class S3Sink implements ObjectSink {
         ...conditions,
       }),
     );
+    return response.ETag ?? '';
   }
 
   async delete(key: string): Promise<void> {
@@ -222,4 +261,14 @@ export class S3Sink implements ObjectSink {
   private fail(action: string, key: string, error: unknown): SinkError {
     return new SinkError(`${action} ${key} in ${this.location} failed: ${describeError(error)}`, { cause: error });
   }
+}
+
+function httpStatus(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}
+
+/** S3's answers to a conditional write whose condition did not hold (or raced another conditional write). */
+function isConditionFailure(error: unknown): boolean {
+  const status = httpStatus(error);
+  return status === 412 || status === 409;
 }

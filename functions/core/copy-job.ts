@@ -1,9 +1,11 @@
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { backoffMs } from './backoff.js';
-import { IntegrityError, LocationExpiredError, PermanentJobError, RequestInFlightError, SinkError } from './errors.js';
-import { dataKey, jobFields, type ProfileChangesJob, pendingChangeSetKey, type SyncJob } from './jobs.js';
+import { copyChangeSet } from './change-set.js';
+import { IntegrityError, LocationExpiredError, PermanentJobError, SinkError } from './errors.js';
+import { dataKey, jobFields, pendingChangeSetKey, type SyncJob } from './jobs.js';
+import { audienceJobs, profileJobs } from './planner.js';
 import type { ExportSource, Logger, ObjectSink } from './ports.js';
 import { describeError } from './redact.js';
 import { type Clock, systemClock } from './request-budget.js';
@@ -29,6 +31,13 @@ export type CopyOutcome =
   | { readonly status: 'throttled'; readonly retryAfterMs: number; readonly apiRequests: number }
   /** Stopped on purpose (deadline or Ctrl-C); nothing was written; run it again later. */
   | { readonly status: 'interrupted'; readonly apiRequests: number }
+  /** Another run is working on it (a change set's claim): try again after `retryAfterMs`. Not a failure. */
+  | {
+      readonly status: 'deferred';
+      readonly reason: string;
+      readonly retryAfterMs: number;
+      readonly apiRequests: number;
+    }
   | {
       readonly status: 'failed';
       readonly reason: string;
@@ -52,6 +61,13 @@ export interface CopyDependencies {
   /** Aborting it stops the job between steps or mid-transfer (the sink then aborts its write). */
   readonly signal?: AbortSignal;
   /**
+   * Epoch ms after which this process can no longer act (a Lambda invocation's hard timeout). A change-set claim is
+   * held until then. Default: none (the CLI), and a claim is held for a fixed lease the run keeps to.
+   */
+  readonly holderDeadline?: number;
+  /** How long a sent `profile_changes` request may finish after `signal` aborts (ms). Default 1.5 s. */
+  readonly inFlightGraceMs?: number;
+  /**
    * Which files have every row parsed to count malformed JSON lines: `plain` (audiences and profiles, served as
    * plain JSON lines; the documentation's own sample has a malformed one), `all` (raw logs too), or `off`.
    * Parsing is the copy's largest CPU cost (bench/RESULTS.md), hence not on gzip log hours by default.
@@ -62,39 +78,29 @@ export interface CopyDependencies {
 
 export type JsonCheck = 'plain' | 'all' | 'off';
 
-/**
- * The state of one change set, kept under `_state/` from before it is requested until its copy is confirmed:
- * `claimed` while the request is under way (so that two runs never both consume one), `resolved` once its
- * `Location` is known (so that any later run finishes this change set instead of consuming the next one).
- */
-export interface ChangeSetRecord {
-  readonly state: 'claimed' | 'resolved';
-  readonly profileDbId: string;
-  readonly generatedAt: number;
-  readonly key: string;
-  readonly claimedAt: string;
-  readonly location?: string;
-  readonly resolvedAt?: string;
-}
-
-/** A claim younger than this belongs to a run that is still working on it. */
-const CLAIM_TTL_MS = 15 * 60_000;
-
-class CopyRun {
+/** The state of one job's copy: counters, warnings and how it ends. */
+export class CopyRun {
   apiRequests = 0;
   downloads = 0;
   readonly warnings: string[] = [];
-  readonly fields: Record<string, string>;
-  readonly key: string;
+  fields: Record<string, string>;
+  key: string;
   readonly clock: Clock;
 
   constructor(
-    readonly job: SyncJob,
+    public job: SyncJob,
     readonly deps: CopyDependencies,
   ) {
     this.key = dataKey(job);
     this.fields = jobFields(job);
     this.clock = deps.clock ?? systemClock;
+  }
+
+  /** Copy another generation of the same export instead (Localytics refreshed it meanwhile). */
+  relabel(job: SyncJob): void {
+    this.job = job;
+    this.key = dataKey(job);
+    this.fields = jobFields(job);
   }
 
   failed(reason: string, retryable: boolean): CopyOutcome {
@@ -104,6 +110,11 @@ class CopyRun {
 
   interrupted(): CopyOutcome {
     return { status: 'interrupted', apiRequests: this.apiRequests };
+  }
+
+  deferred(retryAfterMs: number, reason: string): CopyOutcome {
+    this.deps.logger.info('export copy deferred', { ...this.fields, reason, retryAfterMs });
+    return { status: 'deferred', reason, retryAfterMs, apiRequests: this.apiRequests };
   }
 }
 
@@ -122,7 +133,16 @@ export async function copyJob(job: SyncJob, deps: CopyDependencies): Promise<Cop
       return { status: 'present', key: run.key };
     }
     if (deps.signal?.aborted) return run.interrupted();
-    return job.kind === 'profile_changes' ? await copyChangeSet(job, run) : await copyFile(run);
+    if (job.kind === 'profile_changes') {
+      const copyRun = run;
+      return await copyChangeSet(job, run, async (location) => {
+        const result = await downloadWithRetries(copyRun, location);
+        // Change sets are never confirmed against the list (see the test of issue 10 item 3): unreachable.
+        if (result instanceof GenerationChanged) throw result;
+        return result;
+      });
+    }
+    return await copyFile(run);
   } catch (error) {
     // Destination errors outside a transfer (existence check, state records), or anything unforeseen: retry later.
     const reason = describeError(error);
@@ -141,6 +161,7 @@ export async function copyJob(job: SyncJob, deps: CopyDependencies): Promise<Cop
 async function copyFile(run: CopyRun): Promise<CopyOutcome> {
   const { deps } = run;
   let reResolves = 0;
+  let refreshes = 0;
   for (;;) {
     if (deps.signal?.aborted) return run.interrupted();
     const outcome = await deps.source.resolve(run.job, { signal: deps.signal });
@@ -152,6 +173,21 @@ async function copyFile(run: CopyRun): Promise<CopyOutcome> {
     }
     if (outcome.status === 'failed') return run.failed(describeError(outcome.error), outcome.retryable);
     const result = await downloadWithRetries(run, outcome.location);
+    if (result instanceof GenerationChanged) {
+      // Nothing was committed: copy the generation that is current now, under its own label.
+      if (!result.current) {
+        return run.failed('the export is no longer in the list: its file cannot be labelled with a generation', false);
+      }
+      if (refreshes >= 2) return run.failed('the export kept being regenerated while it was copied', true);
+      refreshes++;
+      deps.logger.info('export regenerated while copying, copying the new generation', {
+        ...run.fields,
+        generatedAt: new Date(result.current.generatedAt).toISOString(),
+      });
+      run.relabel(result.current);
+      if (await deps.sink.exists(run.key)) return { status: 'present', key: run.key };
+      continue;
+    }
     if (result !== 'expired') return result;
     if (reResolves >= (deps.maxReResolves ?? 2))
       return run.failed('the file URL kept expiring before it could be read', true);
@@ -160,120 +196,54 @@ async function copyFile(run: CopyRun): Promise<CopyOutcome> {
   }
 }
 
-/** `profile_changes`: every 302 consumes the change set, so its `Location` is claimed, saved, and never asked twice. */
-async function copyChangeSet(job: ProfileChangesJob, run: CopyRun): Promise<CopyOutcome> {
-  const { deps } = run;
-  const stateKey = pendingChangeSetKey(job);
-  const record = await readChangeSetRecord(deps.sink, stateKey);
-  const now = run.clock.now();
-  let location = record?.state === 'resolved' ? record.location : undefined;
-  if (location) {
-    deps.logger.info('resuming saved change set', run.fields);
-  } else {
-    const claim: ChangeSetRecord = {
-      state: 'claimed',
-      profileDbId: job.profileDbId,
-      generatedAt: job.generatedAt,
-      key: run.key,
-      claimedAt: new Date(now).toISOString(),
-    };
-    if (record?.state === 'claimed') {
-      if (now - Date.parse(record.claimedAt) < CLAIM_TTL_MS) {
-        return run.failed('another run is requesting this change set right now', true);
-      }
-      const warning =
-        'a previous run stopped while requesting this change set: Localytics may have consumed one that was never saved';
-      run.warnings.push(warning);
-      deps.logger.error('change set possibly lost', { ...run.fields, reason: warning });
-      await deps.sink.writeText(stateKey, JSON.stringify(claim));
-    } else if (!(await deps.sink.createText(stateKey, JSON.stringify(claim)))) {
-      return run.failed('another run is requesting this change set right now', true);
-    }
-    // Another delivery of this job may have copied it (and removed its record) since our existence check.
-    if (await deps.sink.exists(run.key)) {
-      await deps.sink.delete(stateKey);
-      return { status: 'present', key: run.key };
-    }
-    if (deps.signal?.aborted) {
-      await deps.sink.delete(stateKey);
-      return run.interrupted();
-    }
-    const outcome = await deps.source.resolve(job, { signal: deps.signal });
-    run.apiRequests++;
-    if (outcome.status === 'failed' && deps.signal?.aborted && !(outcome.error instanceof RequestInFlightError)) {
-      // Stopped while waiting for the budget: nothing was asked, nothing consumed.
-      await deps.sink.delete(stateKey);
-      return run.interrupted();
-    }
-    if (outcome.status !== 'ready') {
-      // Nothing was consumed (or we cannot know): release the claim so that the next attempt can ask.
-      await deps.sink.delete(stateKey);
-      if (outcome.status === 'not_ready') return { status: 'not_ready', apiRequests: run.apiRequests };
-      if (outcome.status === 'throttled') {
-        return { status: 'throttled', retryAfterMs: outcome.retryAfterMs, apiRequests: run.apiRequests };
-      }
-      if (outcome.error instanceof RequestInFlightError) {
-        const reason = `the profile_changes request failed in flight (${describeError(outcome.error)}); Localytics may have consumed a change set that could not be saved`;
-        deps.logger.error('change set possibly lost', { ...run.fields, reason });
-        return run.failed(reason, false);
-      }
-      return run.failed(describeError(outcome.error), outcome.retryable);
-    }
-    location = outcome.location;
-    try {
-      await deps.sink.writeText(
-        stateKey,
-        JSON.stringify({ ...claim, state: 'resolved', location, resolvedAt: new Date(run.clock.now()).toISOString() }),
-      );
-    } catch (error) {
-      // The change set is consumed and only this process knows its URL: copy it now or report it lost.
-      const reason = describeError(error);
-      deps.logger.error('could not save change set location', { ...run.fields, reason });
-      const result = await downloadWithRetries(run, location);
-      if (result !== 'expired' && result.status === 'copied') {
-        await deps.sink.delete(stateKey).catch(() => undefined);
-        return result;
-      }
-      return lose(run, stateKey, `its URL could not be saved (${reason}) and the copy failed`);
-    }
+/** The export was regenerated between the list its job came from and the end of the download. */
+class GenerationChanged extends Error {
+  override readonly name = 'GenerationChanged';
+  constructor(readonly current: SnapshotJob | undefined) {
+    super('the export was regenerated while it was copied');
   }
-  const result = await downloadWithRetries(run, location as string);
-  if (result === 'expired') {
-    return lose(run, stateKey, 'its URL expired before the copy completed');
-  }
-  if (result.status === 'copied') {
-    // The data is safe; a leftover record only makes a later run find the key present and skip it.
-    await deps.sink
-      .delete(stateKey)
-      .catch((error: unknown) =>
-        deps.logger.warn('could not delete change set record', { ...run.fields, reason: describeError(error) }),
-      );
-  }
-  return result;
 }
 
-/** Report a consumed change set that cannot be copied: asking again would return the next one. */
-async function lose(run: CopyRun, stateKey: string, why: string): Promise<CopyOutcome> {
-  const { deps } = run;
-  const lostKey = stateKey.replace('_state/profile_changes/', '_state/profile_changes_lost/');
-  await deps.sink
-    .writeText(lostKey, JSON.stringify({ key: run.key, lostAt: new Date(run.clock.now()).toISOString(), why }))
-    .catch(() => undefined);
-  await deps.sink.delete(stateKey).catch(() => undefined);
-  const reason = `change set lost: ${why}; asking again would return the next change set`;
-  deps.logger.error('change set lost', { ...run.fields, reason });
-  return run.failed(reason, false);
+type SnapshotJob = Extract<SyncJob, { kind: 'audience' | 'profile' }>;
+
+/**
+ * Audiences and profile snapshots carry the generation of the list they were planned from, but the file is only
+ * requested later (a queue, a retry). Once every byte is in and before anything is committed, the list is asked
+ * again: if it still names the planned generation, no refresh happened before the file request, so the bytes are
+ * that generation's; otherwise nothing is committed and the current generation is copied instead.
+ */
+async function confirmGeneration(run: CopyRun): Promise<void> {
+  const job = run.job as SnapshotJob;
+  const { source, signal } = run.deps;
+  const listed =
+    job.kind === 'audience'
+      ? audienceJobs(await source.listAudiences({ signal }), [])
+      : profileJobs(await source.listProfiles({ signal }), []);
+  run.apiRequests++;
+  const current = listed.find((candidate): candidate is SnapshotJob =>
+    candidate.kind === 'audience'
+      ? job.kind === 'audience' &&
+        candidate.audienceId === job.audienceId &&
+        candidate.identifierType === job.identifierType
+      : candidate.kind === 'profile' && job.kind === 'profile' && candidate.profileDbId === job.profileDbId,
+  );
+  if (current?.generatedAt !== job.generatedAt) throw new GenerationChanged(current);
 }
 
 /** Download one `Location` with retries; `'expired'` when the file host says the URL is no longer valid. */
-async function downloadWithRetries(run: CopyRun, location: string): Promise<CopyOutcome | 'expired'> {
+async function downloadWithRetries(
+  run: CopyRun,
+  location: string,
+): Promise<CopyOutcome | 'expired' | GenerationChanged> {
   const { deps } = run;
   const maxAttempts = deps.maxDownloadAttempts ?? 4;
+  const beforeCommit =
+    run.job.kind === 'audience' || run.job.kind === 'profile' ? () => confirmGeneration(run) : undefined;
   for (let attempt = 1; ; attempt++) {
     if (deps.signal?.aborted) return run.interrupted();
     try {
       run.downloads++;
-      const result = await transfer(location, run.key, deps);
+      const result = await transfer(location, run.key, deps, beforeCommit);
       if (result.malformedRows > 0) {
         run.warnings.push(`${result.malformedRows} malformed JSON line(s), copied as they are`);
         deps.logger.warn('malformed lines copied', { ...run.fields, malformedRows: result.malformedRows });
@@ -301,6 +271,7 @@ async function downloadWithRetries(run: CopyRun, location: string): Promise<Copy
       };
     } catch (error) {
       if (deps.signal?.aborted) return run.interrupted();
+      if (error instanceof GenerationChanged) return error;
       if (error instanceof PermanentJobError) return run.failed(describeError(error), false);
       if (error instanceof LocationExpiredError) return 'expired';
       if (attempt >= maxAttempts) return run.failed(describeError(error), true);
@@ -311,19 +282,29 @@ async function downloadWithRetries(run: CopyRun, location: string): Promise<Copy
         waitMs: wait,
         reason: describeError(error),
       });
-      await run.clock.sleep(wait);
+      await run.clock.sleep(wait, deps.signal);
     }
   }
 }
 
-async function transfer(location: string, key: string, deps: CopyDependencies) {
-  const file = await deps.source.download(location);
+/**
+ * Stream one download to `key`, verified on the way. `beforeCommit` runs once every byte is in and before the sink
+ * may commit the object (the stream it reads does not end until it resolves); if it throws, nothing is written.
+ */
+async function transfer(location: string, key: string, deps: CopyDependencies, beforeCommit?: () => Promise<void>) {
+  const file = await deps.source.download(location, { signal: deps.signal });
   let head: Buffer;
+  // A body that sends nothing must not hold the job past its deadline: the signal ends the wait for the first bytes.
+  const stopWaiting = () => file.body.destroy(new IntegrityError('download aborted'));
+  deps.signal?.addEventListener('abort', stopWaiting, { once: true });
   try {
+    if (deps.signal?.aborted) stopWaiting();
     head = await peekBytes(file.body, 2);
   } catch (error) {
     file.body.destroy();
     throw error;
+  } finally {
+    deps.signal?.removeEventListener('abort', stopWaiting);
   }
   const gzip = isGzipHead(head);
   const check = deps.checkJson ?? 'plain';
@@ -334,6 +315,7 @@ async function transfer(location: string, key: string, deps: CopyDependencies) {
   });
   const output = new PassThrough();
   const stages: NodeJS.ReadWriteStream[] = gzip ? [verifier] : [verifier, createGzip({ chunkSize: 256 * 1024 })];
+  if (beforeCommit) stages.push(commitGate(beforeCommit));
   const flowing = pipeline([file.body, ...stages, output] as [Readable, ...NodeJS.ReadWriteStream[]], {
     signal: deps.signal,
   });
@@ -366,19 +348,21 @@ async function transfer(location: string, key: string, deps: CopyDependencies) {
   };
 }
 
-function isPrematureClose(error: unknown): boolean {
-  return (error as { code?: string } | undefined)?.code === 'ERR_STREAM_PREMATURE_CLOSE';
+/** A pass-through whose end waits for `check`: the sink sees the end of the data only once it resolves. */
+function commitGate(check: () => Promise<void>): Transform {
+  return new Transform({
+    transform(chunk, _encoding, callback) {
+      callback(null, chunk);
+    },
+    flush(callback) {
+      check().then(
+        () => callback(),
+        (error: unknown) => callback(error as Error),
+      );
+    },
+  });
 }
 
-async function readChangeSetRecord(sink: ObjectSink, key: string): Promise<ChangeSetRecord | undefined> {
-  const text = await sink.readText(key);
-  if (text === undefined) return undefined;
-  try {
-    const record = JSON.parse(text) as ChangeSetRecord;
-    if (record.state === 'resolved' && typeof record.location === 'string') return record;
-    if (record.state === 'claimed' && typeof record.claimedAt === 'string') return record;
-  } catch {
-    // fall through
-  }
-  throw new SinkError(`change set record ${key} is unreadable; inspect it before syncing profile_changes again`);
+function isPrematureClose(error: unknown): boolean {
+  return (error as { code?: string } | undefined)?.code === 'ERR_STREAM_PREMATURE_CLOSE';
 }

@@ -37,6 +37,14 @@ export class RequestInFlightError extends TransientError {
   override readonly name = 'RequestInFlightError';
 }
 
+/**
+ * The request never left this machine (no budget slot before the deadline, DNS failure, connection refused, TLS
+ * handshake refused): nothing can have been consumed, so asking again is harmless.
+ */
+export class RequestNotSentError extends TransientError {
+  override readonly name = 'RequestNotSentError';
+}
+
 /** The presigned URL answered 403: ask the API for a fresh one (unless that would consume a change set). */
 export class LocationExpiredError extends Error {
   override readonly name = 'LocationExpiredError';

@@ -123,6 +123,8 @@ export function jobFields(job: SyncJob): Record<string, string> {
 }
 
 export const CHANGE_SET_STATE_PREFIX = '_state/profile_changes/';
+/** Markers of change sets reported lost (consumed at Localytics, never saved). */
+export const CHANGE_SET_LOST_PREFIX = '_state/profile_changes_lost/';
 
 /** Where the `Location` of a consumed change set is kept until its copy is confirmed. Hidden from Athena (`_`). */
 export function pendingChangeSetKey(job: ProfileChangesJob): string {

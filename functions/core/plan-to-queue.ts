@@ -3,7 +3,7 @@ import type { Dataset } from './identifiers.js';
 import { BACKLOG_TTL_MS, type JobLedger, type LedgerSnapshot, ledgerId, QUEUED_ENTRY_TTL_MS } from './job-ledger.js';
 import { newJobMessage } from './job-message.js';
 import type { LogHourJob, SyncJob } from './jobs.js';
-import { type Plan, planSync } from './planner.js';
+import { type Plan, type PlanRequest, planSync } from './planner.js';
 import type { ExportSource, Logger, ObjectSink } from './ports.js';
 import type { JobQueue } from './process-job.js';
 
@@ -43,7 +43,7 @@ export interface PlannerRunSummary {
   readonly logHoursMissing: number;
   /** Missing log hours left for later runs (the queue was full, or the run reached its deadline). */
   readonly backlog: number;
-  /** The run stopped sending at its deadline; the rest is left to the next run. */
+  /** The run stopped listing or sending at its deadline; the rest is left to the next run. */
   readonly stoppedAtDeadline: boolean;
   readonly skipped: Plan['skipped'];
   readonly listFailures: Plan['listFailures'];
@@ -79,6 +79,7 @@ export async function planToQueue(
   settings: PlannerSettings,
   deps: PlannerDependencies,
   now: number,
+  limits: Pick<PlanRequest, 'signal' | 'listTimeLimitMs'> = {},
 ): Promise<PlannerRunSummary> {
   // The newest hour planned is the last one that ended at least `logLagHours` ago.
   const to = floorHour(now - settings.logLagHours * HOUR_MS);
@@ -102,7 +103,9 @@ export async function planToQueue(
   if (task === 'exports') {
     for (const dataset of ['audiences', 'profiles'] as const) if (settings.datasets.has(dataset)) datasets.add(dataset);
   }
-  const plan = await planSync({ datasets, apps: settings.apps, from, to, now }, deps);
+  const plan = await planSync({ datasets, apps: settings.apps, from, to, now, ...limits }, deps);
+  // Lists stopped at their deadline may have left apps unlisted: their hours count as backlog, from the start.
+  const listingCut = planLogs && limits.signal?.aborted === true;
 
   let alreadyQueued = 0;
   let parkedRecently = 0;
@@ -154,15 +157,15 @@ export async function planToQueue(
   }
 
   const left = [...logs.slice(room), ...selected.slice(next).filter((job) => job.kind === 'log_hour')] as LogHourJob[];
-  if (left.length > 0) {
-    const oldest = left.reduce((min, job) => Math.min(min, job.hour), Number.POSITIVE_INFINITY);
+  if (left.length > 0 || listingCut) {
+    const oldest = listingCut ? from : left.reduce((min, job) => Math.min(min, job.hour), Number.POSITIVE_INFINITY);
     await deps.ledger.markBacklog(oldest, now + BACKLOG_TTL_MS);
   } else if (snapshot.backlogFrom !== undefined) {
     // This run's window reached back to the backlog's start and sent all of it.
     await deps.ledger.clearBacklog(snapshot.backlogFrom);
   }
-  if (stoppedAtDeadline) {
-    deps.logger.warn('planner stopped at its deadline', { enqueued, unsent: selected.length - next });
+  if (stoppedAtDeadline || listingCut) {
+    deps.logger.warn('planner stopped at its deadline', { enqueued, unsent: selected.length - next, listingCut });
   }
   return finish(deps.logger, {
     task,
@@ -174,7 +177,7 @@ export async function planToQueue(
     parkedRecently,
     logHoursMissing,
     backlog: left.length,
-    stoppedAtDeadline,
+    stoppedAtDeadline: stoppedAtDeadline || listingCut,
     skipped: plan.skipped,
     listFailures: plan.listFailures,
     lagHours: Object.fromEntries(

@@ -10,7 +10,7 @@ import {
   pendingChangeSetKey,
   type SyncJob,
 } from './jobs.js';
-import type { ExportListing, ExportSource, Logger, ObjectSink } from './ports.js';
+import type { ExportListing, ExportSource, ListOptions, Logger, ObjectSink } from './ports.js';
 import { describeError } from './redact.js';
 
 export interface PlanRequest {
@@ -22,6 +22,10 @@ export interface PlanRequest {
   /** Last hour (exclusive), epoch ms. */
   readonly to: number;
   readonly now: number;
+  /** Stops list retries (Ctrl-C, a Lambda's deadline): the list fails with its reason and planning goes on. */
+  readonly signal?: AbortSignal;
+  /** Most time one list may take with its retries (a throttled list must not use up a planner's run). */
+  readonly listTimeLimitMs?: number;
 }
 
 export interface SkippedExport {
@@ -62,7 +66,7 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
   };
   const present = plan.present as { logs: number; audiences: number; profiles: number };
   if (request.datasets.has('audiences')) {
-    const entries = await listSafely('/v1/exports/audiences', () => deps.source.listAudiences(), plan);
+    const entries = await listSafely('/v1/exports/audiences', (o) => deps.source.listAudiences(o), plan, request);
     const listed = audienceJobs(entries, plan.skipped);
     for (const job of listed) {
       if (await deps.sink.exists(dataKey(job))) present.audiences++;
@@ -84,7 +88,7 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
       }
     }
     const blocked = new Set(resumed.map((job) => job.profileDbId));
-    const listed = await listSafely('/v1/exports/profiles', () => deps.source.listProfiles(), plan);
+    const listed = await listSafely('/v1/exports/profiles', (o) => deps.source.listProfiles(o), plan, request);
     for (const job of profileJobs(listed, plan.skipped)) {
       if (job.kind === 'profile_changes' && blocked.has(job.profileDbId)) {
         if (!resumed.some((saved) => saved.generatedAt === job.generatedAt)) {
@@ -102,11 +106,13 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
   if (request.datasets.has('logs')) {
     const retentionStart = request.now - LOG_RETENTION_MS;
     const logJobs: LogHourJob[] = [];
-    const listed = await listAppsConcurrently(request.apps, (appUuid) =>
+    // Apps not listed by the deadline are left to the next run (the listings done form a prefix of the apps).
+    const listed = await listAppsConcurrently(request.apps, request.signal, (appUuid) =>
       presentLogHours(deps.sink, appUuid, request.from, request.to),
     );
     for (const [index, appUuid] of request.apps.entries()) {
-      const have = listed[index] as Set<number>;
+      const have = listed[index];
+      if (have === undefined) break;
       if (have.size > 0) plan.newestLogHour.set(appUuid, Math.max(...have));
       for (const hour of hoursBetween(request.from, request.to)) {
         if (have.has(hour)) present.logs++;
@@ -122,14 +128,23 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
   return plan;
 }
 
-/** A failing list (no access, HTML page, still throttled) is reported and leaves the other datasets alone. */
+/**
+ * A failing list (no access, HTML page, still throttled at its time limit or the deadline) is reported and leaves
+ * the other datasets alone.
+ */
 async function listSafely(
   endpoint: string,
-  list: () => Promise<ExportListing[]>,
+  list: (options: ListOptions) => Promise<ExportListing[]>,
   plan: Plan,
+  request: PlanRequest,
 ): Promise<ExportListing[]> {
+  const limits = [
+    request.signal,
+    request.listTimeLimitMs ? AbortSignal.timeout(Math.floor(request.listTimeLimitMs)) : undefined,
+  ];
+  const signals = limits.filter((signal): signal is AbortSignal => signal !== undefined);
   try {
-    return await list();
+    return await list({ signal: signals.length > 0 ? AbortSignal.any(signals) : undefined });
   } catch (error) {
     plan.listFailures.push({ endpoint, reason: describeError(error) });
     return [];
@@ -152,12 +167,19 @@ async function savedChangeSets(sink: ObjectSink): Promise<ProfileChangesJob[]> {
 /** Listings of the destination at once: 1,000 apps must list well within the planner's timeout. */
 const LIST_CONCURRENCY = 8;
 
-/** `list` for every app, `LIST_CONCURRENCY` at a time; results in the apps' order. */
-async function listAppsConcurrently<T>(apps: readonly string[], list: (appUuid: string) => Promise<T>): Promise<T[]> {
-  const results: T[] = new Array(apps.length);
+/** `list` for every app, `LIST_CONCURRENCY` at a time, none started after `signal`; results in the apps' order. */
+async function listAppsConcurrently<T>(
+  apps: readonly string[],
+  signal: AbortSignal | undefined,
+  list: (appUuid: string) => Promise<T>,
+): Promise<(T | undefined)[]> {
+  const results: (T | undefined)[] = new Array(apps.length);
   let next = 0;
   const worker = async () => {
-    for (let index = next++; index < apps.length; index = next++) results[index] = await list(apps[index] as string);
+    while (next < apps.length && !signal?.aborted) {
+      const index = next++;
+      results[index] = await list(apps[index] as string);
+    }
   };
   await Promise.all(Array.from({ length: Math.min(LIST_CONCURRENCY, apps.length) }, worker));
   return results;
@@ -178,7 +200,8 @@ export async function presentLogHours(sink: ObjectSink, appUuid: string, from: n
   return hours;
 }
 
-function audienceJobs(entries: ExportListing[], skipped: SkippedExport[]): SyncJob[] {
+/** Audience jobs of a list; entries that cannot be jobs are added to `skipped` with their reason. */
+export function audienceJobs(entries: ExportListing[], skipped: SkippedExport[]): SyncJob[] {
   const jobs: SyncJob[] = [];
   for (const entry of entries) {
     const what = `audience ${entry.sourceId}/${entry.jobType}`;
@@ -203,7 +226,8 @@ function audienceJobs(entries: ExportListing[], skipped: SkippedExport[]): SyncJ
   return jobs;
 }
 
-function profileJobs(entries: ExportListing[], skipped: SkippedExport[]): SyncJob[] {
+/** Profile and change-set jobs of a list; entries that cannot be jobs are added to `skipped`. */
+export function profileJobs(entries: ExportListing[], skipped: SkippedExport[]): SyncJob[] {
   const jobs: SyncJob[] = [];
   for (const entry of entries) {
     const what = `profile ${entry.sourceId}/${entry.jobType}`;

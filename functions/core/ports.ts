@@ -28,23 +28,54 @@ export interface DownloadedFile {
   readonly contentLength?: number;
 }
 
+export interface ListOptions {
+  /** Stop retrying (and waiting for the request budget) when it aborts; the list then fails. */
+  readonly signal?: AbortSignal;
+}
+
+export interface ResolveOptions {
+  /** Stop waiting for the request budget when it aborts (nothing is sent), and abort the request in flight. */
+  readonly signal?: AbortSignal;
+  /**
+   * Once the request is sent, only this signal aborts it (default: `signal`). A `profile_changes` request is
+   * consumed by Localytics once sent, so its holder lets it finish past a soft deadline.
+   */
+  readonly inFlightSignal?: AbortSignal;
+  /**
+   * Called after the budget granted the slot and right before the request is sent. If it throws, nothing is sent
+   * and `resolve` answers `failed` with that error.
+   */
+  readonly beforeSend?: () => Promise<void>;
+}
+
+export interface DownloadOptions {
+  /** Aborts the download at any point: connecting, waiting for the first byte, or mid-body. */
+  readonly signal?: AbortSignal;
+}
+
 /** The Localytics Export APIs (or the simulator). */
 export interface ExportSource {
-  listAudiences(): Promise<ExportListing[]>;
-  listProfiles(): Promise<ExportListing[]>;
+  listAudiences(options?: ListOptions): Promise<ExportListing[]>;
+  listProfiles(options?: ListOptions): Promise<ExportListing[]>;
   /** Ask the API for the file of a job: one API request, paced by the request budget. */
-  resolve(job: SyncJob, options?: { readonly signal?: AbortSignal }): Promise<ResolveOutcome>;
+  resolve(job: SyncJob, options?: ResolveOptions): Promise<ResolveOutcome>;
   /**
    * Download a resolved `Location`, never with credentials. Throws `LocationExpiredError` (403 from the file host),
    * `TransientError` or `PermanentJobError`.
    */
-  download(location: string): Promise<DownloadedFile>;
+  download(location: string, options?: DownloadOptions): Promise<DownloadedFile>;
 }
 
 export interface StoredObject {
   readonly key: string;
   readonly size: number;
   readonly lastModified?: Date;
+}
+
+export interface VersionedText {
+  readonly text: string;
+  /** Opaque: S3's ETag, or a digest of the content for a local directory. */
+  readonly version: string;
 }
 
 export interface WriteOptions {
@@ -63,9 +94,19 @@ export interface ObjectSink {
   /** Stream `body` to `key`. Atomic: on any failure nothing is left at `key` and no upload stays open. */
   write(key: string, body: Readable, options: WriteOptions): Promise<{ bytes: number }>;
   readText(key: string): Promise<string | undefined>;
+  /** A small text object and its version (S3's ETag), for a conditional `replaceText`; undefined when missing. */
+  readVersioned(key: string): Promise<VersionedText | undefined>;
   writeText(key: string, text: string): Promise<void>;
-  /** Create `key` only if it does not exist (S3 `If-None-Match: *`); false when it already exists. */
-  createText(key: string, text: string): Promise<boolean>;
+  /**
+   * Create `key` only if it does not exist (S3 `If-None-Match: *`). Resolves to the new object's version, or
+   * undefined when the key already exists.
+   */
+  createText(key: string, text: string): Promise<string | undefined>;
+  /**
+   * Replace `key` only if it still holds `version` (S3 `If-Match`): of several writers that read the same version,
+   * exactly one succeeds. Resolves to the new version, or undefined when the key changed or is gone.
+   */
+  replaceText(key: string, text: string, version: string): Promise<string | undefined>;
   delete(key: string): Promise<void>;
 }
 

@@ -38,7 +38,7 @@ export type ProcessResult = { readonly apiRequests: number } & (
   | { readonly action: 'done'; readonly outcome: CopyOutcome }
   | {
       readonly action: 'requeued';
-      readonly reason: 'not_ready' | 'throttled' | 'interrupted';
+      readonly reason: 'not_ready' | 'throttled' | 'interrupted' | 'deferred';
       readonly delaySeconds: number;
     }
   | { readonly action: 'parked'; readonly reason: string }
@@ -97,6 +97,12 @@ export async function processJobMessage(
       const delaySeconds = Math.min(MAX_SQS_DELAY_SECONDS, Math.max(1, Math.ceil(outcome.retryAfterMs / 1000)));
       await deps.queue.requeue(message, delaySeconds);
       return { action: 'requeued', reason: 'throttled', delaySeconds, apiRequests };
+    }
+    case 'deferred': {
+      // Another run holds the job (a change set being requested): come back when its claim is settled or stale.
+      const delaySeconds = Math.min(MAX_SQS_DELAY_SECONDS, Math.max(1, Math.ceil(outcome.retryAfterMs / 1000)));
+      await deps.queue.requeue(message, delaySeconds);
+      return { action: 'requeued', reason: 'deferred', delaySeconds, apiRequests };
     }
     case 'interrupted': {
       const interruptions = (message.interruptions ?? 0) + 1;

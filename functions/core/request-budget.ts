@@ -1,3 +1,5 @@
+import { sleep } from './sleep.js';
+
 /**
  * One request budget for every Localytics API call of a process.
  *
@@ -9,12 +11,15 @@
 
 export interface Clock {
   now(): number;
-  sleep(ms: number): Promise<void>;
+  /** Wait `ms`; return early (and clear the timer) when `signal` aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
 export const systemClock: Clock = {
   now: () => Date.now(),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))),
+  sleep: async (ms, signal) => {
+    await sleep(ms, signal);
+  },
 };
 
 export interface RequestBudgetOptions {
@@ -47,7 +52,7 @@ async function sleepUnlessAborted(clock: Clock, ms: number, signal?: AbortSignal
     signal.addEventListener('abort', onAbort, { once: true });
   });
   try {
-    return await Promise.race([clock.sleep(ms).then(() => false), aborted]);
+    return await Promise.race([clock.sleep(ms, signal).then(() => signal.aborted), aborted]);
   } finally {
     if (onAbort) signal.removeEventListener('abort', onAbort);
   }

@@ -75,7 +75,7 @@ export async function runJobs(jobs: readonly SyncJob[], options: RunJobsOptions)
       ) {
         item.failures++;
         if (item.failures < maxAttempts) {
-          await clock.sleep(backoffMs(item.failures - 1, { baseMs: 1000, random: options.random }));
+          await clock.sleep(backoffMs(item.failures - 1, { baseMs: 1000, random: options.random }), options.signal);
           queue.push(item);
           continue;
         }

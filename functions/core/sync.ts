@@ -59,7 +59,7 @@ export async function runSync(
 ): Promise<SyncSummary> {
   const clock = options.clock ?? systemClock;
   const started = clock.now();
-  const plan = await planSync(request, deps);
+  const plan = await planSync({ ...request, signal: options.signal }, deps);
   options.onPlanned?.(plan);
   deps.logger.info('sync planned', { jobs: plan.jobs.length, beyondRetention: plan.beyondRetention.length });
 
@@ -115,6 +115,11 @@ export async function runSync(
         break;
       case 'interrupted':
         failed.push({ job: jobId(job), reason: 'interrupted before it finished; the next run copies it' });
+        break;
+      case 'deferred':
+        // Another run (a deployment's copier, another CLI) is copying it: not ours to fail.
+        pending.push(jobId(job));
+        warnings.push(`${jobId(job)}: ${outcome.reason}; the next run picks it up`);
         break;
     }
   }

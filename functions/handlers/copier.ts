@@ -23,6 +23,8 @@ export function createCopierHandler(getRuntime: () => Runtime) {
     const rt = getRuntime();
     const source = await rt.source();
     const deadline = new AbortController();
+    // After this the invocation is over (Lambda's hard timeout): a change-set claim is held until then.
+    const holderDeadline = Date.now() + context.getRemainingTimeInMillis();
     const timer = setTimeout(
       () => deadline.abort(),
       Math.max(0, context.getRemainingTimeInMillis() - DEADLINE_MARGIN_MS),
@@ -39,7 +41,16 @@ export function createCopierHandler(getRuntime: () => Runtime) {
       const started = Date.now();
       const result = await processJobMessage(
         record.body,
-        { source, sink: rt.sink, queue: rt.queue, logger: rt.logger, signal: deadline.signal },
+        {
+          source,
+          sink: rt.sink,
+          queue: rt.queue,
+          logger: rt.logger,
+          signal: deadline.signal,
+          holderDeadline,
+          // A profile_changes request already sent may finish after the soft deadline, before the hard one.
+          inFlightGraceMs: DEADLINE_MARGIN_MS - 5_000,
+        },
         {
           receiveCount: Number(record.attributes.ApproximateReceiveCount ?? 1),
           maxReceiveCount: rt.config.maxReceiveCount,

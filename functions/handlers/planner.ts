@@ -8,8 +8,10 @@ import { recordPlannerRun } from './telemetry.js';
 /** `{}` is how the deployment trigger invokes the planner (it sends no payload): the daily task, backfill included. */
 const eventSchema = z.object({ task: z.optional(z.enum(['logs', 'exports', 'topup'])) });
 
-/** Stop sending this long before the function times out, so that every claimed job has its message. */
+/** Stop sending this long before the function times out (a tenth of a short run), so every claim has its message. */
 const DEADLINE_MARGIN_MS = 20_000;
+/** Time kept for planning the log hours and enqueueing after the lists, at most (a quarter of the run if shorter). */
+const ENQUEUE_RESERVE_MS = 60_000;
 
 /**
  * EventBridge Scheduler target: `{"task":"logs"}` hourly, `{"task":"exports"}` daily, `{"task":"topup"}` every 15
@@ -23,16 +25,23 @@ export function createPlannerHandler(getRuntime: () => Runtime, now: () => numbe
     const rt = getRuntime();
     const source = await rt.source();
     const requestsBefore = source.stats.apiRequests;
+    // List retries (a throttled list waits for its Retry-After) stop in time: each list gets a third of the time
+    // left before the reserve, so one failing list leaves time for the other and for the log hours.
+    const remaining = context?.getRemainingTimeInMillis() ?? 5 * 60_000;
+    const forLists = Math.floor(remaining - Math.min(ENQUEUE_RESERVE_MS, remaining / 4));
     const deadline = new AbortController();
-    const timer = context
-      ? setTimeout(() => deadline.abort(), Math.max(0, context.getRemainingTimeInMillis() - DEADLINE_MARGIN_MS))
-      : undefined;
+    const margin = Math.min(DEADLINE_MARGIN_MS, remaining / 10);
+    const timer = setTimeout(() => deadline.abort(), Math.max(0, remaining - margin));
     try {
       const summary = await planToQueue(
         task,
         rt.config,
         { source, sink: rt.sink, queue: rt.queue, ledger: rt.ledger, logger: rt.logger, signal: deadline.signal },
         now(),
+        {
+          signal: AbortSignal.timeout(Math.max(0, forLists)),
+          listTimeLimitMs: Math.max(1_000, Math.floor(forLists / 3)),
+        },
       );
       recordPlannerRun(rt.metrics, summary, source.stats.apiRequests - requestsBefore);
       return summary;

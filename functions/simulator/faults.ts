@@ -2,7 +2,8 @@
  * Switchable faults of the simulator. Each rule fires for the next `count` matching requests.
  * API faults: `throttle` (429), `server_error` (500), `unauthorized` (401), `html` (200 with an HTML page on lists),
  * `malformed_list` (a list whose shape is wrong), `wrong_types` (a list whose fields have the wrong types),
- * `oversized_list` (a list of more than 5 MiB). File faults: `reset` (connection reset mid-body), `truncate`
+ * `oversized_list` (a list of more than 5 MiB), `refresh` (Localytics regenerates every audience and profile export
+ * at this request, as its daily refresh does: lists and files show the new generation from now on). File faults: `reset` (connection reset mid-body), `truncate`
  * (the body stops early, gzip left incomplete), `expire` (403 as an expired URL), `file_server_error` (503),
  * `slow` (body trickles: `delayMs` per 64 KiB, default 50), `corrupt` (bytes flipped in the middle of the file),
  * `empty` (a 200 with no body).
@@ -15,6 +16,7 @@ export const API_FAULTS = [
   'malformed_list',
   'wrong_types',
   'oversized_list',
+  'refresh',
 ] as const;
 export const FILE_FAULTS = ['reset', 'truncate', 'expire', 'file_server_error', 'slow', 'corrupt', 'empty'] as const;
 export type ApiFaultKind = (typeof API_FAULTS)[number];

@@ -102,6 +102,8 @@ export class LocalyticsSimulator {
   private readonly rateWindowMs: number;
   private readonly window = new Map<string, number[]>();
   private readonly changeCursor = new Map<string, number>();
+  /** Set by the `refresh` fault: the generation Localytics made at that moment. */
+  private refreshedAt?: number;
   private readonly now: () => number;
   private readonly readyLagMs: number;
   private readonly urlTtlMs: number;
@@ -160,6 +162,11 @@ export class LocalyticsSimulator {
     return body.buffer ? Readable.from([body.buffer]) : createReadStream(body.diskPath as string);
   }
 
+  /** The current generation of audiences and profiles: the daily one, or a refresh that came after it. */
+  generation(): number {
+    return Math.max(latestGeneration(this.now()), this.refreshedAt ?? 0);
+  }
+
   /** The `profile_changes` cursor of a profile database: how many change sets its 302s have consumed. */
   changeSetsConsumed(profileDbId: string): number {
     return this.changeCursor.get(profileDbId) ?? 0;
@@ -201,6 +208,8 @@ export class LocalyticsSimulator {
       return this.send(response, 401, { error: 'The provided authentication parameters were not valid.' });
     }
     const fault = this.faults.take(API_FAULTS, url.pathname);
+    // A refresh between our list and our file request: from this request on, everything is the new generation.
+    if (fault?.kind === 'refresh') this.refreshedAt = Math.floor(this.now() / 1000) * 1000;
     if (fault?.kind === 'unauthorized') return this.send(response, 401, { error: 'not valid' });
     if (fault?.kind === 'throttle' || !this.admit(key)) {
       const retry = fault ? fault.retryAfterSeconds : this.retryAfterSeconds(key);
@@ -272,7 +281,7 @@ export class LocalyticsSimulator {
   }
 
   private audienceList(): unknown[] {
-    const generation = latestGeneration(this.now());
+    const generation = this.generation();
     return this.dataset.audiences.flatMap((audience, index) =>
       audience.identifierTypes.map((type, typeIndex) => ({
         id: 100 + index * 10 + typeIndex,
@@ -288,7 +297,7 @@ export class LocalyticsSimulator {
   }
 
   private profileList(): unknown[] {
-    const generation = latestGeneration(this.now());
+    const generation = this.generation();
     return this.dataset.profileDbs.flatMap((db, index) => [
       {
         id: 300 + index * 10,
@@ -321,7 +330,7 @@ export class LocalyticsSimulator {
     if (!audience?.identifierTypes.includes(type)) {
       return this.send(response, 403, { error: 'The Org does not have access to the specified audience.' });
     }
-    this.redirect(response, { t: 'aud', id, type, g: latestGeneration(this.now()) });
+    this.redirect(response, { t: 'aud', id, type, g: this.generation() });
   }
 
   private resolveProfile(response: http.ServerResponse, id = '', jobType = '') {
@@ -331,7 +340,7 @@ export class LocalyticsSimulator {
     if (!this.dataset.profileDbs.some((db) => db.profileDbId === id)) {
       return this.send(response, 403, { error: 'The Org does not have access to the specified Exports.' });
     }
-    if (jobType === 'profile') return this.redirect(response, { t: 'prof', id, g: latestGeneration(this.now()) });
+    if (jobType === 'profile') return this.redirect(response, { t: 'prof', id, g: this.generation() });
     // Every 302 consumes the change set: the cursor moves now, whether or not the file is ever downloaded.
     const sequence = this.changeSetsConsumed(id) + 1;
     this.changeCursor.set(id, sequence);

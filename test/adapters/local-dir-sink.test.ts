@@ -1,4 +1,4 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { expect, test } from 'vitest';
@@ -53,13 +53,60 @@ test('readText answers undefined for a missing key and delete is idempotent', as
   expect(await sink.exists('_state/none.json')).toBe(false);
 });
 
-test('writing a key first removes the temp file a killed process left for it', async () => {
+test("writing a key first removes the temp file a killed process left for it long ago, and only that key's", async () => {
   const dir = await tempDir();
   const sink = new LocalDirSink(dir);
-  const { mkdir, writeFile } = await import('node:fs/promises');
   await mkdir(path.join(dir, 'a'), { recursive: true });
-  await writeFile(path.join(dir, 'a', '.f.json.gz.partial-deadbeef'), 'half');
-  await writeFile(path.join(dir, 'a', '.g.json.gz.partial-cafe'), 'other key');
+  const longAgo = new Date(Date.now() - 60 * 60_000);
+  for (const [name, text] of [
+    ['.f.json.gz.partial-deadbeef', 'half'],
+    ['.g.json.gz.partial-cafe', 'other key'],
+  ]) {
+    await writeFile(path.join(dir, 'a', name as string), text as string);
+    await utimes(path.join(dir, 'a', name as string), longAgo, longAgo);
+  }
   await sink.write('a/f.json.gz', Readable.from([Buffer.from('whole')]), { contentType: 'application/gzip' });
   expect((await readdir(path.join(dir, 'a'))).sort()).toEqual(['.g.json.gz.partial-cafe', 'f.json.gz']);
+});
+
+test('replaceText replaces only the version read: of several writers that read it, exactly one wins', async () => {
+  const sink = new LocalDirSink(await tempDir());
+  expect(await sink.replaceText('_state/r.json', '{}', 'anything')).toBeUndefined();
+  const created = await sink.createText('_state/r.json', '{"n":0}');
+  expect(await sink.createText('_state/r.json', '{"n":9}')).toBeUndefined();
+  const read = await sink.readVersioned('_state/r.json');
+  expect(read).toEqual({ text: '{"n":0}', version: created });
+  const results = await Promise.all(
+    Array.from({ length: 8 }, (_, i) => sink.replaceText('_state/r.json', `{"n":${i + 1}}`, read?.version ?? '')),
+  );
+  const winners = results.filter((version) => version !== undefined);
+  expect(winners).toHaveLength(1);
+  expect((await sink.readVersioned('_state/r.json'))?.version).toBe(winners[0]);
+  // The lock files of the swap are hidden and gone.
+  const listed: string[] = [];
+  for await (const object of sink.list('_state/')) listed.push(object.key);
+  expect(listed).toEqual(['_state/r.json']);
+});
+
+test("two concurrent writers of one key both finish with the same bytes (neither removes the other writer's temp file)", async () => {
+  const dir = await tempDir();
+  const sink = new LocalDirSink(dir);
+  const chunks = Array.from({ length: 20 }, (_, i) => Buffer.from(`chunk ${i}\n`));
+  const trickle = () =>
+    Readable.from(
+      (async function* () {
+        for (const chunk of chunks) {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          yield chunk;
+        }
+      })(),
+    );
+  const results = await Promise.all([
+    sink.write('raw_logs/same.json.gz', trickle(), { contentType: 'application/gzip' }),
+    sink.write('raw_logs/same.json.gz', trickle(), { contentType: 'application/gzip' }),
+  ]);
+  const expected = Buffer.concat(chunks);
+  expect(results).toEqual([{ bytes: expected.length }, { bytes: expected.length }]);
+  expect((await readFile(path.join(dir, 'raw_logs/same.json.gz'))).equals(expected)).toBe(true);
+  expect(await readdir(path.join(dir, 'raw_logs'))).toEqual(['same.json.gz']);
 });

@@ -5,10 +5,11 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
 import { LocalDirSink } from '../../functions/adapters/local-dir-sink.js';
 import { copyJob } from '../../functions/core/copy-job.js';
-import { LocationExpiredError, RequestInFlightError, SinkError, TransientError } from '../../functions/core/errors.js';
-import { dataKey, pendingChangeSetKey, type SyncJob } from '../../functions/core/jobs.js';
+import { LocationExpiredError, SinkError, TransientError } from '../../functions/core/errors.js';
+import { type AudienceJob, dataKey, pendingChangeSetKey, type SyncJob } from '../../functions/core/jobs.js';
 import {
   type DownloadedFile,
+  type ExportListing,
   type ExportSource,
   type ResolveOutcome,
   silentLogger,
@@ -25,8 +26,18 @@ class ScriptedSource implements ExportSource {
     private readonly outcomes: ResolveOutcome[],
     private readonly downloads: (() => DownloadedFile)[],
   ) {}
-  async listAudiences() {
-    return [];
+  /** The audience job's list entry: the generation is confirmed after the download (issue 10, item 3). */
+  async listAudiences(): Promise<ExportListing[]> {
+    return [
+      {
+        id: 1,
+        name: 'a',
+        sourceType: 'audiences',
+        sourceId: audience.audienceId,
+        jobType: audience.identifierType,
+        resultsGeneratedAt: audience.generatedAt,
+      },
+    ];
   }
   async listProfiles() {
     return [];
@@ -52,7 +63,7 @@ const failing = (error: Error) => () => {
 };
 const ready = (location: string): ResolveOutcome => ({ status: 'ready', location });
 
-const audience: SyncJob = {
+const audience: AudienceJob = {
   kind: 'audience',
   audienceId: '7',
   identifierType: 'idfa',
@@ -185,168 +196,6 @@ describe('copyJob', () => {
   });
 });
 
-describe('copyJob on profile_changes, whose every 302 consumes the change set', () => {
-  test('keeps the Location while copying and removes it once the copy is confirmed', async () => {
-    const dir = await tempDir();
-    const sink = new LocalDirSink(dir);
-    let savedDuringDownload: string | undefined;
-    const source = new ScriptedSource(
-      [ready('https://s3.amazonaws.com/set-1')],
-      [() => ({ body: Readable.from([Buffer.from('{"profile":{}}\n')]) })],
-    );
-    const download = source.download.bind(source);
-    source.download = async (location) => {
-      savedDuringDownload = await sink.readText(pendingChangeSetKey(changes as never));
-      return download(location);
-    };
-    const outcome = await copyJob(changes, { source, sink, logger: silentLogger, clock: noWait });
-    expect(outcome.status).toBe('copied');
-    expect(JSON.parse(savedDuringDownload ?? '{}').location).toBe('https://s3.amazonaws.com/set-1');
-    expect(await sink.readText(pendingChangeSetKey(changes as never))).toBeUndefined();
-  });
-
-  test('a later run resumes a saved Location instead of asking again (which would skip a change set)', async () => {
-    const dir = await tempDir();
-    const sink = new LocalDirSink(dir);
-    const first = new ScriptedSource(
-      [ready('https://s3.amazonaws.com/set-1')],
-      [failing(new TransientError('reset')), failing(new TransientError('reset'))],
-    );
-    const failed = await copyJob(changes, {
-      source: first,
-      sink,
-      logger: silentLogger,
-      clock: noWait,
-      maxDownloadAttempts: 2,
-    });
-    expect(failed).toMatchObject({ status: 'failed', retryable: true });
-
-    const second = new ScriptedSource([], [ok(Buffer.from('{"profile":{}}\n'))]);
-    const resumed = await copyJob(changes, { source: second, sink, logger: silentLogger, clock: noWait });
-    expect(resumed.status).toBe('copied');
-    expect(second.resolved).toHaveLength(0);
-    expect(second.downloaded).toEqual(['https://s3.amazonaws.com/set-1']);
-  });
-
-  test('an expired change-set URL is reported as lost, never re-requested', async () => {
-    const dir = await tempDir();
-    const sink = new LocalDirSink(dir);
-    const source = new ScriptedSource(
-      [ready('https://s3.amazonaws.com/set-1')],
-      [failing(new LocationExpiredError('403'))],
-    );
-    const outcome = await copyJob(changes, { source, sink, logger: silentLogger, clock: noWait });
-    expect(outcome).toMatchObject({ status: 'failed', retryable: false });
-    expect(outcome.status === 'failed' && outcome.reason).toMatch(/lost/);
-    expect(source.resolved).toHaveLength(1);
-    expect((await filesUnder(dir)).some((file) => file.includes('profile_changes_lost'))).toBe(true);
-  });
-});
-
-describe('copyJob keeps change sets safe across runs', () => {
-  test('a fresh claim by another run blocks this one (retryable), without asking the API', async () => {
-    const sink = new LocalDirSink(await tempDir());
-    await sink.writeText(
-      pendingChangeSetKey(changes as never),
-      JSON.stringify({
-        state: 'claimed',
-        profileDbId: '60',
-        generatedAt: 0,
-        key: 'k',
-        claimedAt: new Date().toISOString(),
-      }),
-    );
-    const source = new ScriptedSource([], []);
-    const outcome = await copyJob(changes, {
-      source,
-      sink,
-      logger: silentLogger,
-      clock: { now: Date.now, sleep: async () => {} },
-    });
-    expect(outcome).toMatchObject({
-      status: 'failed',
-      retryable: true,
-      reason: 'another run is requesting this change set right now',
-    });
-    expect(source.resolved).toHaveLength(0);
-  });
-
-  test('a stale claim (its run died mid-request) is taken over and reported as a possible loss', async () => {
-    const sink = new LocalDirSink(await tempDir());
-    await sink.writeText(
-      pendingChangeSetKey(changes as never),
-      JSON.stringify({
-        state: 'claimed',
-        profileDbId: '60',
-        generatedAt: 0,
-        key: 'k',
-        claimedAt: '2020-01-01T00:00:00Z',
-      }),
-    );
-    const source = new ScriptedSource([ready('https://s3.amazonaws.com/set-2')], [ok(Buffer.from('{"profile":{}}\n'))]);
-    const outcome = await copyJob(changes, {
-      source,
-      sink,
-      logger: silentLogger,
-      clock: { now: Date.now, sleep: async () => {} },
-    });
-    expect(outcome.status).toBe('copied');
-    expect(outcome.status === 'copied' && outcome.warnings[0]).toMatch(/may have consumed one that was never saved/);
-  });
-
-  test('a profile_changes request that fails in flight is not retried: it may have consumed a change set', async () => {
-    const sink = new LocalDirSink(await tempDir());
-    const source = new ScriptedSource(
-      [{ status: 'failed', error: new RequestInFlightError('request to /x failed: timeout'), retryable: true }],
-      [],
-    );
-    const outcome = await copyJob(changes, { source, sink, logger: silentLogger, clock: noWait });
-    expect(outcome).toMatchObject({ status: 'failed', retryable: false });
-    expect(outcome.status === 'failed' && outcome.reason).toMatch(/may have consumed a change set/);
-    expect(await sink.readText(pendingChangeSetKey(changes as never))).toBeUndefined();
-  });
-
-  test('when the Location cannot be saved and the copy fails, the change set is reported lost, not re-requested', async () => {
-    const dir = await tempDir();
-    const real = new LocalDirSink(dir);
-    const sink = Object.assign(Object.create(real) as LocalDirSink, {
-      writeText: async (key: string, text: string) => {
-        if (key.startsWith('_state/profile_changes/')) throw new Error('S3 is down');
-        return real.writeText(key, text);
-      },
-    });
-    const source = new ScriptedSource(
-      [ready('https://s3.amazonaws.com/set-1')],
-      [failing(new TransientError('reset')), failing(new TransientError('reset'))],
-    );
-    const outcome = await copyJob(changes, {
-      source,
-      sink,
-      logger: silentLogger,
-      clock: noWait,
-      maxDownloadAttempts: 2,
-    });
-    expect(outcome).toMatchObject({ status: 'failed', retryable: false });
-    expect(outcome.status === 'failed' && outcome.reason).toMatch(
-      /change set lost: its URL could not be saved \(S3 is down\)/,
-    );
-    expect(source.resolved).toHaveLength(1);
-  });
-
-  test('a record that cannot be deleted after the copy leaves the job copied', async () => {
-    const dir = await tempDir();
-    const real = new LocalDirSink(dir);
-    const sink = Object.assign(Object.create(real) as LocalDirSink, {
-      delete: async () => {
-        throw new Error('AccessDenied');
-      },
-    });
-    const source = new ScriptedSource([ready('https://s3.amazonaws.com/set-1')], [ok(Buffer.from('{"profile":{}}\n'))]);
-    const outcome = await copyJob(changes, { source, sink, logger: silentLogger, clock: noWait });
-    expect(outcome).toMatchObject({ status: 'copied', downloads: 1 });
-  });
-});
-
 test('a destination failure is reported with its own cause, not as a "premature close" of the download', async () => {
   const dir = await tempDir();
   const real = new LocalDirSink(dir);
@@ -413,22 +262,4 @@ test('a leftover change-set record whose data already landed is removed, not lef
   });
   expect(outcome.status).toBe('present');
   expect(await sink.readText(pendingChangeSetKey(changes as never))).toBeUndefined();
-});
-
-test('when another delivery copied the change set between the existence check and the claim, nothing is requested', async () => {
-  const dir = await tempDir();
-  const real = new LocalDirSink(dir);
-  let checks = 0;
-  const sink = Object.assign(Object.create(real) as LocalDirSink, {
-    exists: async (key: string) => {
-      checks++;
-      if (checks === 2) await real.writeText(key, 'landed meanwhile');
-      return real.exists(key);
-    },
-  });
-  const source = new ScriptedSource([], []);
-  const outcome = await copyJob(changes, { source, sink, logger: silentLogger, clock: noWait });
-  expect(outcome.status).toBe('present');
-  expect(source.resolved).toHaveLength(0);
-  expect(await real.readText(pendingChangeSetKey(changes as never))).toBeUndefined();
 });

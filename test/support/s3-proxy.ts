@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 
 export type S3Operation =
   | 'CreateMultipartUpload'
@@ -19,7 +20,9 @@ export interface ProxiedRequest {
 
 /**
  * A small proxy in front of s3rver that records every S3 request, tracks multipart uploads (so tests can prove none
- * is left open), answers AbortMultipartUpload the way S3 does (s3rver does not implement it), and injects failures.
+ * is left open), answers AbortMultipartUpload the way S3 does (s3rver does not implement it), enforces S3's
+ * conditional writes (`If-None-Match: *` and `If-Match: <etag>` on PutObject, which s3rver ignores) atomically per
+ * key, and injects failures.
  */
 export class S3RecordingProxy {
   readonly requests: ProxiedRequest[] = [];
@@ -29,12 +32,21 @@ export class S3RecordingProxy {
   readonly completed = new Set<string>();
   readonly aborted = new Set<string>();
   private readonly failures = new Map<S3Operation, number>();
+  /** Conditional writes in progress, per path: they run one at a time, like S3's. */
+  private readonly keyLocks = new Map<string, Promise<void>>();
+  private readonly upstreamClient: S3Client;
   private readonly server: http.Server;
   private readonly target: URL;
   url = '';
 
   constructor(targetUrl: string) {
     this.target = new URL(targetUrl);
+    this.upstreamClient = new S3Client({
+      endpoint: targetUrl,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    });
     this.server = http.createServer((request, response) => {
       this.handle(request, response).catch(() => response.destroy());
     });
@@ -58,6 +70,12 @@ export class S3RecordingProxy {
 
   clearFailures(): void {
     this.failures.clear();
+  }
+
+  /** Make an upload look as if it had been started `ms` ago (one a killed writer left long ago). */
+  backdate(uploadId: string, ms: number): void {
+    const upload = this.uploadKeys.get(uploadId);
+    if (upload) upload.initiated = new Date(upload.initiated.getTime() - ms);
   }
 
   /** Multipart uploads created and neither completed nor aborted. */
@@ -84,6 +102,21 @@ export class S3RecordingProxy {
       record.status = 500;
       response.writeHead(500, { 'content-type': 'application/xml' });
       response.end('<?xml version="1.0"?><Error><Code>InternalError</Code><Message>injected</Message></Error>');
+      return;
+    }
+    if (
+      (operation === 'UploadPart' || operation === 'CompleteMultipartUpload') &&
+      uploadId &&
+      this.aborted.has(uploadId)
+    ) {
+      // As S3 does: an aborted upload takes no more parts and cannot be completed.
+      request.resume();
+      await new Promise((resolve) => request.once('end', resolve));
+      record.status = 404;
+      response.writeHead(404, { 'content-type': 'application/xml' });
+      response.end(
+        '<?xml version="1.0"?><Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message></Error>',
+      );
       return;
     }
     if (operation === 'ListMultipartUploads') {
@@ -117,6 +150,68 @@ export class S3RecordingProxy {
       return;
     }
 
+    const condition = conditionOf(request);
+    if (operation === 'PutObject' && condition) {
+      await this.withKeyLock(url.pathname, async () => {
+        const etag = await this.headEtag(url.pathname);
+        const holds =
+          condition.ifNoneMatch === '*' ? etag === undefined : etag !== undefined && etag === condition.ifMatch;
+        if (!holds) {
+          request.resume();
+          await new Promise((resolve) => request.once('end', resolve));
+          // S3 answers 404 for If-Match on a missing key, 412 when the condition fails otherwise.
+          record.status = etag === undefined && condition.ifMatch ? 404 : 412;
+          response.writeHead(record.status, { 'content-type': 'application/xml' });
+          response.end(
+            `<?xml version="1.0"?><Error><Code>${record.status === 404 ? 'NoSuchKey' : 'PreconditionFailed'}</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>`,
+          );
+          return;
+        }
+        await this.forward(request, response, record, url, operation, uploadId);
+      });
+      return;
+    }
+    await this.forward(request, response, record, url, operation, uploadId);
+  }
+
+  private async withKeyLock(key: string, action: () => Promise<void>): Promise<void> {
+    const previous = this.keyLocks.get(key) ?? Promise.resolve();
+    let release: () => void = () => {};
+    const current = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const chained = previous.then(() => current);
+    this.keyLocks.set(key, chained);
+    await previous;
+    try {
+      await action();
+    } finally {
+      release();
+      if (this.keyLocks.get(key) === chained) this.keyLocks.delete(key);
+    }
+  }
+
+  private async headEtag(pathname: string): Promise<string | undefined> {
+    const [, bucket = '', ...key] = pathname.split('/');
+    try {
+      const head = await this.upstreamClient.send(
+        new HeadObjectCommand({ Bucket: decodeURIComponent(bucket), Key: decodeURIComponent(key.join('/')) }),
+      );
+      return head.ETag;
+    } catch (error) {
+      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+      throw error;
+    }
+  }
+
+  private async forward(
+    request: http.IncomingMessage,
+    response: http.ServerResponse,
+    record: ProxiedRequest,
+    url: URL,
+    operation: S3Operation,
+    uploadId: string | undefined,
+  ): Promise<void> {
     const upstream = http.request({
       host: this.target.hostname,
       port: this.target.port,
@@ -151,7 +246,15 @@ export class S3RecordingProxy {
     if (operation === 'CompleteMultipartUpload' && uploadId && record.status === 200) this.completed.add(uploadId);
     response.writeHead(record.status, upstreamResponse.headers);
     upstreamResponse.pipe(response);
+    await new Promise((resolve) => response.once('close', resolve));
   }
+}
+
+function conditionOf(request: http.IncomingMessage): { ifNoneMatch?: string; ifMatch?: string } | undefined {
+  const ifNoneMatch = request.headers['if-none-match'];
+  const ifMatch = request.headers['if-match'];
+  if (ifNoneMatch === undefined && ifMatch === undefined) return undefined;
+  return { ifNoneMatch: ifNoneMatch?.trim(), ifMatch: ifMatch?.trim() };
 }
 
 function classify(method: string, url: URL): S3Operation {

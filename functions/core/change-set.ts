@@ -1,0 +1,321 @@
+/**
+ * `profile_changes`: every `302` consumes a change set at Localytics, so its request is claimed, its `Location`
+ * saved, and it is never asked for twice. The state of one change set lives at `pendingChangeSetKey(job)`:
+ *
+ * - `requesting` — written (create-if-absent, or a compare-and-swap over a stale record) only after the request
+ *   budget granted the slot and right before the request is sent, so that a claim never ages while its holder waits
+ *   for the budget, and a holder that stops before that point leaves nothing to report. `staleAfter` is the
+ *   holder's deadline (a Lambda's hard timeout; a CLI gives itself `LEASE_MS` and keeps to it): before it, others
+ *   come back later; after it, one of them (conditional write) reports the change set possibly consumed and takes
+ *   over.
+ * - `resolved` — the `Location` is saved: any later run copies that URL and nobody asks again.
+ *
+ * A request whose answer we cannot trust once it was sent (5xx, timeout, reset, an unexpected status) is reported
+ * as possibly consumed; one that never left this machine, a `429`, `401`, `403` or `404` consumed nothing and is
+ * simply retried or failed.
+ */
+import { randomUUID } from 'node:crypto';
+import type { CopyOutcome, CopyRun } from './copy-job.js';
+import { AuthError, PermanentJobError, RequestNotSentError, SinkError } from './errors.js';
+import { compactTimestamp } from './hours.js';
+import {
+  CHANGE_SET_LOST_PREFIX,
+  CHANGE_SET_STATE_PREFIX,
+  type ProfileChangesJob,
+  pendingChangeSetKey,
+} from './jobs.js';
+import type { ObjectSink, ResolveOutcome } from './ports.js';
+import { describeError } from './redact.js';
+
+export interface ChangeSetRecord {
+  /** `claimed` is the record of versions before 0.2, written before the request was sent: treated as `requesting`. */
+  readonly state: 'requesting' | 'resolved' | 'claimed';
+  readonly profileDbId: string;
+  readonly generatedAt: number;
+  readonly key: string;
+  /** Random id of the run that wrote the record. */
+  readonly holder?: string;
+  readonly claimedAt: string;
+  /** After this time the holder can no longer act on the record (absent on `claimed` records). */
+  readonly staleAfter?: string;
+  readonly location?: string;
+  readonly resolvedAt?: string;
+}
+
+/** How long a holder without a hard deadline (the CLI) owns a claim; it stops using it before then. */
+export const LEASE_MS = 10 * 60_000;
+/** A `claimed` record of an earlier version is stale this long after it was written (that version's rule). */
+const LEGACY_CLAIM_TTL_MS = 15 * 60_000;
+/**
+ * A change-set request is started only when its holder has this much time left: the request's own timeout (30 s)
+ * plus saving the `Location`, so that a claim is never abandoned mid-request by its own deadline.
+ */
+export const REQUEST_ALLOWANCE_MS = 45_000;
+/** Once sent, a change-set request is let run this long past a soft stop (Ctrl-C, the copier's deadline). */
+const DEFAULT_IN_FLIGHT_GRACE_MS = 1_500;
+
+/** The change set was copied by another run meanwhile. */
+class AlreadyPresent extends Error {
+  override readonly name = 'AlreadyPresent';
+}
+
+/** Another run holds (or just took) the claim. */
+class ClaimHeld extends Error {
+  override readonly name = 'ClaimHeld';
+}
+
+export type Download = (location: string) => Promise<CopyOutcome | 'expired'>;
+
+/** Copy one change set: resume a saved `Location`, or claim, request, save and copy a new one. */
+export async function copyChangeSet(job: ProfileChangesJob, run: CopyRun, download: Download): Promise<CopyOutcome> {
+  const { deps, clock } = run;
+  const stateKey = pendingChangeSetKey(job);
+  const current = await readChangeSetRecord(deps.sink, stateKey);
+  if (current?.record.state === 'resolved') {
+    deps.logger.info('resuming saved change set', run.fields);
+    return finish(run, stateKey, current.record.location as string, download);
+  }
+  const now = clock.now();
+  if (current && now < staleAfter(current.record)) {
+    return run.deferred(staleAfter(current.record) - now, 'another run is requesting this change set right now');
+  }
+  const leaseEnd = (claimTime: number) => deps.holderDeadline ?? claimTime + LEASE_MS;
+  const tooLate = () => {
+    const time = clock.now();
+    return leaseEnd(time) - time < REQUEST_ALLOWANCE_MS;
+  };
+  if (tooLate() || deps.signal?.aborted) return run.interrupted();
+
+  const holder = randomUUID();
+  let claim: { record: ChangeSetRecord; version: string } | undefined;
+  // The claim is taken here, after the budget's slot and right before the request leaves.
+  const beforeSend = async () => {
+    if (tooLate() || deps.signal?.aborted) {
+      throw new RequestNotSentError('not enough time left to request a change set safely');
+    }
+    if (await deps.sink.exists(run.key)) throw new AlreadyPresent();
+    const claimTime = clock.now();
+    const record: ChangeSetRecord = {
+      state: 'requesting',
+      profileDbId: job.profileDbId,
+      generatedAt: job.generatedAt,
+      key: run.key,
+      holder,
+      claimedAt: new Date(claimTime).toISOString(),
+      staleAfter: new Date(leaseEnd(claimTime)).toISOString(),
+    };
+    const text = JSON.stringify(record);
+    if (current) {
+      // Report the stale holder's request first (idempotent: every taker writes the same marker), then take over:
+      // of several runs that found the same stale record, only one replaces it.
+      await reportStaleClaim(run, stateKey, current.record);
+      const version = await deps.sink.replaceText(stateKey, text, current.version);
+      if (!version) throw new ClaimHeld();
+      claim = { record, version };
+    } else {
+      const version = await deps.sink.createText(stateKey, text);
+      if (!version) throw new ClaimHeld();
+      claim = { record, version };
+    }
+    inFlight.leaseStarted(leaseEnd(claimTime) - claimTime);
+  };
+  const inFlight = inFlightSignal(deps.signal, deps.inFlightGraceMs);
+  let outcome: ResolveOutcome;
+  try {
+    outcome = await deps.source.resolve(job, { signal: deps.signal, inFlightSignal: inFlight.signal, beforeSend });
+  } finally {
+    inFlight.dispose();
+  }
+  // Counted once the claim was written: the request left (or was about to leave) this machine.
+  if (claim) run.apiRequests++;
+  if (outcome.status === 'ready') {
+    return saveAndCopy(
+      run,
+      stateKey,
+      claim as { record: ChangeSetRecord; version: string },
+      outcome.location,
+      download,
+    );
+  }
+  // Whatever happened, a claim we took and a request that consumed nothing must not block the next attempt.
+  const release = async () => {
+    if (claim) await deps.sink.delete(stateKey).catch(() => undefined);
+  };
+  if (outcome.status === 'throttled') {
+    await release();
+    return { status: 'throttled', retryAfterMs: outcome.retryAfterMs, apiRequests: run.apiRequests };
+  }
+  if (outcome.status === 'not_ready') {
+    await release();
+    return { status: 'not_ready', apiRequests: run.apiRequests };
+  }
+  const error = outcome.error;
+  if (error instanceof AlreadyPresent) return { status: 'present', key: run.key };
+  // Look again in a minute: by then the other run has saved its Location, or its claim shows when it goes stale.
+  if (error instanceof ClaimHeld) return run.deferred(60_000, 'another run took this change set right now');
+  if (!claim || error instanceof RequestNotSentError) {
+    // Nothing left this machine (no slot before the deadline, DNS, refused, or the claim could not be written).
+    await release();
+    if (deps.signal?.aborted) return run.interrupted();
+    return run.failed(describeError(error), true);
+  }
+  if (error instanceof AuthError || error instanceof PermanentJobError) {
+    // 401/403/404: refused before anything was consumed.
+    await release();
+    return run.failed(describeError(error), false);
+  }
+  return lose(
+    run,
+    stateKey,
+    holder,
+    `the profile_changes request failed after it was sent (${describeError(error)}); Localytics may have consumed a change set that could not be saved`,
+  );
+}
+
+/** Save the consumed change set's `Location` (so that any later run resumes it), then copy it. */
+async function saveAndCopy(
+  run: CopyRun,
+  stateKey: string,
+  claim: { record: ChangeSetRecord; version: string },
+  location: string,
+  download: Download,
+): Promise<CopyOutcome> {
+  const { deps, clock } = run;
+  const resolved: ChangeSetRecord = {
+    ...claim.record,
+    state: 'resolved',
+    location,
+    resolvedAt: new Date(clock.now()).toISOString(),
+  };
+  let saved: string | undefined;
+  let reason = 'another run replaced the claim';
+  try {
+    saved = await deps.sink.replaceText(stateKey, JSON.stringify(resolved), claim.version);
+  } catch (error) {
+    reason = describeError(error);
+  }
+  if (!saved) {
+    // The change set is consumed and only this process knows its URL: copy it now or report it lost.
+    deps.logger.error('could not save change set location', { ...run.fields, reason });
+    const result = await download(location);
+    if (result !== 'expired' && result.status === 'copied') {
+      await deps.sink.delete(stateKey).catch(() => undefined);
+      return result;
+    }
+    return lose(
+      run,
+      stateKey,
+      claim.record.holder ?? 'unknown',
+      `its URL could not be saved (${reason}) and the copy failed`,
+    );
+  }
+  return finish(run, stateKey, location, download);
+}
+
+/** Copy a saved `Location`; the record goes once the data is safe. */
+async function finish(run: CopyRun, stateKey: string, location: string, download: Download): Promise<CopyOutcome> {
+  const { deps } = run;
+  const result = await download(location);
+  if (result === 'expired') {
+    const record = await readChangeSetRecord(deps.sink, stateKey).catch(() => undefined);
+    return lose(run, stateKey, record?.record.holder ?? 'unknown', 'its URL expired before the copy completed');
+  }
+  if (result.status === 'copied') {
+    // The data is safe; a leftover record only makes a later run find the key present and skip it.
+    await deps.sink
+      .delete(stateKey)
+      .catch((error: unknown) =>
+        deps.logger.warn('could not delete change set record', { ...run.fields, reason: describeError(error) }),
+      );
+  }
+  return result;
+}
+
+/** The marker of a change set reported lost: one per claim, so that every loss is kept. */
+export function lostChangeSetKey(stateKey: string, holder: string): string {
+  const name = stateKey.slice(CHANGE_SET_STATE_PREFIX.length).replace(/\.json$/, '');
+  return `${CHANGE_SET_LOST_PREFIX}${name}.${holder}.json`;
+}
+
+async function writeLostMarker(run: CopyRun, stateKey: string, holder: string, why: string): Promise<void> {
+  await run.deps.sink
+    .writeText(
+      lostChangeSetKey(stateKey, holder),
+      JSON.stringify({ key: run.key, lostAt: new Date(run.clock.now()).toISOString(), why }),
+    )
+    .catch((error: unknown) =>
+      run.deps.logger.error('could not write lost change set marker', { ...run.fields, reason: describeError(error) }),
+    );
+}
+
+/** Report a consumed change set that cannot be copied: asking again would return the next one. */
+async function lose(run: CopyRun, stateKey: string, holder: string, why: string): Promise<CopyOutcome> {
+  const { deps } = run;
+  await writeLostMarker(run, stateKey, holder, why);
+  await deps.sink.delete(stateKey).catch(() => undefined);
+  const reason = `change set lost: ${why}; asking again would return the next change set`;
+  deps.logger.error('change set lost', { ...run.fields, reason });
+  return run.failed(reason, false);
+}
+
+/** A stale `requesting` record: its holder sent the request (or was about to) and never saved a `Location`. */
+async function reportStaleClaim(run: CopyRun, stateKey: string, record: ChangeSetRecord): Promise<void> {
+  const why =
+    'a previous run stopped after requesting this change set and before saving it: Localytics may have consumed one that was never saved';
+  run.warnings.push(why);
+  run.deps.logger.error('change set possibly lost', { ...run.fields, reason: why });
+  const holder = record.holder ?? compactTimestamp(Date.parse(record.claimedAt));
+  await writeLostMarker(run, stateKey, holder, why);
+}
+
+function staleAfter(record: ChangeSetRecord): number {
+  if (record.staleAfter) return Date.parse(record.staleAfter);
+  return Date.parse(record.claimedAt) + LEGACY_CLAIM_TTL_MS;
+}
+
+/**
+ * The signal that may abort a change-set request once sent: the holder's lease running out (from when the claim
+ * is taken), or a soft stop followed by `graceMs` (a sent request is worth letting finish: aborting it may lose the
+ * change set).
+ */
+function inFlightSignal(soft: AbortSignal | undefined, graceMs = DEFAULT_IN_FLIGHT_GRACE_MS) {
+  const controller = new AbortController();
+  let lease: NodeJS.Timeout | undefined;
+  let grace: NodeJS.Timeout | undefined;
+  const onSoft = () => {
+    grace = setTimeout(() => controller.abort(new Error('stopped')), graceMs);
+  };
+  if (soft?.aborted) onSoft();
+  else soft?.addEventListener('abort', onSoft, { once: true });
+  return {
+    signal: controller.signal,
+    leaseStarted(leaseMs: number) {
+      lease = setTimeout(() => controller.abort(new Error('change-set lease ended')), Math.max(0, leaseMs - 5_000));
+    },
+    dispose() {
+      if (lease) clearTimeout(lease);
+      if (grace) clearTimeout(grace);
+      soft?.removeEventListener('abort', onSoft);
+    },
+  };
+}
+
+async function readChangeSetRecord(
+  sink: ObjectSink,
+  key: string,
+): Promise<{ record: ChangeSetRecord; version: string } | undefined> {
+  const stored = await sink.readVersioned(key);
+  if (stored === undefined) return undefined;
+  try {
+    const record = JSON.parse(stored.text) as ChangeSetRecord;
+    const valid =
+      (record.state === 'resolved' && typeof record.location === 'string') ||
+      ((record.state === 'requesting' || record.state === 'claimed') &&
+        typeof record.claimedAt === 'string' &&
+        Number.isFinite(staleAfter(record)));
+    if (valid) return { record, version: stored.version };
+  } catch {
+    // fall through
+  }
+  throw new SinkError(`change set record ${key} is unreadable; inspect it before syncing profile_changes again`);
+}
