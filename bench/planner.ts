@@ -117,7 +117,7 @@ export async function benchPlanner(options: PlannerBenchOptions): Promise<GroupR
       const both = await queuedJobs(sqs.endpoint, queues.name);
       // The queue still holds the first messages too (nobody deleted them): together, the oldest, each once.
       expectOldestFirst('top-up', both, apps, hours, 2 * CAPACITY);
-      check('top-up', topup.enqueued === CAPACITY && topup.present === 0);
+      check('top-up', topup.enqueued === CAPACITY);
 
       // A destination holding every other hour: one listing per app returns 359 keys.
       const denseQueues = await createQueues(sqs.client, `dense-${rep}`);
