@@ -41,7 +41,7 @@ const envSchema = z.object({
   /** This deployment's queued-job ledger (DynamoDB table). */
   LEDGER_TABLE: z.string().check(z.minLength(3)),
   /** Minutes of work at the key's rate the planner keeps in the queue. */
-  QUEUE_AHEAD_MINUTES: withDefault(wholeNumber(1, 24 * 60), '30'),
+  QUEUE_AHEAD_MINUTES: withDefault(wholeNumber(1, 120), '30'),
   NOT_READY_DEADLINE_HOURS: withDefault(wholeNumber(1), '24'),
   ALLOWED_FILE_HOSTS: withDefault(list, ''),
   /** First backoff of a retryable failure across deliveries (doubles each delivery). */
