@@ -269,6 +269,6 @@ function summarise(group: GroupResult, samples: Record<Scenario, Sample[]>, scal
   group.notes.push(
     `The child runs the real \`planToQueue\` (logs only, log lag 1 h, backfill 30 days: ${scale.hours} hours, the newest an hour old and the oldest still inside the retention) with S3Sink on s3rver, SqsJobQueue on fauxqs and DynamoDbJobLedger on dynalite, bundled by esbuild and run by plain \`node\`; the source lists nothing (log hours need no API call).`,
     `First backfill: the deployment trigger's run (\`exports\`) on an empty destination and ledger. Top-up: the benchmark lands the ${CAPACITY.toLocaleString('en-US')} queued jobs (objects written, ledger entries ended) and runs \`topup\`. After each, it reads every message from fauxqs' inspection endpoint and checks that the queue holds each job once and that they are the oldest hours of every app.`,
-    'Existence checks are one listing per app from the window start; claims are conditional PutItems, ten at a time, each batch then sent with SendMessageBatch. Command times are summed SDK latencies measured in the child (concurrent claims add up).',
+    'Existence checks are one listing per app from the window start (8 at a time); claims are conditional PutItems, ten at a time, each batch then sent with SendMessageBatch. Wall time is the child process from start to exit (Node start-up included); command times are summed SDK latencies measured in the child (concurrent calls add up).',
   );
 }
