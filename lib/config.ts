@@ -54,6 +54,7 @@ const configSchema = z.object({
   exportsScheduleTimeZone: z.string().default('America/New_York'),
   alarmEmail: z.email().optional(),
   lagAlarmHours: wholeNumber(1, 720).default(6),
+  staleExportHours: wholeNumber(25, 720).default(48),
   catalogDatabaseName: z
     .string()
     .regex(/^[a-z0-9_]{1,255}$/, 'must be lower-case letters, digits and underscores')

@@ -9,7 +9,11 @@ export interface ExportQueueProps {
   readonly maxReceiveCount?: number;
 }
 
-/** The copy-job queue and its dead-letter queue: encrypted, TLS only, 14 days of retention. */
+/**
+ * The copy-job queue and its dead-letter queue: encrypted, TLS only. SQS keeps a message's first enqueue time when
+ * it is moved to the dead-letter queue, so the job queue keeps messages 7 days and the dead-letter queue 14: a
+ * parked job stays at least 7 days for people to read.
+ */
 export class ExportQueue extends Construct {
   readonly queue: Queue;
   readonly deadLetterQueue: Queue;
@@ -34,7 +38,7 @@ export class ExportQueue extends Construct {
     this.queue = new Queue(this, 'Queue', {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
-      retentionPeriod: Duration.days(14),
+      retentionPeriod: Duration.days(7),
       visibilityTimeout: props.visibilityTimeout,
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: this.maxReceiveCount },
     });

@@ -42,6 +42,7 @@ export class LocalyticsExportSyncStack extends Stack {
       catalogDatabaseName: config.catalogDatabaseName,
       catalogStartDate: config.catalogStartDate,
       lagAlarmHours: config.lagAlarmHours,
+      staleExportHours: config.staleExportHours,
       alarmEmail: config.alarmEmail,
       exportsSchedule: ScheduleExpression.expression(
         `cron(${config.exportsScheduleCron})`,

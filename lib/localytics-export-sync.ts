@@ -55,6 +55,8 @@ export interface LocalyticsExportSyncProps {
   readonly queueAheadMinutes?: number;
   /** A log hour still 404 this long after it ended is parked as a gap. @default 24 */
   readonly notReadyDeadlineHours?: number;
+  /** Alarm when an audience or profile export has not been regenerated for this long, or left its list. @default 48 */
+  readonly staleExportHours?: number;
   /** @default minute 20 of every hour, UTC */
   readonly logSchedule?: ScheduleExpression;
   /** @default 09:30 America/New_York (after Localytics' daily refresh, DST-aware) */
@@ -69,7 +71,8 @@ export interface LocalyticsExportSyncProps {
   readonly alarmEmail?: string;
 }
 
-const PREFIX = /^[A-Za-z0-9!_.*'()-]+(\/[A-Za-z0-9!_.*'()-]+)*$/;
+/** Safe key characters, without `*` and `?`: the prefix becomes part of IAM resource ARNs, where they are wildcards. */
+const PREFIX = /^[A-Za-z0-9!_.'()-]+(\/[A-Za-z0-9!_.'()-]+)*$/;
 
 /**
  * Localytics exports into the customer's S3 bucket: scheduled planning, an SQS fan-out of one job per file, copiers
@@ -124,6 +127,7 @@ export class LocalyticsExportSync extends Construct {
       LEDGER_TABLE: this.ledger.tableName,
       QUEUE_AHEAD_MINUTES: String(settings.queueAheadMinutes),
       NOT_READY_DEADLINE_HOURS: String(props.notReadyDeadlineHours ?? 24),
+      STALE_EXPORT_HOURS: String(props.staleExportHours ?? 48),
     };
 
     this.planner = new SyncFunction(this, 'Planner', {
@@ -184,6 +188,8 @@ export class LocalyticsExportSync extends Construct {
       deadLetterQueue: this.jobs.deadLetterQueue,
       apps: settings.datasets.includes('logs') ? props.apps : [],
       lagAlarmHours: props.lagAlarmHours,
+      watchesExports: settings.datasets.includes('audiences') || settings.datasets.includes('profiles'),
+      staleExportHours: props.staleExportHours ?? 48,
       alarmEmail: props.alarmEmail,
     });
     for (const fn of [this.planner, this.copier]) {
@@ -205,6 +211,13 @@ export class LocalyticsExportSync extends Construct {
     // Planner: list and check existence (HEAD needs GetObject) under the prefix. Nothing else.
     this.planner.addToRolePolicy(listUnderPrefix);
     this.planner.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [objects] }));
+    // What the daily run remembers of the export lists, to notice one that vanishes. Its only write.
+    this.planner.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['s3:PutObject'],
+        resources: [this.bucket.arnForObjects(`${this.keyPrefix}/_state/exports_seen.json`)],
+      }),
+    );
     // Copier: also write (PutObject covers the multipart calls), abort uploads and delete its state records.
     this.copier.addToRolePolicy(listUnderPrefix);
     // To find and abort the multipart upload of a copier that was killed mid-copy before writing its key again.
@@ -267,7 +280,15 @@ export class LocalyticsExportSync extends Construct {
       blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
       objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
       versioned: true,
-      lifecycleRules: [{ abortIncompleteMultipartUploadAfter: Duration.days(1) }],
+      lifecycleRules: [
+        { abortIncompleteMultipartUploadAfter: Duration.days(1) },
+        {
+          // _state records hold presigned URLs while a change set is copied; their old versions must not linger.
+          prefix: `${this.keyPrefix}/_state/`,
+          noncurrentVersionExpiration: Duration.days(1),
+          expiredObjectDeleteMarker: true,
+        },
+      ],
     });
     Validations.of(bucket).acknowledge({
       id: 'AwsSolutions-S1',
@@ -290,7 +311,7 @@ interface ValidatedSettings {
 function validate(props: LocalyticsExportSyncProps): ValidatedSettings {
   const keyPrefix = (props.keyPrefix ?? 'localytics').replace(/^\/+|\/+$/g, '');
   if (!PREFIX.test(keyPrefix) || keyPrefix.split('/').some((part) => part === '.' || part === '..')) {
-    throw new Error(`keyPrefix "${props.keyPrefix}" must be non-empty path segments of letters, digits and !_.*'()-`);
+    throw new Error(`keyPrefix "${props.keyPrefix}" must be non-empty path segments of letters, digits and !_.'()-`);
   }
   const datasets = props.datasets ?? DATASETS;
   for (const dataset of datasets) {

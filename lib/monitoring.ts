@@ -27,6 +27,10 @@ export interface MonitoringProps {
   readonly apps: readonly string[];
   /** Alarm when an app's newest copied hour is older than this many hours. @default 6 */
   readonly lagAlarmHours?: number;
+  /** Whether audiences or profiles are synced: then exports that vanish or stop refreshing alarm. @default false */
+  readonly watchesExports?: boolean;
+  /** The planner's threshold for an export not refreshed, for the alarm's description. @default 48 */
+  readonly staleExportHours?: number;
   /** Alarm when more than this share of API requests is throttled over an hour. @default 0.2 */
   readonly throttleAlarmRatio?: number;
   /** Email address subscribed to the alarm topic. @default no topic */
@@ -91,6 +95,14 @@ export class Monitoring extends Construct {
         treatMissingData: TreatMissingData.BREACHING,
       });
     }
+    const exportConcerns = metric(METRIC.exportConcerns, 'Maximum', Duration.days(1));
+    if (props.watchesExports) {
+      this.alarm('ExportsNotRefreshed', {
+        metric: exportConcerns,
+        threshold: 0,
+        description: `An audience or profile export left its list or was not regenerated for ${props.staleExportHours ?? 48} hours: the planner's "export vanished" / "export not refreshed" logs name it.`,
+      });
+    }
     const filesCopied = metric(METRIC.filesCopied, 'Sum', Duration.hours(1));
     this.alarm('NothingCopied', {
       metric: metric(METRIC.filesCopied, 'Sum', Duration.days(1)),
@@ -142,7 +154,10 @@ export class Monitoring extends Construct {
       new GraphWidget({
         title: 'API requests and throttling',
         left: [apiRequests.with({ label: 'API requests' }), throttled.with({ label: 'throttled (429)' })],
-        right: [metric(METRIC.notReady, 'Sum', Duration.hours(1)).with({ label: 'not ready (404)' })],
+        right: [
+          metric(METRIC.notReady, 'Sum', Duration.hours(1)).with({ label: 'not ready (404)' }),
+          exportConcerns.with({ label: 'exports vanished or not refreshed' }),
+        ],
         width: 8,
       }),
       new GraphWidget({

@@ -11,7 +11,7 @@ import {
   RequestNotSentError,
   TransientError,
 } from '../core/errors.js';
-import { hourParts } from '../core/hours.js';
+import { hourParts, parseUtcTimestamp } from '../core/hours.js';
 import type { SyncJob } from '../core/jobs.js';
 import type {
   Credentials,
@@ -35,8 +35,8 @@ const MAX_LIST_ATTEMPTS = 8;
 const MAX_FILE_REDIRECTS = 3;
 
 const timestamp = z.pipe(
-  z.string().check(z.refine((value) => !Number.isNaN(Date.parse(value)), 'not a date-time')),
-  z.transform((value: string) => Date.parse(value)),
+  z.string().check(z.refine((value) => !Number.isNaN(parseUtcTimestamp(value)), 'not a date-time')),
+  z.transform((value: string) => parseUtcTimestamp(value)),
 );
 
 const listEntrySchema = z.object({

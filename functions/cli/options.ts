@@ -67,9 +67,10 @@ export function parseWindow(fromText: string | undefined, toText: string | undef
   const to = toText === undefined ? floorHour(now) : parseHourOption('--to', toText);
   const from = fromText === undefined ? to - 24 * HOUR_MS : parseHourOption('--from', fromText);
   if (from >= to) throw new UsageError(`--from ${formatHour(from)} must be before --to ${formatHour(to)}`);
-  if (to > floorHour(now) + HOUR_MS) {
+  if (to > floorHour(now)) {
+    // --to is exclusive: at most the current hour, so that the newest hour asked for is the last complete one.
     throw new UsageError(
-      `--to ${formatHour(to)} is in the future; the newest hour that can exist is ${formatHour(floorHour(now))}`,
+      `--to ${formatHour(to)} is too late: it is exclusive and may be at most the current hour ${formatHour(floorHour(now))} (the hour in progress has no file yet)`,
     );
   }
   if (to - from > 400 * DAY_MS) throw new UsageError('the window from --from to --to may span at most 400 days');

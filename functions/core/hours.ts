@@ -69,3 +69,15 @@ export function parseCompactTimestamp(stamp: string): number {
     Number(time.slice(4, 6)),
   );
 }
+
+/**
+ * Parse a timestamp from the API as UTC when it names no zone (`2017-02-13T12:30:43`): `Date.parse` would read it
+ * in the local time zone, so a CLI machine and a Lambda (UTC) would compute different generation keys.
+ * NaN when it is not a date-time.
+ */
+export function parseUtcTimestamp(text: string): number {
+  const value = text.trim();
+  const hasZone = /(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$/.test(value);
+  const isDateTime = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}/.test(value);
+  return Date.parse(isDateTime && !hasZone ? `${value.replace(' ', 'T')}Z` : value);
+}

@@ -27,6 +27,8 @@ export interface PlannerSettings {
   readonly requestsPerMinute: number;
   /** The queue holds at most this many minutes of work at the key's rate; the rest waits for a later top-up. */
   readonly queueAheadMinutes: number;
+  /** An audience or profile export not regenerated for this long is reported. */
+  readonly staleExportHours?: number;
 }
 
 export interface PlannerRunSummary {
@@ -52,6 +54,8 @@ export interface PlannerRunSummary {
    * none, the window's length (a lower bound), so that a stalled app still shows a growing lag.
    */
   readonly lagHours: Record<string, number>;
+  /** Audience and profile exports that vanished or stopped being refreshed (the `exports` task only). */
+  readonly exportConcerns: Plan['exportConcerns'];
 }
 
 export interface PlannerDependencies {
@@ -103,7 +107,10 @@ export async function planToQueue(
   if (task === 'exports') {
     for (const dataset of ['audiences', 'profiles'] as const) if (settings.datasets.has(dataset)) datasets.add(dataset);
   }
-  const plan = await planSync({ datasets, apps: settings.apps, from, to, now, ...limits }, deps);
+  const plan = await planSync(
+    { datasets, apps: settings.apps, from, to, now, staleExportHours: settings.staleExportHours, ...limits },
+    deps,
+  );
   // Lists stopped at their deadline may have left apps unlisted: their hours count as backlog, from the start.
   const listingCut = planLogs && limits.signal?.aborted === true;
 
@@ -180,6 +187,7 @@ export async function planToQueue(
     stoppedAtDeadline: stoppedAtDeadline || listingCut,
     skipped: plan.skipped,
     listFailures: plan.listFailures,
+    exportConcerns: plan.exportConcerns,
     lagHours: Object.fromEntries(
       planLogs
         ? settings.apps.map((app) => [
@@ -250,6 +258,7 @@ function emptySummary(task: PlannerTask, to: number): PlannerRunSummary {
     skipped: [],
     listFailures: [],
     lagHours: {},
+    exportConcerns: [],
   };
 }
 

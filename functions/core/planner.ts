@@ -1,3 +1,4 @@
+import { type ExportConcern, type WatchedList, watchExports } from './export-watch.js';
 import { formatDate, hoursBetween, LOG_RETENTION_MS, parseCompactTimestamp } from './hours.js';
 import { type Dataset, isIdentifierType, isPositiveIntegerId } from './identifiers.js';
 import {
@@ -26,6 +27,8 @@ export interface PlanRequest {
   readonly signal?: AbortSignal;
   /** Most time one list may take with its retries (a throttled list must not use up a planner's run). */
   readonly listTimeLimitMs?: number;
+  /** An audience or profile export whose newest generation is older than this is reported. Default 48. */
+  readonly staleExportHours?: number;
 }
 
 export interface SkippedExport {
@@ -46,6 +49,8 @@ export interface Plan {
   readonly listFailures: { readonly endpoint: string; readonly reason: string }[];
   /** Per app, the newest log hour present at the destination within the window (absent: none). */
   readonly newestLogHour: Map<string, number>;
+  /** Audience and profile exports that vanished from their list or stopped being refreshed. */
+  readonly exportConcerns: ExportConcern[];
 }
 
 export interface PlanDependencies {
@@ -63,11 +68,14 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
     skipped: [],
     listFailures: [],
     newestLogHour: new Map(),
+    exportConcerns: [],
   };
+  const watched = new Map<WatchedList, SyncJob[]>();
   const present = plan.present as { logs: number; audiences: number; profiles: number };
   if (request.datasets.has('audiences')) {
     const entries = await listSafely('/v1/exports/audiences', (o) => deps.source.listAudiences(o), plan, request);
     const listed = audienceJobs(entries, plan.skipped);
+    if (!plan.listFailures.length) watched.set('audiences', listed);
     for (const job of listed) {
       if (await deps.sink.exists(dataKey(job))) present.audiences++;
       else plan.jobs.push(job);
@@ -88,8 +96,11 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
       }
     }
     const blocked = new Set(resumed.map((job) => job.profileDbId));
+    const failuresBefore = plan.listFailures.length;
     const listed = await listSafely('/v1/exports/profiles', (o) => deps.source.listProfiles(o), plan, request);
-    for (const job of profileJobs(listed, plan.skipped)) {
+    const profileExports = profileJobs(listed, plan.skipped);
+    if (plan.listFailures.length === failuresBefore) watched.set('profiles', profileExports);
+    for (const job of profileExports) {
       if (job.kind === 'profile_changes' && blocked.has(job.profileDbId)) {
         if (!resumed.some((saved) => saved.generatedAt === job.generatedAt)) {
           plan.skipped.push({
@@ -123,6 +134,9 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
     logJobs.sort((a, b) => a.hour - b.hour);
     // Not push(...logJobs): 1,000 apps × 720 hours overflow the call stack as arguments.
     for (const job of logJobs) plan.jobs.push(job);
+  }
+  if (watched.size > 0) {
+    plan.exportConcerns.push(...(await watchExports(watched, deps, request.now, request.staleExportHours ?? 48)));
   }
   for (const skipped of plan.skipped) deps.logger.warn('export skipped', { ...skipped });
   return plan;

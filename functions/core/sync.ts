@@ -84,7 +84,7 @@ export async function runSync(
     job: `list ${failure.endpoint}`,
     reason: failure.reason,
   }));
-  const warnings: string[] = [];
+  const warnings: string[] = plan.exportConcerns.map((concern) => `${concern.export}: ${concern.detail}`);
   for (const { job, outcome } of reports) {
     switch (outcome.status) {
       case 'copied':

@@ -43,6 +43,7 @@ const envSchema = z.object({
   /** Minutes of work at the key's rate the planner keeps in the queue. */
   QUEUE_AHEAD_MINUTES: withDefault(wholeNumber(1, 120), '30'),
   NOT_READY_DEADLINE_HOURS: withDefault(wholeNumber(1), '24'),
+  STALE_EXPORT_HOURS: withDefault(wholeNumber(1), '48'),
   ALLOWED_FILE_HOSTS: withDefault(list, ''),
   /** First backoff of a retryable failure across deliveries (doubles each delivery). */
   RETRY_BASE_SECONDS: withDefault(wholeNumber(1), '30'),
@@ -70,6 +71,8 @@ export interface HandlerConfig {
   readonly ledgerTable: string;
   readonly queueAheadMinutes: number;
   readonly notReadyDeadlineHours: number;
+  /** An audience or profile export not regenerated for this long is reported. */
+  readonly staleExportHours: number;
   readonly allowedFileHosts: readonly string[];
   readonly retryBaseSeconds: number;
   readonly notReadyDelaySeconds: number;
@@ -97,6 +100,7 @@ export function readHandlerConfig(env: Readonly<Record<string, string | undefine
     ledgerTable: e.LEDGER_TABLE,
     queueAheadMinutes: e.QUEUE_AHEAD_MINUTES,
     notReadyDeadlineHours: e.NOT_READY_DEADLINE_HOURS,
+    staleExportHours: e.STALE_EXPORT_HOURS,
     allowedFileHosts: e.ALLOWED_FILE_HOSTS,
     retryBaseSeconds: e.RETRY_BASE_SECONDS,
     notReadyDelaySeconds: e.NOT_READY_DELAY_SECONDS,

@@ -15,6 +15,7 @@ export const METRIC = {
   jobsEnqueued: 'jobsEnqueued',
   lagHours: 'lagHours',
   logHoursMissing: 'logHoursMissing',
+  exportConcerns: 'exportConcerns',
 } as const;
 
 export const METRICS_NAMESPACE = 'LocalyticsExportSync';
@@ -44,6 +45,10 @@ export function recordPlannerRun(metrics: Metrics, summary: PlannerRunSummary, a
   metrics.addMetric(METRIC.apiRequests, MetricUnit.Count, apiRequests);
   if (summary.listFailures.length > 0)
     metrics.addMetric(METRIC.failures, MetricUnit.Count, summary.listFailures.length);
+  // Only the daily run reads the export lists: the hourly one publishes nothing here (missing, not zero).
+  if (summary.task === 'exports') {
+    metrics.addMetric(METRIC.exportConcerns, MetricUnit.Count, summary.exportConcerns.length);
+  }
   for (const [app, lag] of Object.entries(summary.lagHours)) {
     const single = metrics.singleMetric();
     single.addDimension('app', app);

@@ -1,3 +1,5 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, test } from 'vitest';
 import { exportPath, LocalyticsClient, parseRetryAfter } from '../../functions/adapters/localytics-client.js';
@@ -50,6 +52,43 @@ describe('lists', () => {
     const client = clientFor(simulator);
     expect((await client.listAudiences()).length).toBe(4);
     expect(client.stats.throttled).toBe(1);
+  });
+
+  test('a timestamp without a zone is UTC, whatever the local time zone (issue 10, item 9)', async () => {
+    // The documentation's samples end in Z; an entry without one must not shift by the CLI machine's offset.
+    const server = http.createServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end(
+        JSON.stringify([
+          {
+            id: 1,
+            name: 'a',
+            source_type: 'audiences',
+            source_id: '153829',
+            job_type: 'idfa',
+            results_generated_at: '2017-02-13T12:30:43',
+            results_expire_at: '2017-03-30 12:30:43',
+          },
+        ]),
+      );
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const zone = process.env.TZ;
+    process.env.TZ = 'America/New_York';
+    try {
+      const [entry] = await new LocalyticsClient({
+        apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        credentials: { apiKey: 'zone-test-key', apiSecret: 'zone-test-secret' },
+        budget: new RequestBudget({ ratePerMinute: 6000 }),
+      }).listAudiences();
+      expect(entry?.resultsGeneratedAt).toBe(Date.UTC(2017, 1, 13, 12, 30, 43));
+      expect(entry?.resultsExpireAt).toBe(Date.UTC(2017, 2, 30, 12, 30, 43));
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   test('wrong credentials are an AuthError', async () => {

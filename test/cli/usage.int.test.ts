@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { floorHour, formatHour, HOUR_MS } from '../../functions/core/hours.js';
 import { runCli } from '../support/cli.js';
 import { credentialEnv, useSimulator } from '../support/simulator.js';
 import { tempDir } from '../support/temp.js';
@@ -18,6 +19,11 @@ describe('bad input exits 2 with a one-line error, before any API call', () => {
     [['--api-url', 'http://example.com'], /--api-url must use https/],
     [['--datasets', 'logs', '--apps', ''], /--apps is required for the logs dataset/],
     [['--bogus'], /unknown option '--bogus'/],
+    // The hour in progress has no file yet: --to (exclusive) may be at most the current hour (issue 10, item 9).
+    [
+      ['--to', formatHour(floorHour(Date.now()) + HOUR_MS)],
+      /--to .* is too late: it is exclusive and may be at most the current hour/,
+    ],
   ])('%j', async (args, message) => {
     const dir = await tempDir();
     const before = simulator.requests.length;

@@ -1,10 +1,10 @@
-import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, test } from 'vitest';
 import { TABLES } from '../../lib/catalog/tables.js';
 import { readStackConfig } from '../../lib/config.js';
 import { LocalyticsExportSyncStack } from '../../lib/localytics-export-sync-stack.js';
+import { testApp } from '../support/cdk.js';
 
 const APPS = [
   '1bea53c5f15a26dff0a078f-2eedf7d6-fd41-11e3-4735-00a426b17dd8',
@@ -12,7 +12,7 @@ const APPS = [
 ];
 
 function synth(context: Record<string, unknown> = {}) {
-  const app = new App({ context: { secretName: 'localytics/api', apps: APPS, bucketName: 'lake-bucket', ...context } });
+  const app = testApp({ context: { secretName: 'localytics/api', apps: APPS, bucketName: 'lake-bucket', ...context } });
   const stack = new LocalyticsExportSyncStack(app, 'Test', { config: readStackConfig(app.node) });
   return { app, template: Template.fromStack(stack) };
 }
@@ -100,12 +100,12 @@ describe('the Glue catalog', () => {
 });
 
 describe('monitoring', () => {
-  test('alarms on a non-empty DLQ, copier and planner errors, lag per app, nothing copied in 24 h and throttling', () => {
+  test('alarms on a non-empty DLQ, copier and planner errors, lag per app, nothing copied in 24 h, throttling and stale exports', () => {
     const { template } = synth();
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
       (alarm) => (alarm as { Properties: Record<string, unknown> }).Properties,
     );
-    expect(alarms).toHaveLength(5 + APPS.length);
+    expect(alarms).toHaveLength(6 + APPS.length);
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'ApproximateNumberOfMessagesVisible',
       Threshold: 0,
@@ -128,7 +128,21 @@ describe('monitoring', () => {
       Metrics: Match.arrayWith([Match.objectLike({ Expression: 'IF(requests > 0, throttled / requests, 0)' })]),
       Threshold: 0.2,
     });
+    // Audience and profile exports that vanish or stop refreshing (issue 10, item 10).
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'exportConcerns',
+      Namespace: 'LocalyticsExportSync',
+      Statistic: 'Maximum',
+      Period: 86_400,
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
     template.resourceCountIs('AWS::SNS::Topic', 0);
+  });
+
+  test('without audiences and profiles there is no export alarm', () => {
+    const { template } = synth({ datasets: 'logs' });
+    expect(JSON.stringify(template.findResources('AWS::CloudWatch::Alarm'))).not.toContain('exportConcerns');
   });
 
   test('a dashboard shows throughput, lag per app, throttling, failures and queue depth', () => {

@@ -1,4 +1,4 @@
-import { App, Stack } from 'aws-cdk-lib';
+import { Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
@@ -8,11 +8,12 @@ import { describe, expect, test } from 'vitest';
 import { readStackConfig } from '../../lib/config.js';
 import { LocalyticsExportSync, type LocalyticsExportSyncProps } from '../../lib/localytics-export-sync.js';
 import { LocalyticsExportSyncStack } from '../../lib/localytics-export-sync-stack.js';
+import { testApp } from '../support/cdk.js';
 
 const APP_ID = '1bea53c5f15a26dff0a078f-2eedf7d6-fd41-11e3-4735-00a426b17dd8';
 
 function stackFromContext(context: Record<string, unknown> = {}) {
-  const app = new App({ context: { secretName: 'localytics/api', apps: [APP_ID], ...context } });
+  const app = testApp({ context: { secretName: 'localytics/api', apps: [APP_ID], ...context } });
   const stack = new LocalyticsExportSyncStack(app, 'Test', { config: readStackConfig(app.node) });
   return { app, stack, template: Template.fromStack(stack) };
 }
@@ -112,7 +113,7 @@ describe('the synthesized stack', () => {
       },
       VersioningConfiguration: { Status: 'Enabled' },
       LifecycleConfiguration: {
-        Rules: [Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } })],
+        Rules: Match.arrayWith([Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } })]),
       },
     });
     template.hasResourceProperties('AWS::S3::BucketPolicy', {
@@ -202,7 +203,7 @@ describe('the synthesized stack', () => {
 });
 
 test('cdk-nag catches a wildcard write outside the prefix (the check can fail)', () => {
-  const app = new App();
+  const app = testApp();
   const stack = new Stack(app, 'Nag');
   const sync = new LocalyticsExportSync(stack, 'Sync', {
     secret: Secret.fromSecretNameV2(stack, 'S', 'x'),
@@ -248,6 +249,9 @@ describe('configuration errors name what is wrong', () => {
     [{ bucketName: 'Bad_Bucket' }, /context "bucketName" is not a valid S3 bucket name/],
     [{ exportsScheduleTimeZone: 'Mars/Olympus' }, /exportsScheduleTimeZone" Mars\/Olympus is not an IANA time zone/],
     [{ keyPrefix: '../x' }, /keyPrefix "..\/x" must be/],
+    // An IAM wildcard in the prefix would widen every permission scoped to it (issue 10, item 9).
+    [{ keyPrefix: 'data/*' }, /keyPrefix "data\/\*" must be/],
+    [{ keyPrefix: 'a?c' }, /keyPrefix "a\?c" must be/],
     [{ lagAlarmHours: 7 }, /lagAlarmHours \(7\) must be less than lookbackHours \+ logLagHours \(7\)/],
     [{ queueAheadMinutes: 200 }, /context "queueAheadMinutes"/],
   ])('%j', (context, message) => {
@@ -255,12 +259,12 @@ describe('configuration errors name what is wrong', () => {
   });
 
   test('a missing secret name', () => {
-    const app = new App({ context: { apps: [APP_ID] } });
+    const app = testApp({ context: { apps: [APP_ID] } });
     expect(() => readStackConfig(app.node)).toThrow(/context "secretName"/);
   });
 
   test('construct props are checked too', () => {
-    const stack = new Stack(new App(), 'Props');
+    const stack = new Stack(testApp(), 'Props');
     const props: LocalyticsExportSyncProps = {
       secret: Secret.fromSecretNameV2(stack, 'S', 'x'),
       apps: [APP_ID],
@@ -278,5 +282,32 @@ describe('configuration errors name what is wrong', () => {
           backfillDays: 31,
         }),
     ).toThrow(/backfillDays must be from 1 to 30/);
+  });
+});
+
+test('parked jobs outlive the job queue: the dead-letter queue keeps messages longer (SQS keeps the first enqueue time)', () => {
+  const { template } = stackFromContext();
+  const queues = Object.values(template.findResources('AWS::SQS::Queue')) as {
+    Properties: { MessageRetentionPeriod: number; RedrivePolicy?: unknown };
+  }[];
+  const jobQueue = queues.find((queue) => queue.Properties.RedrivePolicy);
+  const deadLetterQueue = queues.find((queue) => !queue.Properties.RedrivePolicy);
+  expect(jobQueue?.Properties.MessageRetentionPeriod).toBe(7 * 86_400);
+  expect(deadLetterQueue?.Properties.MessageRetentionPeriod).toBe(14 * 86_400);
+});
+
+test('a created bucket expires old versions of _state records (they hold presigned URLs)', () => {
+  const { template } = stackFromContext({ keyPrefix: 'lake' });
+  template.hasResourceProperties('AWS::S3::Bucket', {
+    LifecycleConfiguration: {
+      Rules: Match.arrayWith([
+        Match.objectLike({
+          Prefix: 'lake/_state/',
+          NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+          ExpiredObjectDeleteMarker: true,
+          Status: 'Enabled',
+        }),
+      ]),
+    },
   });
 });

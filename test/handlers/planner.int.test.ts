@@ -1,9 +1,12 @@
 /**
+ * The planner handler against real emulators.
+ *
  * Issue 10, item 6: list retries stop at the planner's deadline, and one failing list does not prevent the rest of
  * the run. Before, a throttled audience list (Retry-After up to 15 minutes, 8 attempts) ran the daily planner into
  * its 5-minute timeout, and the profile list and the log backfill after it never ran.
  */
 import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
+import { EXPORTS_SEEN_KEY } from '../../functions/core/export-watch.js';
 import { createPlannerHandler } from '../../functions/handlers/planner.js';
 import { createRuntime } from '../../functions/handlers/runtime.js';
 import { createDynamoDbClient, createTestTable, dynamoDbEndpoint } from '../support/dynamodb.js';
@@ -25,13 +28,13 @@ beforeAll(async () => {
     AWS_ENDPOINT_URL_SQS: sqsEndpoint(),
     AWS_ENDPOINT_URL_DYNAMODB: dynamoDbEndpoint(),
     AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
-    POWERTOOLS_LOG_LEVEL: 'ERROR',
+    POWERTOOLS_LOG_LEVEL: 'WARN',
   });
 });
 afterAll(() => secrets.stop());
 afterEach(() => simulator.faults.clear());
 
-async function deployment() {
+async function deployment(now: () => number = Date.now) {
   const sqs = createSqsClient();
   const queues = await createJobQueues(sqs);
   const bucket = await createTestBucket(createS3Client());
@@ -50,7 +53,7 @@ async function deployment() {
     LEDGER_TABLE: await createTestTable(createDynamoDbClient()),
     BACKFILL_DAYS: '1',
   });
-  const planner = createPlannerHandler(() => runtime);
+  const planner = createPlannerHandler(() => runtime, now);
   return {
     async plan(remainingMs: number) {
       const started = Date.now();
@@ -58,6 +61,7 @@ async function deployment() {
       return { summary, elapsedMs: Date.now() - started };
     },
     queued: async () => (await queueDepth(sqs, queues.queueUrl)).visible,
+    sink: runtime.sink,
   };
 }
 
@@ -92,4 +96,46 @@ test('a list throttled for 15 minutes gives up in time; the log backfill still r
   const logJobs = ((summary.window.to - summary.window.from) / 3_600_000) * simulator.dataset.apps.length;
   expect(summary.enqueued).toBe(logJobs);
   expect(await run.queued()).toBe(logJobs);
+});
+
+test('the daily run reports exports that vanished or were not regenerated for 48 h, as logs and a metric (issue 10, item 10)', async () => {
+  // Three days after the simulator's latest generation: every export is stale.
+  const run = await deployment(() => Date.now() + 3 * 24 * 3_600_000);
+  await run.sink.writeText(
+    EXPORTS_SEEN_KEY,
+    JSON.stringify({
+      // Listed by the run of the day before.
+      'audience 999/idfa': { list: 'audiences', generatedAt: Date.now(), lastListed: Date.now() + 2 * 86_400_000 },
+    }),
+  );
+  // What the function prints (EMF metrics on stdout, warnings on stderr) is what CloudWatch receives.
+  const lines: string[] = [];
+  const capture = (stream: NodeJS.WriteStream) => {
+    const write = stream.write.bind(stream);
+    stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      lines.push(String(chunk));
+      return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof stream.write;
+    return () => {
+      stream.write = write;
+    };
+  };
+  const restore = [capture(process.stdout), capture(process.stderr)];
+  let summary: Awaited<ReturnType<typeof run.plan>>['summary'];
+  try {
+    ({ summary } = await run.plan(60_000));
+  } finally {
+    for (const undo of restore) undo();
+  }
+  const exports =
+    simulator.dataset.audiences.reduce((n, a) => n + a.identifierTypes.length, 0) +
+    2 * simulator.dataset.profileDbs.length;
+  expect(summary.exportConcerns.filter((concern) => concern.reason === 'not_refreshed')).toHaveLength(exports);
+  expect(summary.exportConcerns.filter((concern) => concern.reason === 'vanished').map((c) => c.export)).toEqual([
+    'audience 999/idfa',
+  ]);
+  const records = lines.flatMap((chunk) => chunk.split('\n')).filter((line) => line.startsWith('{'));
+  const emf = records.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => '_aws' in entry);
+  expect(emf.map((entry) => entry.exportConcerns).filter((value) => value !== undefined)).toEqual([exports + 1]);
+  expect(records.filter((line) => line.includes('"export vanished"'))).toHaveLength(1);
 });
