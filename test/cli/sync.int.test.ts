@@ -91,7 +91,8 @@ describe('sync into S3', () => {
     );
     const keys = await listAllKeys(s3, bucket);
     expect(keys.filter((key) => key.startsWith('lake/raw_logs/'))).toHaveLength(4 * apps.length);
-    expect(keys.filter((key) => key.includes('/_state/'))).toEqual([]);
+    // No change-set record is left; the only state is what the lists showed (to notice an export vanishing).
+    expect(keys.filter((key) => key.includes('/_state/'))).toEqual(['lake/_state/exports_seen.json']);
   });
 
   test('a rerun over the same window adds nothing and downloads no file', async () => {

@@ -80,7 +80,7 @@ describe('the synthesized stack', () => {
     expect(writeStatements.length).toBeGreaterThan(0);
     for (const statement of writeStatements) {
       for (const resource of asArray(statement.Resource)) {
-        expect(JSON.stringify(resource)).toMatch(/\/localytics\/(_state\/)?\*"\]\]\}$/);
+        expect(JSON.stringify(resource)).toMatch(/\/localytics\/(_state\/)?(\*|_state\/exports_seen\.json)"\]\]\}$/);
       }
     }
   });
