@@ -59,7 +59,8 @@ for (const tool of only.has('copy') ? ['curl', 'rclone'] : []) {
 const sizes = {
   copyMiB: quick ? [16, 64] : [100, 1024],
   budgetHoursPerApp: quick ? 16 : 152,
-  plannerApps: quick ? 10 : 100,
+  plannerApps: quick ? 50 : 1000,
+  plannerDenseApps: quick ? 10 : 100,
 };
 
 /** Build time and hash of the CLI bundle, to tie the figures to a build. */
@@ -100,7 +101,8 @@ try {
     copy: () => benchCopy({ sizesMiB: sizes.copyMiB, runs, tmpRoot, children }),
     budget: () => benchBudget({ hoursPerApp: sizes.budgetHoursPerApp, ratePerMinute: 600, runs, tmpRoot }),
     cold: () => benchCold({ runs: runs * 3, tmpRoot }),
-    planner: () => benchPlanner({ apps: sizes.plannerApps, runs, tmpRoot, children }),
+    planner: () =>
+      benchPlanner({ apps: sizes.plannerApps, denseApps: sizes.plannerDenseApps, runs, tmpRoot, children }),
   };
   for (const name of GROUPS.filter((group) => only.has(group))) {
     const groupStarted = Date.now();

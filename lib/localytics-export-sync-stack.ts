@@ -37,6 +37,7 @@ export class LocalyticsExportSyncStack extends Stack {
       logLagHours: config.logLagHours,
       lookbackHours: config.lookbackHours,
       backfillDays: config.backfillDays,
+      queueAheadMinutes: config.queueAheadMinutes,
       logSchedule: ScheduleExpression.expression(`cron(${config.logScheduleCron})`, TimeZone.ETC_UTC),
       catalogDatabaseName: config.catalogDatabaseName,
       catalogStartDate: config.catalogStartDate,
@@ -52,6 +53,7 @@ export class LocalyticsExportSyncStack extends Stack {
     new CfnOutput(this, 'KeyPrefix', { value: this.sync.keyPrefix });
     new CfnOutput(this, 'JobQueueUrl', { value: this.sync.jobs.queue.queueUrl });
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.sync.jobs.deadLetterQueue.queueUrl });
+    new CfnOutput(this, 'PlannerFunction', { value: this.sync.planner.functionName });
     new CfnOutput(this, 'GlueDatabase', { value: this.sync.catalog.databaseName });
     new CfnOutput(this, 'Dashboard', { value: this.sync.monitoring.dashboard.dashboardName });
   }

@@ -15,6 +15,8 @@ export interface SyncFunctionProps {
   readonly environment?: Record<string, string>;
   /** @default RetentionDays.ONE_MONTH */
   readonly logRetention?: RetentionDays;
+  /** Options of `currentVersion`, for functions something invokes by version. @default CDK's */
+  readonly currentVersionOptions?: NodejsFunctionProps['currentVersionOptions'];
 }
 
 /**
@@ -34,6 +36,7 @@ export class SyncFunction extends NodejsFunction {
       timeout: props.timeout ?? Duration.minutes(1),
       tracing: Tracing.ACTIVE,
       logGroup,
+      currentVersionOptions: props.currentVersionOptions,
       environment: {
         NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_SERVICE_NAME: 'localytics-export-sync',

@@ -1,3 +1,4 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 
@@ -24,4 +25,9 @@ const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 export function createSqsClient(env: Readonly<Record<string, string | undefined>>): SQSClient {
   const endpoint = env.AWS_ENDPOINT_URL_SQS ?? env.AWS_ENDPOINT_URL;
   return new SQSClient(endpoint ? { useQueueUrlAsEndpoint: false } : {});
+}
+
+/** The DynamoDB client, from the standard AWS SDK environment (`AWS_ENDPOINT_URL_DYNAMODB` for an emulator). */
+export function createDynamoDbClient(): DynamoDBClient {
+  return new DynamoDBClient({});
 }

@@ -25,14 +25,19 @@ export class SqsJobQueue implements JobQueue {
   ) {}
 
   /** Send in batches of 10; entries SQS refuses are sent again, and a job that still cannot be sent is an error. */
-  async enqueue(messages: readonly JobMessage[]): Promise<void> {
+  async enqueue(messages: readonly JobMessage[], options: { readonly delaySeconds?: number } = {}): Promise<void> {
+    const delaySeconds = Math.max(0, Math.min(900, Math.round(options.delaySeconds ?? 0)));
     for (let start = 0; start < messages.length; start += BATCH) {
       let pending = messages.slice(start, start + BATCH).map((message, index) => ({ id: String(index), message }));
       for (let attempt = 1; pending.length > 0; attempt++) {
         const response = await this.client.send(
           new SendMessageBatchCommand({
             QueueUrl: this.queueUrl,
-            Entries: pending.map(({ id, message }) => ({ Id: id, MessageBody: serializeJobMessage(message) })),
+            Entries: pending.map(({ id, message }) => ({
+              Id: id,
+              MessageBody: serializeJobMessage(message),
+              DelaySeconds: delaySeconds,
+            })),
           }),
         );
         const failedIds = new Set((response.Failed ?? []).map((entry) => entry.Id));

@@ -5,8 +5,8 @@ import { jobFields } from './jobs.js';
 
 /** The queue of copy jobs (SQS in AWS). */
 export interface JobQueue {
-  /** Send new jobs (the planner). */
-  enqueue(messages: readonly JobMessage[]): Promise<void>;
+  /** Send new jobs (the planner), visible after `delaySeconds` (at most 900; default 0). */
+  enqueue(messages: readonly JobMessage[], options?: { readonly delaySeconds?: number }): Promise<void>;
   /** Put a job back with a delay: not ready, throttled or out of time. Not a failure. */
   requeue(message: JobMessage, delaySeconds: number): Promise<void>;
   /** Park a job in the dead-letter queue with the reason it cannot be done. `body` is the raw message. */

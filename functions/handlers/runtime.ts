@@ -1,7 +1,8 @@
 import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { createS3Client, createSqsClient } from '../adapters/aws-clients.js';
+import { createDynamoDbClient, createS3Client, createSqsClient } from '../adapters/aws-clients.js';
+import { DynamoDbJobLedger } from '../adapters/dynamodb-job-ledger.js';
 import { LocalyticsClient } from '../adapters/localytics-client.js';
 import { fromPowertools } from '../adapters/powertools-logger.js';
 import { S3Sink } from '../adapters/s3-sink.js';
@@ -20,6 +21,8 @@ export interface Runtime {
   readonly metrics: Metrics;
   readonly sink: S3Sink;
   readonly queue: SqsJobQueue;
+  /** This deployment's queued-job ledger. */
+  readonly ledger: DynamoDbJobLedger;
   /** The Localytics client with current credentials (the secret is cached, re-read after its TTL). */
   source(): Promise<LocalyticsClient>;
 }
@@ -48,6 +51,7 @@ export function createRuntime(env: Readonly<Record<string, string | undefined>>)
     metrics,
     sink: new S3Sink(createS3Client(env), { bucket: config.bucket, prefix: config.prefix }),
     queue: new SqsJobQueue(createSqsClient(env), config.queueUrl, config.deadLetterQueueUrl),
+    ledger: new DynamoDbJobLedger(createDynamoDbClient(), config.ledgerTable),
     async source() {
       const credentials = await secrets.getCredentials();
       const key = `${credentials.apiKey}\u0000${credentials.apiSecret}`;

@@ -14,6 +14,7 @@ export const METRIC = {
   copyDuration: 'copyDuration',
   jobsEnqueued: 'jobsEnqueued',
   lagHours: 'lagHours',
+  logHoursMissing: 'logHoursMissing',
   exportConcerns: 'exportConcerns',
 } as const;
 
@@ -38,6 +39,9 @@ export function recordJob(metrics: Metrics, result: ProcessResult, durationMs: n
 /** What one planner run adds: jobs enqueued, failed lists, and the lag of every app (its own dimension). */
 export function recordPlannerRun(metrics: Metrics, summary: PlannerRunSummary, apiRequests: number): void {
   metrics.addMetric(METRIC.jobsEnqueued, MetricUnit.Count, summary.enqueued);
+  // Only runs that listed the logs know how many hours are missing (a top-up without a backlog lists nothing).
+  if (summary.window.from < summary.window.to)
+    metrics.addMetric(METRIC.logHoursMissing, MetricUnit.Count, summary.logHoursMissing);
   metrics.addMetric(METRIC.apiRequests, MetricUnit.Count, apiRequests);
   if (summary.listFailures.length > 0)
     metrics.addMetric(METRIC.failures, MetricUnit.Count, summary.listFailures.length);

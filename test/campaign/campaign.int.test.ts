@@ -1,4 +1,5 @@
 import { expect, test } from 'vitest';
+import { dynamoDbEndpoint } from '../support/dynamodb.js';
 import { s3Endpoint } from '../support/s3.js';
 import { sqsEndpoint } from '../support/sqs.js';
 import { passed, runSeed } from './campaign.js';
@@ -20,7 +21,7 @@ test.each([
 ])(
   'seed %i (%s path): nothing lost, duplicated or corrupted, no open upload, no leak',
   async (seed, route, faults) => {
-    const result = await runSeed(seed, campaignServers(s3Endpoint(), sqsEndpoint()));
+    const result = await runSeed(seed, campaignServers(s3Endpoint(), sqsEndpoint(), dynamoDbEndpoint()));
     expect(result.path).toBe(route);
     expect(result.faults).toEqual(expect.arrayContaining(faults as string[]));
     expect(result.problems).toEqual([]);

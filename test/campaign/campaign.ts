@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { DeleteMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
@@ -28,6 +29,7 @@ import type { FaultRule } from '../../functions/simulator/faults.js';
 import { createRandom } from '../../functions/simulator/random.js';
 import { LocalyticsSimulator, SIMULATOR_DEFAULT_CREDENTIALS } from '../../functions/simulator/server.js';
 import { runCli } from '../support/cli.js';
+import { clearTable, createTestTable } from '../support/dynamodb.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
 import { findLeaks } from '../support/leak-scan.js';
 import { createTestBucket, listAllKeys, S3RVER_CHECKSUMS, S3RVER_CREDENTIALS } from '../support/s3.js';
@@ -37,6 +39,8 @@ import { lambdaContext, queueDepth, receiveAll, toSqsEvent } from '../support/sq
 export interface CampaignServers {
   readonly s3Endpoint: string;
   readonly sqsEndpoint: string;
+  readonly dynamoDbEndpoint: string;
+  readonly dynamoDb: DynamoDBClient;
   readonly s3: (endpoint: string) => S3Client;
   readonly sqs: SQSClient;
   readonly createQueues: (sqs: SQSClient) => Promise<{ queueUrl: string; dlqUrl: string; queueArn: string }>;
@@ -140,6 +144,7 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
     };
     Object.assign(process.env, s3Env, {
       AWS_ENDPOINT_URL_SQS: servers.sqsEndpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: servers.dynamoDbEndpoint,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
     });
 
@@ -195,6 +200,7 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
       if (await ageAbandonedClaims(s3, bucket)) await round();
     } else {
       const queues = await servers.createQueues(servers.sqs);
+      const ledgerTable = await createTestTable(servers.dynamoDb);
       const secretArn = `arn:aws:secretsmanager:us-east-1:123456789012:secret:campaign-${seed}`;
       secrets.put(secretArn, JSON.stringify(SIMULATOR_DEFAULT_CREDENTIALS));
       const env: Record<string, string | undefined> = {
@@ -209,6 +215,7 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
         BUDGET_SHARES: '3',
         QUEUE_URL: queues.queueUrl,
         DLQ_URL: queues.dlqUrl,
+        LEDGER_TABLE: ledgerTable,
         MAX_RECEIVE_COUNT: '4',
         RETRY_BASE_SECONDS: '1',
         NOT_READY_DELAY_SECONDS: '1',
@@ -244,10 +251,15 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
         }
         for (rounds = 1; rounds <= MAX_ROUNDS; rounds++) {
           await drain(servers.sqs, queues, copier, { duplicates, deadline: deadline && rounds === 1, random });
+          // Each further round plays the next day's planning: parked jobs and the entries of messages SQS moved to
+          // the dead-letter queue have expired from the ledger by then.
+          await clearTable(servers.dynamoDb, ledgerTable);
           if ((await planner()) === 0) break;
         }
         // A copier killed after its change-set request left a claim that holds until its invocation's deadline.
         if (await ageAbandonedClaims(s3, bucket)) {
+          // Later: the deferred job's delayed message and its ledger entry have expired too.
+          await clearTable(servers.dynamoDb, ledgerTable);
           await planner();
           await drain(servers.sqs, queues, copier, { duplicates: false, deadline: false, random });
         }

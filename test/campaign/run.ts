@@ -16,7 +16,7 @@ const seeds = option('seeds', 20);
 const first = option('first', 1);
 
 const emulators = await startEmulators();
-const servers = campaignServers(emulators.s3Endpoint, emulators.sqsEndpoint);
+const servers = campaignServers(emulators.s3Endpoint, emulators.sqsEndpoint, emulators.dynamoDbEndpoint);
 
 const results: SeedResult[] = [];
 const started = Date.now();

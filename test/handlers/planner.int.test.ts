@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
 import { EXPORTS_SEEN_KEY } from '../../functions/core/export-watch.js';
 import { createPlannerHandler } from '../../functions/handlers/planner.js';
 import { createRuntime } from '../../functions/handlers/runtime.js';
+import { createDynamoDbClient, createTestTable, dynamoDbEndpoint } from '../support/dynamodb.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
 import { createS3Client, createTestBucket, s3Environment } from '../support/s3.js';
 import { credentials, useSimulator } from '../support/simulator.js';
@@ -25,6 +26,7 @@ beforeAll(async () => {
   Object.assign(process.env, {
     ...s3Environment(),
     AWS_ENDPOINT_URL_SQS: sqsEndpoint(),
+    AWS_ENDPOINT_URL_DYNAMODB: dynamoDbEndpoint(),
     AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
     POWERTOOLS_LOG_LEVEL: 'WARN',
   });
@@ -48,6 +50,7 @@ async function deployment(now: () => number = Date.now) {
     BUDGET_SHARES: '3',
     QUEUE_URL: queues.queueUrl,
     DLQ_URL: queues.dlqUrl,
+    LEDGER_TABLE: await createTestTable(createDynamoDbClient()),
     BACKFILL_DAYS: '1',
   });
   const planner = createPlannerHandler(() => runtime, now);

@@ -5,6 +5,7 @@ import { newJobMessage } from '../../functions/core/job-message.js';
 import { createCopierHandler } from '../../functions/handlers/copier.js';
 import { createRuntime } from '../../functions/handlers/runtime.js';
 import { LocalyticsSimulator } from '../../functions/simulator/server.js';
+import { createDynamoDbClient, createTestTable, dynamoDbEndpoint } from '../support/dynamodb.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
 import { createS3Client, createTestBucket, listAllKeys, s3Environment } from '../support/s3.js';
 import { credentials } from '../support/simulator.js';
@@ -31,6 +32,7 @@ beforeAll(async () => {
   Object.assign(process.env, {
     ...s3Environment(),
     AWS_ENDPOINT_URL_SQS: sqsEndpoint(),
+    AWS_ENDPOINT_URL_DYNAMODB: dynamoDbEndpoint(),
     AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
     POWERTOOLS_LOG_LEVEL: 'WARN',
   });
@@ -55,6 +57,7 @@ test(`${COPIERS} copiers running at once stay within the key's budget in every w
     BUDGET_SHARES: String(COPIERS + 1),
     QUEUE_URL: queues.queueUrl,
     DLQ_URL: queues.dlqUrl,
+    LEDGER_TABLE: await createTestTable(createDynamoDbClient()),
   };
   const hours = Array.from({ length: 24 }, (_, i) => floorHour(Date.now()) - (i + 3) * HOUR_MS);
   const jobs = simulator.dataset.apps.flatMap((appUuid) =>

@@ -97,7 +97,7 @@ describe('the synthesized stack', () => {
     const readers = statements(template).filter((s) => asArray(s.Action).includes('secretsmanager:GetSecretValue'));
     expect(readers).toHaveLength(2);
     const variables = Object.values(template.findResources('AWS::Lambda::Function')).map((fn) =>
-      JSON.stringify((fn as { Properties: { Environment: unknown } }).Properties.Environment),
+      JSON.stringify((fn as { Properties: { Environment?: unknown } }).Properties.Environment ?? {}),
     );
     for (const env of variables) expect(env).not.toMatch(/apiSecret|API_SECRET|API_KEY/);
   });
@@ -124,6 +124,71 @@ describe('the synthesized stack', () => {
       },
     });
     template.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Retain' });
+  });
+
+  test('a queued-job ledger of its own: on-demand, entries expire by TTL, deleted with the stack', () => {
+    template.resourceCountIs('AWS::DynamoDB::Table', 1);
+    template.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Delete',
+      Properties: {
+        BillingMode: 'PAY_PER_REQUEST',
+        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+      },
+    });
+  });
+
+  test('each function may use exactly the ledger actions it calls, on the ledger only', () => {
+    const dynamo = statements(template).filter((s) => asArray(s.Action).some((a) => a.startsWith('dynamodb:')));
+    expect(dynamo.map((s) => asArray(s.Action).sort())).toEqual(
+      expect.arrayContaining([
+        ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Scan'],
+        ['dynamodb:DeleteItem', 'dynamodb:PutItem'],
+      ]),
+    );
+    expect(dynamo).toHaveLength(2);
+    for (const statement of dynamo) {
+      expect(statement.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^SyncJobLedgerTable/), 'Arn'] });
+    }
+    const fns = template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'nodejs22.x' } });
+    for (const fn of Object.values(fns) as { Properties: { Environment: { Variables: Record<string, unknown> } } }[]) {
+      expect(fn.Properties.Environment.Variables).toMatchObject({
+        LEDGER_TABLE: { Ref: expect.stringMatching(/^SyncJobLedgerTable/) },
+        BACKFILL_DAYS: '30',
+        QUEUE_AHEAD_MINUTES: '30',
+      });
+    }
+  });
+
+  test('the planner runs once the deployment is in place, asynchronously, and again when it changes', () => {
+    const triggers = template.findResources('Custom::Trigger');
+    const [trigger] = Object.values(triggers) as {
+      Properties: Record<string, unknown>;
+      DependsOn: string[];
+    }[];
+    expect(Object.keys(triggers)).toHaveLength(1);
+    expect(trigger?.Properties).toMatchObject({
+      HandlerArn: { Ref: expect.stringMatching(/^SyncPlannerCurrentVersion/) },
+      InvocationType: 'Event',
+      ExecuteOnHandlerChange: true,
+    });
+    // After the queue, the ledger, both functions with their permissions and the copier's event source.
+    for (const prefix of [
+      'SyncJobsQueue',
+      'SyncJobLedgerTable',
+      'SyncPlannerServiceRoleDefaultPolicy',
+      'SyncCopierServiceRoleDefaultPolicy',
+      'SyncCopierSqsEventSource',
+    ]) {
+      expect(trigger?.DependsOn.some((id) => id.startsWith(prefix))).toBe(true);
+    }
+  });
+
+  test('tops the queue up from the backlog every 15 minutes', () => {
+    template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'cron(0/15 * * * ? *)',
+      Target: Match.objectLike({ Input: JSON.stringify({ task: 'topup' }) }),
+    });
   });
 
   test('cdk-nag AwsSolutions finds nothing unacknowledged', () => {
@@ -188,6 +253,7 @@ describe('configuration errors name what is wrong', () => {
     [{ keyPrefix: 'data/*' }, /keyPrefix "data\/\*" must be/],
     [{ keyPrefix: 'a?c' }, /keyPrefix "a\?c" must be/],
     [{ lagAlarmHours: 7 }, /lagAlarmHours \(7\) must be less than lookbackHours \+ logLagHours \(7\)/],
+    [{ queueAheadMinutes: 200 }, /context "queueAheadMinutes"/],
   ])('%j', (context, message) => {
     expect(() => stackFromContext(context)).toThrow(message);
   });
