@@ -4,14 +4,11 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import { EnqueueError } from '../core/errors.js';
 import { type JobMessage, serializeJobMessage } from '../core/job-message.js';
 import { jobId } from '../core/jobs.js';
 import type { JobQueue } from '../core/process-job.js';
 import { describeError } from '../core/redact.js';
-
-export class QueueError extends Error {
-  override readonly name = 'QueueError';
-}
 
 const BATCH = 10;
 const SEND_ATTEMPTS = 3;
@@ -44,8 +41,10 @@ export class SqsJobQueue implements JobQueue {
         pending = pending.filter(({ id }) => failedIds.has(id));
         if (pending.length > 0 && attempt >= SEND_ATTEMPTS) {
           const reasons = (response.Failed ?? []).map((entry) => entry.Message ?? entry.Code).join('; ');
-          throw new QueueError(
+          // The rest of this batch was sent; later batches were not tried.
+          throw new EnqueueError(
             `could not enqueue ${pending.length} job(s) (${pending.map(({ message }) => jobId(message.job)).join(', ')}): ${reasons}`,
+            [...pending.map(({ message }) => message), ...messages.slice(start + BATCH)],
           );
         }
       }

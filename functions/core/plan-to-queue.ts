@@ -1,3 +1,4 @@
+import { EnqueueError } from './errors.js';
 import { DAY_MS, floorHour, HOUR_MS, LOG_RETENTION_MS, parseHour } from './hours.js';
 import type { Dataset } from './identifiers.js';
 import { BACKLOG_TTL_MS, type JobLedger, type LedgerSnapshot, ledgerId, QUEUED_ENTRY_TTL_MS } from './job-ledger.js';
@@ -166,8 +167,10 @@ export async function planToQueue(
         { delaySeconds },
       );
     } catch (error) {
-      // Unsent jobs must not stay claimed: the next run sends them (at worst one is sent twice, never lost).
-      await Promise.allSettled(claimed.map((job) => deps.ledger.release(ledgerId(job))));
+      // Unsent jobs must not stay claimed: the next run sends them. When the queue says which were refused, only
+      // those are released (the others are queued); otherwise all, and at worst one is sent twice, never lost.
+      const unsent = error instanceof EnqueueError ? error.unsent.map((message) => message.job as SyncJob) : claimed;
+      await Promise.allSettled(unsent.map((job) => deps.ledger.release(ledgerId(job))));
       throw error;
     }
     position += claimed.length;

@@ -1,6 +1,7 @@
 import { expect, test } from 'vitest';
 import { LocalDirSink } from '../../functions/adapters/local-dir-sink.js';
 import { MemoryJobLedger } from '../../functions/adapters/memory-job-ledger.js';
+import { EnqueueError } from '../../functions/core/errors.js';
 import { floorHour, HOUR_MS, LOG_RETENTION_MS } from '../../functions/core/hours.js';
 import {
   ledgerId,
@@ -296,4 +297,35 @@ test('audiences and profiles are always sent, ahead of log hours, even when the 
   );
   expect(queueFull.enqueued).toBe(1);
   expect(world.queue.sent.at(-1)?.message.job.kind).toBe('audience');
+});
+
+test('a batch the queue partly accepted is not queued twice: only the refused jobs are released (found in review)', async () => {
+  const sent: JobMessage[] = [];
+  let failOnce = true;
+  const queue: JobQueue = {
+    // As SqsJobQueue.enqueue: 9 entries accepted, 1 still refused after its retries -> QueueError.
+    enqueue: async (messages) => {
+      if (failOnce) {
+        failOnce = false;
+        sent.push(...messages.slice(0, messages.length - 1));
+        throw new EnqueueError('could not enqueue 1 job(s)', messages.slice(messages.length - 1));
+      }
+      sent.push(...messages);
+    },
+    requeue: async () => {},
+    park: async () => {},
+  };
+  const world = {
+    sink: new LocalDirSink(await tempDir()),
+    queue,
+    ledger: new MemoryJobLedger(),
+    source: noApi,
+    logger: silentLogger,
+  };
+  const now = Date.UTC(2026, 10, 29, 12, 30);
+  await expect(planToQueue('exports', settings, world, now)).rejects.toThrow();
+  await planToQueue('topup', settings, world, now + 15 * 60_000).catch(() => undefined);
+  await planToQueue('exports', settings, world, now + 15 * 60_000);
+  const ids = sent.map((message) => ledgerId(message.job));
+  expect(ids.length - new Set(ids).size).toBe(0);
 });
