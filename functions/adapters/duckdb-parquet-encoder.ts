@@ -1,5 +1,6 @@
+import os from 'node:os';
 import path from 'node:path';
-import type { DuckDBConnection } from '@duckdb/node-api';
+import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type { ColumnDefinition, HiveType, TableDefinition } from '../../lib/catalog/tables.js';
 import { sourceKey } from '../../lib/catalog/tables.js';
 import {
@@ -46,34 +47,62 @@ export interface DuckDbParquetEncoderOptions {
   readonly threads?: number;
   /** Rows sampled to find fields that are not columns. Default 20,480. */
   readonly sampleRows?: number;
+  /** Where DuckDB spills beyond its memory limit. Default: a directory of this process under the OS temp dir. */
+  readonly spillDir?: string;
 }
 
 /**
  * The Parquet writer: DuckDB (`@duckdb/node-api`), native code that reads the gzip JSON lines itself, sorts out of
- * core within a memory limit (spilling to the scratch directory) and writes ZSTD-compressed Parquet. A fresh
- * in-memory database per file, so nothing is kept between files. Loaded on first use: `sync` without `--parquet`
- * never loads the native module.
+ * core within a memory limit (spilling to disk) and writes ZSTD-compressed Parquet. One in-memory database per
+ * encoder, started on first use (so `sync` without `--parquet` never loads the native module) and reused: a fresh
+ * connection per file, one file at a time.
  */
 export class DuckDbParquetEncoder implements ParquetEncoder {
+  private instance?: Promise<DuckDBInstance>;
+  private queue: Promise<unknown> = Promise.resolve();
+
   constructor(private readonly options: DuckDbParquetEncoderOptions = {}) {}
 
-  async encode(request: ParquetEncodeRequest): Promise<ParquetEncodeResult> {
-    const { DuckDBInstance } = await import('@duckdb/node-api');
-    const settings: Record<string, string> = {
-      memory_limit: `${this.options.memoryLimitMiB ?? 512}MB`,
-      temp_directory: path.join(request.scratchDir, 'spill'),
-      preserve_insertion_order: 'true',
-      autoinstall_known_extensions: 'false',
-      autoload_known_extensions: 'false',
-    };
-    if (this.options.threads) settings.threads = String(this.options.threads);
-    let instance: Awaited<ReturnType<typeof DuckDBInstance.create>>;
+  encode(request: ParquetEncodeRequest): Promise<ParquetEncodeResult> {
+    const run = this.queue.then(() => this.encodeOne(request));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Stop the database (its spill directory goes with it). */
+  async close(): Promise<void> {
+    const instance = this.instance;
+    this.instance = undefined;
+    await this.queue;
+    if (instance) (await instance.catch(() => undefined))?.closeSync();
+  }
+
+  private start(): Promise<DuckDBInstance> {
+    this.instance ??= (async () => {
+      const { DuckDBInstance } = await import('@duckdb/node-api');
+      const settings: Record<string, string> = {
+        memory_limit: `${this.options.memoryLimitMiB ?? 512}MB`,
+        temp_directory: this.options.spillDir ?? path.join(os.tmpdir(), `lsync-duckdb-spill-${process.pid}`),
+        preserve_insertion_order: 'true',
+        autoinstall_known_extensions: 'false',
+        autoload_known_extensions: 'false',
+      };
+      if (this.options.threads) settings.threads = String(this.options.threads);
+      return DuckDBInstance.create(':memory:', settings);
+    })();
+    this.instance.catch(() => {
+      this.instance = undefined;
+    });
+    return this.instance;
+  }
+
+  private async encodeOne(request: ParquetEncodeRequest): Promise<ParquetEncodeResult> {
+    let connection: DuckDBConnection;
     try {
-      instance = await DuckDBInstance.create(':memory:', settings);
+      connection = await (await this.start()).connect();
     } catch (error) {
       throw new ParquetEncodeError(`could not start DuckDB: ${describeError(error)}`, { cause: error });
     }
-    const connection = await instance.connect();
     const onAbort = () => connection.interrupt();
     request.signal?.addEventListener('abort', onAbort);
     try {
@@ -83,7 +112,6 @@ export class DuckDbParquetEncoder implements ParquetEncoder {
     } finally {
       request.signal?.removeEventListener('abort', onAbort);
       connection.closeSync();
-      instance.closeSync();
     }
   }
 

@@ -22,22 +22,31 @@ export function createReader(destination: Destination, io: CliIo): StoredObjectR
   return new S3ObjectReader(createS3Client(io.env), destination);
 }
 
-/** The CLI's conversion dependencies: DuckDB with a 1 GiB memory limit and every core, scratch space in TMPDIR. */
-export function cliConvertDependencies(
+/**
+ * Run `work` with the CLI's conversion dependencies: DuckDB with a 1 GiB memory limit and every core, scratch space
+ * in TMPDIR; the database is stopped afterwards.
+ */
+async function withConverter<T>(
   destination: Destination,
   sink: ObjectSink,
   logger: Logger,
   io: CliIo,
-  signal?: AbortSignal,
-): ConvertDependencies {
-  return {
-    reader: createReader(destination, io),
-    sink,
-    encoder: new DuckDbParquetEncoder({ memoryLimitMiB: 1024 }),
-    logger,
-    scratchDir: os.tmpdir(),
-    signal,
-  };
+  signal: AbortSignal | undefined,
+  work: (deps: ConvertDependencies) => Promise<T>,
+): Promise<T> {
+  const encoder = new DuckDbParquetEncoder({ memoryLimitMiB: 1024 });
+  try {
+    return await work({
+      reader: createReader(destination, io),
+      sink,
+      encoder,
+      logger,
+      scratchDir: os.tmpdir(),
+      signal,
+    });
+  } finally {
+    await encoder.close();
+  }
 }
 
 /** `localytics-sync convert`: build the Parquet layer for what is already at the destination. */
@@ -53,10 +62,9 @@ export async function convertCommand(options: ConvertCommandOptions, io: CliIo):
   });
   const progress = io.interactive && !options.json ? conversionProgress(io) : undefined;
   try {
-    const summary = await convertDestination(cliConvertDependencies(destination, sink, logger, io, interrupt.signal), {
-      rebuild: Boolean(options.rebuild),
-      onReport: progress,
-    });
+    const summary = await withConverter(destination, sink, logger, io, interrupt.signal, (deps) =>
+      convertDestination(deps, { rebuild: Boolean(options.rebuild), onReport: progress }),
+    );
     if (progress) io.stderr('\r\x1b[2K');
     io.stdout(options.json ? `${JSON.stringify(summary, null, 2)}\n` : formatConvertSummary(summary));
     return summary.failed.length > 0 || summary.interrupted > 0 ? EXIT_FAILURES : EXIT_OK;
@@ -74,7 +82,7 @@ export async function convertCopied(
   io: CliIo,
   signal?: AbortSignal,
 ): Promise<ConvertSummary> {
-  return convertKeys(jsonKeys, cliConvertDependencies(destination, sink, logger, io, signal));
+  return withConverter(destination, sink, logger, io, signal, (deps) => convertKeys(jsonKeys, deps));
 }
 
 function conversionProgress(io: CliIo) {

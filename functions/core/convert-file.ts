@@ -20,8 +20,6 @@ export interface ParquetEncodeRequest {
   readonly input: string;
   /** Where to write the Parquet file. */
   readonly output: string;
-  /** A directory the encoder may use for spill files; removed by the caller. */
-  readonly scratchDir: string;
   readonly signal?: AbortSignal;
 }
 
@@ -68,7 +66,7 @@ export interface ConvertDependencies {
   readonly sink: ObjectSink;
   readonly encoder: ParquetEncoder;
   readonly logger: Logger;
-  /** Local directory for the downloaded JSON object, the Parquet file and spill files (Lambda: /tmp). */
+  /** Local directory for the downloaded JSON object and the Parquet file (Lambda: /tmp). */
   readonly scratchDir: string;
   readonly signal?: AbortSignal;
   readonly now?: () => number;
@@ -121,7 +119,6 @@ export async function convertFile(
       table: target.table,
       input,
       output,
-      scratchDir: scratch,
       signal: deps.signal,
     });
     if (deps.signal?.aborted) return { status: 'interrupted', jsonKey };
