@@ -14,7 +14,8 @@ export interface ParquetTarget {
   readonly parquetKey: string;
 }
 
-const SEGMENT = /^[A-Za-z0-9._-]+$/;
+/** A key segment that cannot climb out of its folder or hide (no leading dot). */
+const SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
 
 /**
  * The Parquet target of a JSON data key, or undefined when the key is not a data object of a table (state records,
@@ -31,7 +32,7 @@ export function parquetTargetOf(jsonKey: string): ParquetTarget | undefined {
     if (!segment.startsWith(prefix) || !SEGMENT.test(segment.slice(prefix.length))) return undefined;
   }
   const file = segments.at(-1) as string;
-  if (!file.endsWith('.json.gz') || !SEGMENT.test(file) || file.startsWith('.')) return undefined;
+  if (!file.endsWith('.json.gz') || !SEGMENT.test(file)) return undefined;
   const base = file.slice(0, -'.json.gz'.length);
   if (base.length === 0) return undefined;
   const parquetKey = [PARQUET_FOLDER, ...segments.slice(0, -1), `${base}.parquet`].join('/');
