@@ -15,11 +15,12 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Architecture, Code, LayerVersion, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { METRIC, METRICS_NAMESPACE } from '../functions/handlers/telemetry.js';
 import { DUCKDB_BINDING, duckDbLayerDir } from '../scripts/fetch-native.mjs';
 import { PARQUET_FOLDER, TABLES } from './catalog/tables.js';
+import { ExportQueue } from './export-queue.js';
 import type { Monitoring } from './monitoring.js';
 import { acknowledgeExpectedWildcards } from './nag-acknowledgements.js';
 import { SyncFunction } from './sync-function.js';
@@ -82,23 +83,13 @@ export class ParquetConverter extends Construct {
       );
     }
 
-    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-    Validations.of(this.deadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason:
-        'This is the dead-letter queue of the Parquet conversion queue; parked conversions stay here, with their reason.',
-    });
-    this.queue = new Queue(this, 'Queue', {
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
+    const queues = new ExportQueue(this, 'Queues', {
       visibilityTimeout: Duration.seconds(timeout.toSeconds() * 6),
-      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount },
+      maxReceiveCount,
+      purpose: 'Parquet conversion',
     });
+    this.queue = queues.queue;
+    this.deadLetterQueue = queues.deadLetterQueue;
 
     const layer = new LayerVersion(this, 'DuckDbBinding', {
       code: Code.fromAsset(layerDir),

@@ -6,7 +6,16 @@
 // `node scripts/fetch-native.mjs`.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -33,12 +42,15 @@ export function fetchPackage({ name, version, integrity }, dir) {
   try {
     const npm = process.env.npm_execpath;
     const args = ['pack', `${name}@${version}`, '--pack-destination', work, '--silent'];
-    if (npm?.endsWith('.js')) execFileSync(process.execPath, [npm, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+    if (npm?.endsWith('.js'))
+      execFileSync(process.execPath, [npm, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
     else execFileSync('npm', args, { stdio: ['ignore', 'ignore', 'inherit'], shell: process.platform === 'win32' });
     const tarball = readdirSync(work).find((file) => file.endsWith('.tgz'));
     if (!tarball) throw new Error(`npm pack ${name}@${version} produced no tarball`);
     const [algorithm, expected] = integrity.split('-', 2);
-    const actual = createHash(algorithm).update(readFileSync(path.join(work, tarball))).digest('base64');
+    const actual = createHash(algorithm)
+      .update(readFileSync(path.join(work, tarball)))
+      .digest('base64');
     if (actual !== expected) throw new Error(`${name}@${version}: integrity mismatch (expected ${integrity})`);
     const extracted = path.join(work, 'extracted');
     mkdirSync(extracted);

@@ -1,26 +1,19 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { App, Stack } from 'aws-cdk-lib';
+import { Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
-import { afterAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { TABLES } from '../../lib/catalog/tables.js';
 import { readStackConfig } from '../../lib/config.js';
 import { LocalyticsExportSyncStack } from '../../lib/localytics-export-sync-stack.js';
 import { ParquetConverter } from '../../lib/parquet-converter.js';
+import { testApp } from '../support/cdk.js';
 import { tempDir } from '../support/temp.js';
 
 const APP_ID = '1bea53c5f15a26dff0a078f-2eedf7d6-fd41-11e3-4735-00a426b17dd8';
-const outdirs: string[] = [];
-afterAll(() => Promise.all(outdirs.map((dir) => rm(dir, { recursive: true, force: true }))));
-
 function synth(context: Record<string, unknown> = {}) {
-  const outdir = path.join(os.tmpdir(), `cdk.out-parquet-${process.pid}-${outdirs.length}`);
-  outdirs.push(outdir);
-  const app = new App({
-    outdir,
+  const app = testApp({
     context: {
       // As the CDK CLI sets it: resources name their asset directories (aws:asset:path).
       'aws:cdk:enable-asset-metadata': true,
@@ -31,7 +24,7 @@ function synth(context: Record<string, unknown> = {}) {
     },
   });
   const stack = new LocalyticsExportSyncStack(app, 'Test', { config: readStackConfig(app.node) });
-  return { app, stack, outdir, template: Template.fromStack(stack) };
+  return { app, stack, outdir: app.outdir, template: Template.fromStack(stack) };
 }
 
 type Resource = { Properties: Record<string, unknown>; Metadata?: Record<string, string> };
@@ -192,7 +185,7 @@ test('parquet=false leaves out the converter, its queues and the Parquet tables'
 });
 
 test('without the fetched binding, synthesis stops with what to run', async () => {
-  const stack = new Stack(new App(), 'Missing');
+  const stack = new Stack(testApp(), 'Missing');
   const missing = path.join(await tempDir('lsync-no-layer-'), 'nothing-here');
   expect(existsSync(missing)).toBe(false);
   expect(

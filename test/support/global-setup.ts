@@ -18,10 +18,6 @@ declare module 'vitest' {
  * (S3, disk-backed), fauxqs (SQS) and dynalite (DynamoDB).
  */
 export default async function setup(project: TestProject) {
-  // Everything the suite puts in the temp directory (CDK test apps' cdk.out with their assets, CLI and DuckDB scratch)
-  // goes under one directory of this run, removed at the end; the workers inherit TMPDIR.
-  const runTemp = await mkdtemp(path.join(os.tmpdir(), 'lsync-test-run-'));
-  process.env.TMPDIR = runTemp;
   const capture = await mkdtemp(path.join(os.tmpdir(), 'lsync-output-'));
   process.env.LSYNC_OUTPUT_CAPTURE = capture;
   const emulators = await startEmulators();
@@ -39,7 +35,6 @@ export default async function setup(project: TestProject) {
       leaks.push(...findLeaks(text, file));
     }
     await rm(capture, { recursive: true, force: true });
-    await rm(runTemp, { recursive: true, force: true });
     if (leaks.length > 0) {
       // Vitest reports a teardown error but keeps its exit code: fail the run explicitly.
       process.exitCode = 1;
