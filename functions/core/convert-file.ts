@@ -124,6 +124,8 @@ export async function convertFile(
     if (deps.signal?.aborted) return { status: 'interrupted', jsonKey };
     const written = await deps.sink.write(target.parquetKey, createReadStream(output), {
       contentType: PARQUET_CONTENT_TYPE,
+      // Known before it streams: one PutObject on S3 rather than a multipart upload.
+      contentLength: (await stat(output)).size,
       metadata: { 'source-key': jsonKey, rows: String(result.rows) },
     });
     const warnings = conversionWarnings(result);

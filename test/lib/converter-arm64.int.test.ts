@@ -13,14 +13,7 @@ import { beforeAll, expect, test } from 'vitest';
 import { newConversionMessage } from '../../functions/core/conversion-job.js';
 import { ParquetConverter } from '../../lib/parquet-converter.js';
 import { CACHE, fetchPackage } from '../../scripts/fetch-native.mjs';
-import {
-  createS3Client,
-  createTestBucket,
-  getObjectBytes,
-  listAllKeys,
-  S3RVER_CREDENTIALS,
-  s3Endpoint,
-} from '../support/s3.js';
+import { createS3Client, createTestBucket, getObjectBytes, listAllKeys, s3Environment } from '../support/s3.js';
 import { createJobQueues, createSqsClient, sqsEndpoint } from '../support/sqs.js';
 import { tempDir } from '../support/temp.js';
 
@@ -116,10 +109,7 @@ console.log(JSON.stringify({ arch: process.arch, version: process.version, resul
         // As Lambda sets it: layers' node_modules on the module search path.
         NODE_PATH: path.join(layer, 'nodejs', 'node_modules'),
         NODE_OPTIONS: '--enable-source-maps',
-        AWS_REGION: 'us-east-1',
-        AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-        AWS_ENDPOINT_URL_S3: s3Endpoint(),
+        ...s3Environment(),
         AWS_ENDPOINT_URL_SQS: sqsEndpoint(),
         DEST_BUCKET: bucket,
         DEST_PREFIX: 'lake',
@@ -128,14 +118,18 @@ console.log(JSON.stringify({ arch: process.arch, version: process.version, resul
         DUCKDB_MEMORY_LIMIT_MB: '256',
         DUCKDB_THREADS: '1',
         SCRATCH_DIR: path.join(scratch, 'tmp'),
-        POWERTOOLS_LOG_LEVEL: 'ERROR',
+        POWERTOOLS_LOG_LEVEL: 'WARN',
         POWERTOOLS_METRICS_DISABLED: 'true',
       },
       timeout: 150_000,
       maxBuffer: 16 * 1024 * 1024,
     });
     const report = JSON.parse(stdout.trim().split('\n').at(-1) as string);
-    expect(report).toEqual({ arch: 'arm64', version: `v${NODE_ARM64.version}`, result: { batchItemFailures: [] } });
+    expect(report, stdout).toEqual({
+      arch: 'arm64',
+      version: `v${NODE_ARM64.version}`,
+      result: { batchItemFailures: [] },
+    });
     const parquetKey = `lake/parquet/${KEY.replace(/\.json\.gz$/, '.parquet')}`;
     expect(await listAllKeys(s3, bucket, 'lake/parquet/')).toEqual([parquetKey]);
     const file = path.join(scratch, 'out.parquet');
