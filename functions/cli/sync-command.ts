@@ -111,7 +111,7 @@ export async function runSyncCommand(
         copyOptions: { checkJson },
         onPlanned: (plan) => progress?.planned(plan.jobs.length),
         onReport: (report) => {
-          if (report.outcome.status === 'copied' || report.outcome.status === 'present') {
+          if (options.parquet && (report.outcome.status === 'copied' || report.outcome.status === 'present')) {
             copiedKeys.push(report.outcome.key);
           }
           progress?.report(
