@@ -15,6 +15,7 @@ import { createConverterRuntime } from '../../functions/handlers/converter-runti
 import { createCopierHandler } from '../../functions/handlers/copier.js';
 import { createRuntime } from '../../functions/handlers/runtime.js';
 import { logRows } from '../../functions/simulator/dataset.js';
+import { createDynamoDbClient, createTestTable, dynamoDbEndpoint } from '../support/dynamodb.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
 import { createS3Client, createTestBucket, getObjectBytes, listAllKeys, s3Environment } from '../support/s3.js';
 import { credentials, useSimulator } from '../support/simulator.js';
@@ -42,6 +43,7 @@ beforeAll(async () => {
     ...s3Environment(),
     AWS_ENDPOINT_URL_SQS: sqsEndpoint(),
     AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
+    AWS_ENDPOINT_URL_DYNAMODB: dynamoDbEndpoint(),
     POWERTOOLS_LOG_LEVEL: 'WARN',
   });
 });
@@ -50,11 +52,14 @@ afterAll(() => secrets.stop());
 let jobs: Awaited<ReturnType<typeof createJobQueues>>;
 let conversions: Awaited<ReturnType<typeof createJobQueues>>;
 let bucket: string;
+let ledgerTable: string;
+const dynamoDb = createDynamoDbClient();
 
 beforeEach(async () => {
   jobs = await createJobQueues(sqs);
   conversions = await createJobQueues(sqs);
   bucket = await createTestBucket(s3);
+  ledgerTable = await createTestTable(dynamoDb);
 });
 
 /** The copier and the converter as deployed, on s3rver and fauxqs. */
@@ -72,6 +77,7 @@ async function deployment() {
     QUEUE_URL: jobs.queueUrl,
     DLQ_URL: jobs.dlqUrl,
     CONVERT_QUEUE_URL: conversions.queueUrl,
+    LEDGER_TABLE: ledgerTable,
   });
   const converterRuntime = createConverterRuntime({
     ...process.env,

@@ -59,7 +59,8 @@ beforeAll(async () => {
   }[];
   const converter = resources.find(
     (resource) =>
-      resource.Type === 'AWS::Lambda::Function' && JSON.stringify(resource.Properties.Environment).includes('DUCKDB'),
+      resource.Type === 'AWS::Lambda::Function' &&
+      JSON.stringify(resource.Properties.Environment ?? {}).includes('DUCKDB'),
   );
   const layerVersion = resources.find((resource) => resource.Type === 'AWS::Lambda::LayerVersion');
   bundle = path.join(outdir, converter?.Metadata?.['aws:asset:path'] as string, 'index.mjs');

@@ -45,7 +45,7 @@ const tables = (template: Template): Record<string, TableInput> =>
 
 function converter(template: Template): [string, Resource] {
   const found = Object.entries(template.findResources('AWS::Lambda::Function')).filter(([, fn]) =>
-    JSON.stringify((fn as Resource).Properties.Environment).includes('DUCKDB_MEMORY_LIMIT_MB'),
+    JSON.stringify((fn as Resource).Properties.Environment ?? {}).includes('DUCKDB_MEMORY_LIMIT_MB'),
   );
   expect(found).toHaveLength(1);
   return found[0] as [string, Resource];
@@ -120,7 +120,7 @@ describe('the Parquet layer (on by default)', () => {
 
   test('the copier gets the conversion queue URL and may only send to it', () => {
     const copier = Object.entries(template.findResources('AWS::Lambda::Function')).find(([, resource]) =>
-      JSON.stringify((resource as Resource).Properties.Description).includes('Copies'),
+      JSON.stringify((resource as Resource).Properties.Description ?? '').includes('Copies'),
     ) as [string, Resource];
     const variables = (copier[1].Properties.Environment as { Variables: Record<string, unknown> }).Variables;
     expect(variables.CONVERT_QUEUE_URL).toEqual({ Ref: expect.stringMatching(/ParquetQueue/) });
