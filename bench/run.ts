@@ -1,10 +1,11 @@
 /**
- * The benchmark suite: copy throughput and memory, request-budget efficiency, Lambda cold start and planner scale.
+ * The benchmark suite: copy throughput and memory, request-budget efficiency, Lambda cold start, planner scale and
+ * Parquet conversion.
  * Prints a markdown report and writes it to bench/RESULTS.md (a run with --only or --quick writes
  * bench/RESULTS.partial.md instead, so that it never replaces the full results).
  *
  * Usage: npm run bench [-- options] (builds the CLI first), or npx tsx bench/run.ts [options] with options
- * [--only copy,budget,cold,planner] [--quick] [--runs N] [--out FILE]. Needs the built CLI
+ * [--only copy,budget,cold,planner,convert] [--quick] [--runs N] [--out FILE]. Needs the built CLI
  * (dist/localytics-sync.mjs), curl, rclone (Debian package `rclone`) and /usr/bin/time. Takes about 10 minutes.
  */
 import { spawnSync } from 'node:child_process';
@@ -17,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { benchBudget } from './budget.js';
 import { bundleChildren } from './children.js';
 import { benchCold } from './cold.js';
+import { benchConvert } from './convert.js';
 import { benchCopy } from './copy.js';
 import { describeMachine } from './machine.js';
 import { benchPlanner } from './planner.js';
@@ -24,10 +26,10 @@ import { type GroupResult, newGroup, renderResults } from './report.js';
 import { CLI, REPO } from './services.js';
 import { progress } from './support.js';
 
-const GROUPS = ['copy', 'budget', 'cold', 'planner'] as const;
+const GROUPS = ['copy', 'budget', 'cold', 'planner', 'convert'] as const;
 type GroupName = (typeof GROUPS)[number];
 /** Groups that run the built CLI; the others bundle what they measure from the working tree when they run. */
-const USES_CLI: ReadonlySet<GroupName> = new Set(['copy', 'budget']);
+const USES_CLI: ReadonlySet<GroupName> = new Set(['copy', 'budget', 'convert']);
 
 const { values } = parseArgs({
   options: {
@@ -61,6 +63,8 @@ const sizes = {
   budgetHoursPerApp: quick ? 16 : 152,
   plannerApps: quick ? 50 : 1000,
   plannerDenseApps: quick ? 10 : 100,
+  convertHourJsonBytes: quick ? 100e6 : 2.2e9,
+  convertDayRowsPerHour: quick ? 2_000 : 10_000,
 };
 
 /** Build time and hash of the CLI bundle, to tie the figures to a build. */
@@ -103,6 +107,13 @@ try {
     cold: () => benchCold({ runs: runs * 3, tmpRoot }),
     planner: () =>
       benchPlanner({ apps: sizes.plannerApps, denseApps: sizes.plannerDenseApps, runs, tmpRoot, children }),
+    convert: () =>
+      benchConvert({
+        hourJsonBytes: sizes.convertHourJsonBytes,
+        dayRowsPerHour: sizes.convertDayRowsPerHour,
+        runs,
+        tmpRoot,
+      }),
   };
   for (const name of GROUPS.filter((group) => only.has(group))) {
     const groupStarted = Date.now();

@@ -63,6 +63,8 @@ const configSchema = z.object({
     .string()
     .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be yyyy-MM-dd')
     .default('2020-01-01'),
+  parquet: z.union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')]).default(true),
+  converterMemorySize: wholeNumber(512, 10_240).default(1024),
 });
 
 export type StackConfig = z.infer<typeof configSchema>;

@@ -44,6 +44,8 @@ export class LocalyticsExportSyncStack extends Stack {
       lagAlarmHours: config.lagAlarmHours,
       staleExportHours: config.staleExportHours,
       alarmEmail: config.alarmEmail,
+      parquet: config.parquet,
+      converterMemorySize: config.converterMemorySize,
       exportsSchedule: ScheduleExpression.expression(
         `cron(${config.exportsScheduleCron})`,
         TimeZone.of(config.exportsScheduleTimeZone),
@@ -56,5 +58,8 @@ export class LocalyticsExportSyncStack extends Stack {
     new CfnOutput(this, 'PlannerFunction', { value: this.sync.planner.functionName });
     new CfnOutput(this, 'GlueDatabase', { value: this.sync.catalog.databaseName });
     new CfnOutput(this, 'Dashboard', { value: this.sync.monitoring.dashboard.dashboardName });
+    if (this.sync.converter) {
+      new CfnOutput(this, 'ParquetDeadLetterQueueUrl', { value: this.sync.converter.deadLetterQueue.queueUrl });
+    }
   }
 }

@@ -15,6 +15,7 @@ import { ExportQueue } from './export-queue.js';
 import { JobLedgerTable } from './job-ledger-table.js';
 import { Monitoring } from './monitoring.js';
 import { acknowledgeExpectedWildcards } from './nag-acknowledgements.js';
+import { ParquetConverter } from './parquet-converter.js';
 import { SyncFunction } from './sync-function.js';
 import { SyncSchedules } from './sync-schedules.js';
 
@@ -69,6 +70,10 @@ export interface LocalyticsExportSyncProps {
   readonly lagAlarmHours?: number;
   /** Subscribe this address to the alarms. @default no notification topic */
   readonly alarmEmail?: string;
+  /** A typed Parquet copy of every file (`<keyPrefix>/parquet/`), its converter and `<table>_parquet` tables. @default true */
+  readonly parquet?: boolean;
+  /** Memory of the Parquet converter, MiB. @default 1024 */
+  readonly converterMemorySize?: number;
 }
 
 /** Safe key characters, without `*` and `?`: the prefix becomes part of IAM resource ARNs, where they are wildcards. */
@@ -92,6 +97,8 @@ export class LocalyticsExportSync extends Construct {
   readonly initialPlanning: Trigger;
   readonly catalog: Catalog;
   readonly monitoring: Monitoring;
+  /** The Parquet layer's converter, unless `parquet` is false. */
+  readonly converter?: ParquetConverter;
 
   constructor(scope: Construct, id: string, props: LocalyticsExportSyncProps) {
     super(scope, id);
@@ -180,6 +187,7 @@ export class LocalyticsExportSync extends Construct {
       databaseName: props.catalogDatabaseName,
       startDate: props.catalogStartDate,
       tables,
+      parquet: props.parquet ?? true,
     });
     this.monitoring = new Monitoring(this, 'Monitoring', {
       planner: this.planner,
@@ -192,6 +200,17 @@ export class LocalyticsExportSync extends Construct {
       staleExportHours: props.staleExportHours ?? 48,
       alarmEmail: props.alarmEmail,
     });
+    if (props.parquet ?? true) {
+      this.converter = new ParquetConverter(this, 'Parquet', {
+        bucket: this.bucket,
+        bucketKey: props.bucketKey,
+        keyPrefix: settings.keyPrefix,
+        memorySize: props.converterMemorySize,
+        maxReceiveCount: props.maxReceiveCount,
+        monitoring: this.monitoring,
+      });
+      this.converter.bindCopier(this.copier);
+    }
     for (const fn of [this.planner, this.copier]) {
       Validations.of(fn).acknowledge({
         id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',

@@ -1,5 +1,5 @@
-import { Duration, Validations } from 'aws-cdk-lib';
-import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import { Duration, Size, Validations } from 'aws-cdk-lib';
+import { Architecture, type ILayerVersion, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, type NodejsFunctionProps, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
@@ -17,6 +17,12 @@ export interface SyncFunctionProps {
   readonly logRetention?: RetentionDays;
   /** Options of `currentVersion`, for functions something invokes by version. @default CDK's */
   readonly currentVersionOptions?: NodejsFunctionProps['currentVersionOptions'];
+  /** Packages left out of the bundle, loaded at run time from a layer (native code). @default none */
+  readonly externalModules?: string[];
+  /** @default none */
+  readonly layers?: ILayerVersion[];
+  /** /tmp size, MiB (512 to 10240). @default 512 */
+  readonly ephemeralStorageMiB?: number;
 }
 
 /**
@@ -37,6 +43,8 @@ export class SyncFunction extends NodejsFunction {
       tracing: Tracing.ACTIVE,
       logGroup,
       currentVersionOptions: props.currentVersionOptions,
+      layers: props.layers,
+      ephemeralStorageSize: props.ephemeralStorageMiB ? Size.mebibytes(props.ephemeralStorageMiB) : undefined,
       environment: {
         NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_SERVICE_NAME: 'localytics-export-sync',
@@ -49,7 +57,7 @@ export class SyncFunction extends NodejsFunction {
         sourceMap: true,
         sourcesContent: false,
         mainFields: ['module', 'main'],
-        externalModules: [],
+        externalModules: props.externalModules ?? [],
         forceDockerBundling: false,
         // Some bundled CommonJS dependencies call require(): give the ESM bundle one.
         banner: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",

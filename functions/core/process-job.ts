@@ -2,6 +2,7 @@ import { type CopyDependencies, type CopyOutcome, copyJob } from './copy-job.js'
 import { HOUR_MS } from './hours.js';
 import { type JobMessage, MalformedMessageError, parseJobMessage } from './job-message.js';
 import { jobFields } from './jobs.js';
+import { describeError } from './redact.js';
 
 /** The queue of copy jobs (SQS in AWS). */
 export interface JobQueue {
@@ -57,7 +58,14 @@ const MAX_SQS_DELAY_SECONDS = 900;
  */
 export async function processJobMessage(
   body: string,
-  deps: CopyDependencies & { readonly queue: JobQueue },
+  deps: CopyDependencies & {
+    readonly queue: JobQueue;
+    /**
+     * Called with the data key once the file is at the destination (copied, or found there): hands it on, e.g. to
+     * the Parquet converter's queue. A failure makes the job a retryable failure, so the hand-off is retried with it.
+     */
+    readonly afterCopy?: (key: string) => Promise<void>;
+  },
   options: ProcessJobOptions,
 ): Promise<ProcessResult> {
   let message: JobMessage;
@@ -70,8 +78,16 @@ export async function processJobMessage(
     return { action: 'parked', reason, apiRequests: 0 };
   }
 
-  const outcome = await copyJob(message.job, deps);
+  let outcome = await copyJob(message.job, deps);
   const apiRequests = 'apiRequests' in outcome ? outcome.apiRequests : 0;
+  if ((outcome.status === 'copied' || outcome.status === 'present') && deps.afterCopy) {
+    try {
+      await deps.afterCopy(outcome.key);
+    } catch (error) {
+      const reason = `copied, but could not be handed on: ${describeError(error)}`;
+      outcome = { status: 'failed', reason, retryable: true, apiRequests, downloads: 0 };
+    }
+  }
   const fields = jobFields(message.job);
   switch (outcome.status) {
     case 'copied':

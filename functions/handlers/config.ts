@@ -49,6 +49,8 @@ const envSchema = z.object({
   RETRY_BASE_SECONDS: withDefault(wholeNumber(1), '30'),
   /** Delay before a not-ready log hour is tried again (SQS allows at most 900). */
   NOT_READY_DELAY_SECONDS: withDefault(wholeNumber(1, 900), '900'),
+  /** The Parquet converter's queue: the copier sends it every file copied. Unset: no Parquet layer. */
+  CONVERT_QUEUE_URL: z.optional(z.string().check(z.minLength(1))),
 });
 
 export interface HandlerConfig {
@@ -76,6 +78,7 @@ export interface HandlerConfig {
   readonly allowedFileHosts: readonly string[];
   readonly retryBaseSeconds: number;
   readonly notReadyDelaySeconds: number;
+  readonly convertQueueUrl?: string;
 }
 
 export function readHandlerConfig(env: Readonly<Record<string, string | undefined>>): HandlerConfig {
@@ -104,5 +107,6 @@ export function readHandlerConfig(env: Readonly<Record<string, string | undefine
     allowedFileHosts: e.ALLOWED_FILE_HOSTS,
     retryBaseSeconds: e.RETRY_BASE_SECONDS,
     notReadyDelaySeconds: e.NOT_READY_DELAY_SECONDS,
+    convertQueueUrl: e.CONVERT_QUEUE_URL,
   };
 }

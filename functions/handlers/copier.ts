@@ -50,6 +50,7 @@ export function createCopierHandler(getRuntime: () => Runtime) {
           holderDeadline,
           // A profile_changes request already sent may finish after the soft deadline, before the hard one.
           inFlightGraceMs: DEADLINE_MARGIN_MS - 5_000,
+          afterCopy: rt.afterCopy,
         },
         {
           receiveCount: Number(record.attributes.ApproximateReceiveCount ?? 1),

@@ -7,6 +7,7 @@ import { LocalyticsClient } from '../adapters/localytics-client.js';
 import { fromPowertools } from '../adapters/powertools-logger.js';
 import { S3Sink } from '../adapters/s3-sink.js';
 import { SecretsManagerSecretProvider } from '../adapters/secrets.js';
+import { sqsConversionEnqueuer } from '../adapters/sqs-conversion-queue.js';
 import { SqsJobQueue } from '../adapters/sqs-job-queue.js';
 import type { Logger } from '../core/ports.js';
 import { RequestBudget } from '../core/request-budget.js';
@@ -23,6 +24,8 @@ export interface Runtime {
   readonly queue: SqsJobQueue;
   /** This deployment's queued-job ledger. */
   readonly ledger: DynamoDbJobLedger;
+  /** Hands a data object to the Parquet converter's queue (when the deployment has the Parquet layer). */
+  readonly afterCopy?: (key: string) => Promise<void>;
   /** The Localytics client with current credentials (the secret is cached, re-read after its TTL). */
   source(): Promise<LocalyticsClient>;
 }
@@ -44,14 +47,16 @@ export function createRuntime(env: Readonly<Record<string, string | undefined>>)
   // This process's share of the key's budget: all copiers at maximum concurrency plus the planner stay within it.
   const budget = new RequestBudget({ ratePerMinute: config.processRatePerMinute });
   let client: { key: string; client: LocalyticsClient } | undefined;
+  const sqs = createSqsClient(env);
   return {
     config,
     logger,
     powertoolsLogger,
     metrics,
     sink: new S3Sink(createS3Client(env), { bucket: config.bucket, prefix: config.prefix }),
-    queue: new SqsJobQueue(createSqsClient(env), config.queueUrl, config.deadLetterQueueUrl),
+    queue: new SqsJobQueue(sqs, config.queueUrl, config.deadLetterQueueUrl),
     ledger: new DynamoDbJobLedger(createDynamoDbClient(), config.ledgerTable),
+    afterCopy: config.convertQueueUrl ? sqsConversionEnqueuer(sqs, config.convertQueueUrl) : undefined,
     async source() {
       const credentials = await secrets.getCredentials();
       const key = `${credentials.apiKey}\u0000${credentials.apiSecret}`;

@@ -51,7 +51,8 @@ describe('the synthesized stack', () => {
       RedrivePolicy: { deadLetterTargetArn: Match.anyValue(), maxReceiveCount: 5 },
       SqsManagedSseEnabled: true,
     });
-    template.resourceCountIs('AWS::SQS::Queue', 2);
+    // The copy jobs' queue and DLQ, and the Parquet converter's.
+    template.resourceCountIs('AWS::SQS::Queue', 4);
   });
 
   test('the copier consumes the queue with partial batch responses and a maximum concurrency', () => {
@@ -64,7 +65,7 @@ describe('the synthesized stack', () => {
 
   test('both functions run Node.js 22 on arm64, with the budget split between the copiers and the planner', () => {
     const functions = template.findResources('AWS::Lambda::Function', {
-      Properties: { Runtime: 'nodejs22.x', Architectures: ['arm64'] },
+      Properties: { Runtime: 'nodejs22.x', Architectures: ['arm64'], Environment: { Variables: { SECRET_ID: {} } } },
     });
     expect(Object.keys(functions)).toHaveLength(2);
     for (const fn of Object.values(functions) as {
@@ -80,17 +81,23 @@ describe('the synthesized stack', () => {
     expect(writeStatements.length).toBeGreaterThan(0);
     for (const statement of writeStatements) {
       for (const resource of asArray(statement.Resource)) {
-        expect(JSON.stringify(resource)).toMatch(/\/localytics\/(_state\/)?(\*|_state\/exports_seen\.json)"\]\]\}$/);
+        expect(JSON.stringify(resource)).toMatch(
+          /\/localytics\/((_state\/|parquet\/)?\*|_state\/exports_seen\.json)"\]\]\}$/,
+        );
       }
     }
   });
 
   test('listing is allowed only under the prefix', () => {
     const lists = statements(template).filter((s) => asArray(s.Action).includes('s3:ListBucket'));
-    expect(lists).toHaveLength(2);
-    for (const statement of lists) {
-      expect(statement).toMatchObject({ Condition: { StringLike: { 's3:prefix': ['localytics/*'] } } });
-    }
+    expect(lists).toHaveLength(3);
+    const prefixes = lists.map((statement) => (statement as { Condition?: unknown }).Condition);
+    // The planner and the copier list under the prefix, the Parquet converter only under its folder.
+    expect(prefixes).toEqual([
+      { StringLike: { 's3:prefix': ['localytics/*'] } },
+      { StringLike: { 's3:prefix': ['localytics/*'] } },
+      { StringLike: { 's3:prefix': ['localytics/parquet/*'] } },
+    ]);
   });
 
   test('the secret is passed by ARN only and only the two functions may read it', () => {
@@ -150,7 +157,11 @@ describe('the synthesized stack', () => {
     for (const statement of dynamo) {
       expect(statement.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^SyncJobLedgerTable/), 'Arn'] });
     }
-    const fns = template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'nodejs22.x' } });
+    // The planner and the copier (the Parquet converter has no ledger).
+    const fns = template.findResources('AWS::Lambda::Function', {
+      Properties: { Runtime: 'nodejs22.x', Environment: { Variables: { SECRET_ID: {} } } },
+    });
+    expect(Object.keys(fns)).toHaveLength(2);
     for (const fn of Object.values(fns) as { Properties: { Environment: { Variables: Record<string, unknown> } } }[]) {
       expect(fn.Properties.Environment.Variables).toMatchObject({
         LEDGER_TABLE: { Ref: expect.stringMatching(/^SyncJobLedgerTable/) },
