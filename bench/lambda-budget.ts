@@ -201,7 +201,8 @@ async function runOnce(
   try {
     const bucket = await createTestBucket(s3);
     const queues = await createJobQueues(sqs, { visibilitySeconds: VISIBILITY_SECONDS, maxReceiveCount: 5 });
-    const budgetTable = await createTestTable(createDynamoDbClient(context.emulators.dynamoDbEndpoint));
+    const dynamo = createDynamoDbClient(context.emulators.dynamoDbEndpoint);
+    const [budgetTable, ledgerTable] = await Promise.all([createTestTable(dynamo), createTestTable(dynamo)]);
     deployment = await TestDeployment.start({
       synth,
       endpoints: {
@@ -214,6 +215,7 @@ async function runOnce(
       bucket,
       queues,
       budgetTable,
+      ledgerTable,
       environment: {
         DATASETS: 'logs',
         RATE_PER_MINUTE: String(context.ratePerMinute),

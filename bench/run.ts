@@ -1,11 +1,11 @@
 /**
  * The benchmark suite: copy throughput and memory, request-budget efficiency, Lambda cold start, planner scale and
- * the deployment's backfill through the shared request budget.
+ * the deployment's backfill through the shared request budget, Parquet conversion.
  * Prints a markdown report and writes it to bench/RESULTS.md (a run with --only or --quick writes
  * bench/RESULTS.partial.md instead, so that it never replaces the full results).
  *
  * Usage: npm run bench [-- options] (builds the CLI first), or npx tsx bench/run.ts [options] with options
- * [--only copy,budget,cold,planner,lambda-budget] [--quick] [--runs N] [--out FILE]. Needs the built CLI
+ * [--only copy,budget,cold,planner,lambda-budget,convert] [--quick] [--runs N] [--out FILE]. Needs the built CLI
  * (dist/localytics-sync.mjs), curl, rclone (Debian package `rclone`) and /usr/bin/time. Takes about 10 minutes.
  */
 import { spawnSync } from 'node:child_process';
@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { benchBudget } from './budget.js';
 import { bundleChildren } from './children.js';
 import { benchCold } from './cold.js';
+import { benchConvert } from './convert.js';
 import { benchCopy } from './copy.js';
 import { benchLambdaBudget } from './lambda-budget.js';
 import { describeMachine } from './machine.js';
@@ -26,10 +27,10 @@ import { type GroupResult, newGroup, renderResults } from './report.js';
 import { CLI, REPO } from './services.js';
 import { progress } from './support.js';
 
-const GROUPS = ['copy', 'budget', 'cold', 'planner', 'lambda-budget'] as const;
+const GROUPS = ['copy', 'budget', 'cold', 'planner', 'lambda-budget', 'convert'] as const;
 type GroupName = (typeof GROUPS)[number];
 /** Groups that run the built CLI; the others bundle what they measure from the working tree when they run. */
-const USES_CLI: ReadonlySet<GroupName> = new Set(['copy', 'budget', 'lambda-budget']);
+const USES_CLI: ReadonlySet<GroupName> = new Set(['copy', 'budget', 'lambda-budget', 'convert']);
 
 const { values } = parseArgs({
   options: {
@@ -61,9 +62,12 @@ for (const tool of only.has('copy') ? ['curl', 'rclone'] : []) {
 const sizes = {
   copyMiB: quick ? [16, 64] : [100, 1024],
   budgetHoursPerApp: quick ? 16 : 152,
-  plannerApps: quick ? 10 : 100,
+  plannerApps: quick ? 50 : 1000,
+  plannerDenseApps: quick ? 10 : 100,
   // 2 apps × (14 × 24 − 1) hours = 670 app-hours, about 2¼ minutes at the bench's 300/min (quick: 94).
   lambdaBackfillDays: quick ? 2 : 14,
+  convertHourJsonBytes: quick ? 100e6 : 2.2e9,
+  convertDayRowsPerHour: quick ? 2_000 : 10_000,
 };
 
 /** Build time and hash of the CLI bundle, to tie the figures to a build. */
@@ -104,12 +108,20 @@ try {
     copy: () => benchCopy({ sizesMiB: sizes.copyMiB, runs, tmpRoot, children }),
     budget: () => benchBudget({ hoursPerApp: sizes.budgetHoursPerApp, ratePerMinute: 600, runs, tmpRoot }),
     cold: () => benchCold({ runs: runs * 3, tmpRoot }),
-    planner: () => benchPlanner({ apps: sizes.plannerApps, runs, tmpRoot, children }),
+    planner: () =>
+      benchPlanner({ apps: sizes.plannerApps, denseApps: sizes.plannerDenseApps, runs, tmpRoot, children }),
     'lambda-budget': () =>
       benchLambdaBudget({
         backfillDays: sizes.lambdaBackfillDays,
         ratePerMinute: 300,
         concurrencies: [2, 10],
+        runs,
+        tmpRoot,
+      }),
+    convert: () =>
+      benchConvert({
+        hourJsonBytes: sizes.convertHourJsonBytes,
+        dayRowsPerHour: sizes.convertDayRowsPerHour,
         runs,
         tmpRoot,
       }),

@@ -2,9 +2,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { SIMULATOR_DEFAULT_CREDENTIALS } from '../functions/simulator/server.js';
+import { createDynamoDbClient } from '../test/support/dynamodb.js';
 import { startServerProcess, stopProcess } from '../test/support/processes.js';
 import { freePort, waitForHttp } from './support.js';
 
@@ -148,4 +150,29 @@ export async function resolveLogHourUrl(apiUrl: string, appUuid: string, hour: n
   const location = response.headers.get('location');
   if (response.status !== 302 || !location) throw new Error(`expected a 302 with a Location, got ${response.status}`);
   return new URL(location, apiUrl).toString();
+}
+
+export interface Dynalite {
+  readonly endpoint: string;
+  readonly client: DynamoDBClient;
+  stop(): Promise<void>;
+}
+
+/** dynalite (DynamoDB on LevelDB) on a free port, storing under `dir`. Tables: `createTestTable` (test support). */
+export async function startDynalite(dir: string): Promise<Dynalite> {
+  await mkdir(dir, { recursive: true });
+  const { child, info } = await startServerProcess(process.execPath, [
+    path.join(REPO, 'test/support/dynalite-process.cjs'),
+    dir,
+  ]);
+  const endpoint = `http://127.0.0.1:${info.port}`;
+  const client = createDynamoDbClient(endpoint);
+  return {
+    endpoint,
+    client,
+    async stop() {
+      client.destroy();
+      await stopProcess(child);
+    },
+  };
 }

@@ -2,7 +2,7 @@ import { Stack } from 'aws-cdk-lib';
 import { CfnDatabase, CfnTable } from 'aws-cdk-lib/aws-glue';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { type PartitionDefinition, TABLES, type TableDefinition } from './catalog/tables.js';
+import { PARQUET_FOLDER, type PartitionDefinition, TABLES, type TableDefinition } from './catalog/tables.js';
 
 export interface CatalogProps {
   readonly bucket: IBucket;
@@ -15,6 +15,8 @@ export interface CatalogProps {
   readonly startDate?: string;
   /** Tables to create. @default all four */
   readonly tables?: readonly TableDefinition['name'][];
+  /** Also a `<table>_parquet` table over the Parquet layer (`<keyPrefix>/parquet/<table>/`) for each. @default false */
+  readonly parquet?: boolean;
 }
 
 /**
@@ -25,6 +27,8 @@ export class Catalog extends Construct {
   readonly database: CfnDatabase;
   readonly databaseName: string;
   readonly tables: Partial<Record<TableDefinition['name'], CfnTable>>;
+  /** The Parquet layer's tables, by the name of their JSON twin. */
+  readonly parquetTables: Partial<Record<TableDefinition['name'], CfnTable>> = {};
 
   constructor(scope: Construct, id: string, props: CatalogProps) {
     super(scope, id);
@@ -80,8 +84,38 @@ export class Catalog extends Construct {
       });
       cfn.addResourceDependency(this.database);
       tables[table.name] = cfn;
+      if (props.parquet) this.parquetTables[table.name] = this.parquetTable(table, props, account, startDate);
     }
     this.tables = tables;
+  }
+
+  /** The table's Parquet twin: the same columns and partition projection over the Parquet layer, read by column. */
+  private parquetTable(table: TableDefinition, props: CatalogProps, account: string, startDate: string): CfnTable {
+    const location = `s3://${props.bucket.bucketName}/${props.keyPrefix}/${PARQUET_FOLDER}/${table.folder}/`;
+    const cfn = new CfnTable(this, `${pascal(table.name)}Parquet`, {
+      catalogId: account,
+      databaseName: this.databaseName,
+      tableInput: {
+        name: `${table.name}_parquet`,
+        description: `${table.description} (typed Parquet copy, ZSTD)`,
+        tableType: 'EXTERNAL_TABLE',
+        parameters: {
+          classification: 'parquet',
+          EXTERNAL: 'TRUE',
+          ...projectionParameters(table, location, props.apps, startDate),
+        },
+        partitionKeys: table.partitions.map((partition) => ({ name: partition.name, type: partition.type })),
+        storageDescriptor: {
+          location,
+          inputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat',
+          outputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat',
+          columns: table.columns.map((column) => ({ name: column.name, type: column.type, comment: column.comment })),
+          serdeInfo: { serializationLibrary: 'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe' },
+        },
+      },
+    });
+    cfn.addResourceDependency(this.database);
+    return cfn;
   }
 }
 

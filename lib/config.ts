@@ -53,7 +53,8 @@ const configSchema = z.object({
   maxReceiveCount: wholeNumber(1, 1000).default(5),
   logLagHours: wholeNumber(0, 48).default(1),
   lookbackHours: wholeNumber(1, 720).default(6),
-  backfillDays: wholeNumber(1, 30).default(7),
+  backfillDays: wholeNumber(1, 30).default(30),
+  queueAheadMinutes: wholeNumber(5, 120).default(30),
   logScheduleCron: z.string().default('20 * * * ? *'),
   exportsScheduleCron: z.string().default('30 9 * * ? *'),
   exportsScheduleTimeZone: z.string().default('America/New_York'),
@@ -68,6 +69,8 @@ const configSchema = z.object({
     .string()
     .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be yyyy-MM-dd')
     .default('2020-01-01'),
+  parquet: z.union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')]).default(true),
+  converterMemorySize: wholeNumber(512, 10_240).default(1024),
 });
 
 export type StackConfig = z.infer<typeof configSchema>;

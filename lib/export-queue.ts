@@ -7,6 +7,8 @@ export interface ExportQueueProps {
   readonly visibilityTimeout: Duration;
   /** Deliveries before a message moves to the dead-letter queue. @default 5 */
   readonly maxReceiveCount?: number;
+  /** What the queue carries, for the dead-letter queue's description. @default 'copy-job' */
+  readonly purpose?: string;
 }
 
 /**
@@ -32,8 +34,7 @@ export class ExportQueue extends Construct {
     });
     Validations.of(this.deadLetterQueue).acknowledge({
       id: 'AwsSolutions-SQS3',
-      reason:
-        'This is the dead-letter queue of the copy-job queue; parked jobs stay here, with their reason, for people.',
+      reason: `This is the dead-letter queue of the ${props.purpose ?? 'copy-job'} queue; parked jobs stay here, with their reason, for people.`,
     });
     this.queue = new Queue(this, 'Queue', {
       encryption: QueueEncryption.SQS_MANAGED,

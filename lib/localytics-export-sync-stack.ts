@@ -39,12 +39,15 @@ export class LocalyticsExportSyncStack extends Stack {
       logLagHours: config.logLagHours,
       lookbackHours: config.lookbackHours,
       backfillDays: config.backfillDays,
+      queueAheadMinutes: config.queueAheadMinutes,
       logSchedule: ScheduleExpression.expression(`cron(${config.logScheduleCron})`, TimeZone.ETC_UTC),
       catalogDatabaseName: config.catalogDatabaseName,
       catalogStartDate: config.catalogStartDate,
       lagAlarmHours: config.lagAlarmHours,
       staleExportHours: config.staleExportHours,
       alarmEmail: config.alarmEmail,
+      parquet: config.parquet,
+      converterMemorySize: config.converterMemorySize,
       exportsSchedule: ScheduleExpression.expression(
         `cron(${config.exportsScheduleCron})`,
         TimeZone.of(config.exportsScheduleTimeZone),
@@ -56,8 +59,12 @@ export class LocalyticsExportSyncStack extends Stack {
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.sync.jobs.deadLetterQueue.queueUrl });
     // For `localytics-sync sync --budget-table` and for other deployments with the same key (context budgetTable).
     new CfnOutput(this, 'RequestBudgetTable', { value: this.sync.budget.table.tableName });
+    new CfnOutput(this, 'PlannerFunction', { value: this.sync.planner.functionName });
     new CfnOutput(this, 'GlueDatabase', { value: this.sync.catalog.databaseName });
     new CfnOutput(this, 'Dashboard', { value: this.sync.monitoring.dashboard.dashboardName });
+    if (this.sync.converter) {
+      new CfnOutput(this, 'ParquetDeadLetterQueueUrl', { value: this.sync.converter.deadLetterQueue.queueUrl });
+    }
   }
 }
 

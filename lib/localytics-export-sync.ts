@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
@@ -7,13 +7,16 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { BlockPublicAccess, Bucket, BucketEncryption, type IBucket, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import type { ScheduleExpression } from 'aws-cdk-lib/aws-scheduler';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import { InvocationType, Trigger } from 'aws-cdk-lib/triggers';
 import { Construct } from 'constructs';
 import { DATASETS, type Dataset, isAppUuid } from '../functions/core/identifiers.js';
 import type { TableDefinition } from './catalog/tables.js';
 import { Catalog } from './catalog.js';
 import { ExportQueue } from './export-queue.js';
+import { JobLedgerTable } from './job-ledger-table.js';
 import { Monitoring } from './monitoring.js';
 import { acknowledgeExpectedWildcards } from './nag-acknowledgements.js';
+import { ParquetConverter } from './parquet-converter.js';
 import { RequestBudgetTable } from './request-budget-table.js';
 import { SyncFunction } from './sync-function.js';
 import { SyncSchedules } from './sync-schedules.js';
@@ -57,8 +60,10 @@ export interface LocalyticsExportSyncProps {
   readonly logLagHours?: number;
   /** How far back the hourly planning looks for missing hours. @default 6 */
   readonly lookbackHours?: number;
-  /** How far back the daily planning looks for log gaps (at most 30). @default 7 */
+  /** How far back the daily planning (and the one after each deployment) looks for log gaps (at most 30). @default 30 */
   readonly backfillDays?: number;
+  /** Minutes of work at `requestsPerMinute` the planner keeps in the queue (5 to 120). @default 30 */
+  readonly queueAheadMinutes?: number;
   /** A log hour still 404 this long after it ended is parked as a gap. @default 24 */
   readonly notReadyDeadlineHours?: number;
   /** Alarm when an audience or profile export has not been regenerated for this long, or left its list. @default 48 */
@@ -75,6 +80,10 @@ export interface LocalyticsExportSyncProps {
   readonly lagAlarmHours?: number;
   /** Subscribe this address to the alarms. @default no notification topic */
   readonly alarmEmail?: string;
+  /** A typed Parquet copy of every file (`<keyPrefix>/parquet/`), its converter and `<table>_parquet` tables. @default true */
+  readonly parquet?: boolean;
+  /** Memory of the Parquet converter, MiB. @default 1024 */
+  readonly converterMemorySize?: number;
 }
 
 /** Safe key characters, without `*` and `?`: the prefix becomes part of IAM resource ARNs, where they are wildcards. */
@@ -92,9 +101,15 @@ export class LocalyticsExportSync extends Construct {
   readonly copier: SyncFunction;
   readonly jobs: ExportQueue;
   readonly budget: RequestBudgetTable;
+  /** Which jobs wait in `jobs` right now, so that no planner run sends one twice. */
+  readonly ledger: JobLedgerTable;
   readonly schedules: SyncSchedules;
+  /** Plans right after a deployment that creates or changes the planner: the backfill starts at once. */
+  readonly initialPlanning: Trigger;
   readonly catalog: Catalog;
   readonly monitoring: Monitoring;
+  /** The Parquet layer's converter, unless `parquet` is false. */
+  readonly converter?: ParquetConverter;
 
   constructor(scope: Construct, id: string, props: LocalyticsExportSyncProps) {
     super(scope, id);
@@ -107,6 +122,7 @@ export class LocalyticsExportSync extends Construct {
       visibilityTimeout: Duration.seconds(copierTimeout.toSeconds() * 6),
       maxReceiveCount: props.maxReceiveCount,
     });
+    this.ledger = new JobLedgerTable(this, 'JobLedger');
 
     const environment: Record<string, string> = {
       DEST_BUCKET: this.bucket.bucketName,
@@ -121,7 +137,9 @@ export class LocalyticsExportSync extends Construct {
       MAX_RECEIVE_COUNT: String(this.jobs.maxReceiveCount),
       LOG_LAG_HOURS: String(props.logLagHours ?? 1),
       LOOKBACK_HOURS: String(props.lookbackHours ?? 6),
-      BACKFILL_DAYS: String(props.backfillDays ?? 7),
+      BACKFILL_DAYS: String(props.backfillDays ?? 30),
+      LEDGER_TABLE: this.ledger.tableName,
+      QUEUE_AHEAD_MINUTES: String(settings.queueAheadMinutes),
       NOT_READY_DEADLINE_HOURS: String(props.notReadyDeadlineHours ?? 24),
       STALE_EXPORT_HOURS: String(props.staleExportHours ?? 48),
     };
@@ -131,6 +149,8 @@ export class LocalyticsExportSync extends Construct {
       description: 'Plans Localytics export files to copy and enqueues one job per file',
       timeout: Duration.minutes(5),
       environment,
+      // The trigger below invokes the current version; older versions serve nothing and go.
+      currentVersionOptions: { removalPolicy: RemovalPolicy.DESTROY },
     });
     this.copier = new SyncFunction(this, 'Copier', {
       entry: handlerPath('copier'),
@@ -156,6 +176,16 @@ export class LocalyticsExportSync extends Construct {
       logSchedule: props.logSchedule,
       exportsSchedule: props.exportsSchedule,
     });
+    // After the deployment, not 24 hours later: the daily task (backfill included), asynchronously so that neither
+    // the API nor the key's budget can fail or slow the deployment. A failed run is retried twice by Lambda, alarms
+    // (planner errors), and is covered by the next daily run. Re-planning is harmless (the ledger sends nothing
+    // twice), so it also runs when the planner's code or settings change: added apps start their backfill at once.
+    this.initialPlanning = new Trigger(this, 'InitialPlanning', {
+      handler: this.planner,
+      invocationType: InvocationType.EVENT,
+      executeOnHandlerChange: true,
+      executeAfter: [this.jobs, this.ledger, this.planner, this.copier],
+    });
     const tables: TableDefinition['name'][] = [];
     if (settings.datasets.includes('logs')) tables.push('raw_logs');
     if (settings.datasets.includes('audiences')) tables.push('audiences');
@@ -167,6 +197,7 @@ export class LocalyticsExportSync extends Construct {
       databaseName: props.catalogDatabaseName,
       startDate: props.catalogStartDate,
       tables,
+      parquet: props.parquet ?? true,
     });
     this.monitoring = new Monitoring(this, 'Monitoring', {
       planner: this.planner,
@@ -179,6 +210,17 @@ export class LocalyticsExportSync extends Construct {
       staleExportHours: props.staleExportHours ?? 48,
       alarmEmail: props.alarmEmail,
     });
+    if (props.parquet ?? true) {
+      this.converter = new ParquetConverter(this, 'Parquet', {
+        bucket: this.bucket,
+        bucketKey: props.bucketKey,
+        keyPrefix: settings.keyPrefix,
+        memorySize: props.converterMemorySize,
+        maxReceiveCount: props.maxReceiveCount,
+        monitoring: this.monitoring,
+      });
+      this.converter.bindCopier(this.copier);
+    }
     for (const fn of [this.planner, this.copier]) {
       Validations.of(fn).acknowledge({
         id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
@@ -249,6 +291,19 @@ export class LocalyticsExportSync extends Construct {
     }
     props.secret.grantRead(this.planner);
     props.secret.grantRead(this.copier);
+    // The ledger: the planner reads it whole, claims and releases; the copier keeps, parks and releases.
+    this.planner.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:Scan', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
+        resources: [this.ledger.table.tableArn],
+      }),
+    );
+    this.copier.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:PutItem', 'dynamodb:DeleteItem'],
+        resources: [this.ledger.table.tableArn],
+      }),
+    );
     this.jobs.queue.grantSendMessages(this.planner);
     this.jobs.queue.grantSendMessages(this.copier);
     this.jobs.deadLetterQueue.grantSendMessages(this.copier);
@@ -285,6 +340,7 @@ interface ValidatedSettings {
   readonly requestsPerMinute: number;
   readonly copierConcurrency: number;
   readonly batchSize: number;
+  readonly queueAheadMinutes: number;
 }
 
 /** Props are checked when the construct is created, with messages that name the property. */
@@ -331,7 +387,11 @@ function validate(props: LocalyticsExportSyncProps): ValidatedSettings {
   if (props.backfillDays !== undefined && (props.backfillDays < 1 || props.backfillDays > 30)) {
     throw new Error(`backfillDays must be from 1 to 30 (Localytics keeps raw logs 30 days), got ${props.backfillDays}`);
   }
-  return { keyPrefix, datasets, requestsPerMinute, copierConcurrency, batchSize };
+  const queueAheadMinutes = props.queueAheadMinutes ?? 30;
+  if (!Number.isInteger(queueAheadMinutes) || queueAheadMinutes < 5 || queueAheadMinutes > 120) {
+    throw new Error(`queueAheadMinutes must be a whole number from 5 to 120, got ${queueAheadMinutes}`);
+  }
+  return { keyPrefix, datasets, requestsPerMinute, copierConcurrency, batchSize, queueAheadMinutes };
 }
 
 function handlerPath(name: 'planner' | 'copier'): string {

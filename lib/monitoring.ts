@@ -186,6 +186,11 @@ export class Monitoring extends Construct {
         ],
         width: 24,
       }),
+      new GraphWidget({
+        title: 'Backfill: log hours still missing in the planned window (queued, waiting or parked)',
+        left: [metric(METRIC.logHoursMissing, 'Maximum', Duration.hours(1)).with({ label: 'log hours missing' })],
+        width: 24,
+      }),
     );
   }
 

@@ -1,5 +1,5 @@
-import { Duration, Validations } from 'aws-cdk-lib';
-import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import { Duration, Size, Validations } from 'aws-cdk-lib';
+import { Architecture, type ILayerVersion, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, type NodejsFunctionProps, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
@@ -15,6 +15,14 @@ export interface SyncFunctionProps {
   readonly environment?: Record<string, string>;
   /** @default RetentionDays.ONE_MONTH */
   readonly logRetention?: RetentionDays;
+  /** Options of `currentVersion`, for functions something invokes by version. @default CDK's */
+  readonly currentVersionOptions?: NodejsFunctionProps['currentVersionOptions'];
+  /** Packages left out of the bundle, loaded at run time from a layer (native code). @default none */
+  readonly externalModules?: string[];
+  /** @default none */
+  readonly layers?: ILayerVersion[];
+  /** /tmp size, MiB (512 to 10240). @default 512 */
+  readonly ephemeralStorageMiB?: number;
 }
 
 /**
@@ -34,6 +42,9 @@ export class SyncFunction extends NodejsFunction {
       timeout: props.timeout ?? Duration.minutes(1),
       tracing: Tracing.ACTIVE,
       logGroup,
+      currentVersionOptions: props.currentVersionOptions,
+      layers: props.layers,
+      ephemeralStorageSize: props.ephemeralStorageMiB ? Size.mebibytes(props.ephemeralStorageMiB) : undefined,
       environment: {
         NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_SERVICE_NAME: 'localytics-export-sync',
@@ -46,7 +57,7 @@ export class SyncFunction extends NodejsFunction {
         sourceMap: true,
         sourcesContent: false,
         mainFields: ['module', 'main'],
-        externalModules: [],
+        externalModules: props.externalModules ?? [],
         forceDockerBundling: false,
         // Some bundled CommonJS dependencies call require(): give the ESM bundle one.
         banner: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",

@@ -13,16 +13,22 @@ export interface SyncSchedulesProps {
    * hour; the time zone makes daylight saving time a non-issue. @default 09:30 America/New_York
    */
   readonly exportsSchedule?: ScheduleExpression;
+  /** When the planner tops the queue up from a backlog (it does nothing when there is none). @default every 15 minutes */
+  readonly topupSchedule?: ScheduleExpression;
 }
 
-/** EventBridge Scheduler schedules that start the planner: `{"task":"logs"}` hourly, `{"task":"exports"}` daily. */
+/**
+ * EventBridge Scheduler schedules that start the planner: `{"task":"logs"}` hourly, `{"task":"exports"}` daily,
+ * `{"task":"topup"}` every 15 minutes.
+ */
 export class SyncSchedules extends Construct {
   readonly logs: Schedule;
   readonly exports: Schedule;
+  readonly topup: Schedule;
 
   constructor(scope: Construct, id: string, props: SyncSchedulesProps) {
     super(scope, id);
-    const target = (task: 'logs' | 'exports') =>
+    const target = (task: 'logs' | 'exports' | 'topup') =>
       new LambdaInvoke(props.planner, {
         input: ScheduleTargetInput.fromObject({ task }),
         retryAttempts: 2,
@@ -39,6 +45,12 @@ export class SyncSchedules extends Construct {
         props.exportsSchedule ??
         ScheduleExpression.cron({ minute: '30', hour: '9', timeZone: TimeZone.AMERICA_NEW_YORK }),
       target: target('exports'),
+    });
+    this.topup = new Schedule(this, 'BacklogTopUp', {
+      description: 'Top the job queue up from the backlog of missing log hours, oldest first (a no-op without one)',
+      schedule:
+        props.topupSchedule ?? ScheduleExpression.cron({ minute: '0/15', hour: '*', timeZone: TimeZone.ETC_UTC }),
+      target: target('topup'),
     });
   }
 }

@@ -1,15 +1,17 @@
 /**
- * The planner's use case (`planToQueue`, daily `exports` task, logs only) against a seeded destination and an SQS
- * queue, with a source that is never asked anything (planning log hours needs no API call).
+ * The planner's use case (`planToQueue`, logs only) against a seeded destination (S3Sink on s3rver), the job queue
+ * (SqsJobQueue on fauxqs) and the queued-job ledger (DynamoDbJobLedger on dynalite), with a source that is never
+ * asked anything (planning log hours needs no API call).
  * Usage: node plan.mjs '<PlanChildConfig JSON>'; prints a PlanChildResult JSON line.
  */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { LocalDirSink } from '../../functions/adapters/local-dir-sink.js';
+import { DynamoDbJobLedger } from '../../functions/adapters/dynamodb-job-ledger.js';
 import { S3Sink } from '../../functions/adapters/s3-sink.js';
 import { SqsJobQueue } from '../../functions/adapters/sqs-job-queue.js';
 import { planToQueue } from '../../functions/core/plan-to-queue.js';
-import type { ExportSource, ObjectSink } from '../../functions/core/ports.js';
+import type { ExportSource } from '../../functions/core/ports.js';
 import { silentLogger } from '../../functions/core/ports.js';
 import type { PlanChildConfig, PlanChildResult } from '../planner-types.js';
 
@@ -17,7 +19,7 @@ const config = JSON.parse(process.argv[2] ?? '') as PlanChildConfig;
 
 type CommandTimes = Record<string, { calls: number; ms: number }>;
 
-/** Time and count every SDK command a client sends (the planner's calls are sequential, so times add up). */
+/** Count every SDK command a client sends and sum its latency (concurrent calls add up: a busy-time measure). */
 function instrument<Client extends { send(command: object): Promise<unknown> }>(client: Client, into: CommandTimes) {
   const send = client.send.bind(client);
   client.send = (async (command: object) => {
@@ -46,57 +48,48 @@ const source: ExportSource = {
 };
 
 const commands: CommandTimes = {};
-const sqs = new SQSClient({
-  endpoint: config.sqsEndpoint,
+const local = { region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } };
+const sqs = new SQSClient({ ...local, endpoint: config.sqsEndpoint, useQueueUrlAsEndpoint: false });
+const s3 = new S3Client({
+  endpoint: config.s3Endpoint,
   region: 'us-east-1',
-  credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-  useQueueUrlAsEndpoint: false,
+  forcePathStyle: true,
+  credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
 });
-instrument(sqs, commands);
-let sink: ObjectSink;
-let s3: S3Client | undefined;
-if (config.sink.type === 's3') {
-  s3 = new S3Client({
-    endpoint: config.sink.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-  });
-  instrument(s3, commands);
-  sink = new S3Sink(s3, { bucket: config.sink.bucket, prefix: config.sink.prefix });
-} else {
-  sink = new LocalDirSink(config.sink.dir);
-}
-const queue = new SqsJobQueue(sqs, config.queueUrl, config.dlqUrl);
-let enqueueMs = 0;
-const timedQueue = {
-  enqueue: async (messages: Parameters<SqsJobQueue['enqueue']>[0]) => {
-    const started = performance.now();
-    await queue.enqueue(messages);
-    enqueueMs += performance.now() - started;
-  },
-  requeue: queue.requeue.bind(queue),
-  park: queue.park.bind(queue),
-};
+const dynamoDb = new DynamoDBClient({ ...local, endpoint: config.dynamoDbEndpoint });
+for (const client of [sqs, s3, dynamoDb]) instrument(client, commands);
 
 const started = performance.now();
 const summary = await planToQueue(
-  'exports',
-  { apps: config.apps, datasets: new Set(['logs']), logLagHours: 1, lookbackHours: 6, backfillDays: 30 },
-  { source, sink, queue: timedQueue, logger: silentLogger },
+  config.task,
+  {
+    apps: config.apps,
+    datasets: new Set(['logs']),
+    logLagHours: 1,
+    lookbackHours: 6,
+    backfillDays: 30,
+    requestsPerMinute: config.requestsPerMinute,
+    queueAheadMinutes: config.queueAheadMinutes,
+  },
+  {
+    source,
+    sink: new S3Sink(s3, { bucket: config.bucket, prefix: config.prefix }),
+    queue: new SqsJobQueue(sqs, config.queueUrl, config.dlqUrl),
+    ledger: new DynamoDbJobLedger(dynamoDb, config.ledgerTable),
+    logger: silentLogger,
+  },
   config.now,
 );
 const totalMs = performance.now() - started;
-s3?.destroy();
-sqs.destroy();
+for (const client of [sqs, s3, dynamoDb]) client.destroy();
 const result: PlanChildResult = {
   window: summary.window,
   enqueued: summary.enqueued,
   present: summary.present,
-  beyondRetention: summary.beyondRetention,
+  logHoursMissing: summary.logHoursMissing,
+  backlog: summary.backlog,
+  alreadyQueued: summary.alreadyQueued,
   totalMs,
-  enqueueMs,
-  planMs: totalMs - enqueueMs,
   commands,
   heapUsedMiB: process.memoryUsage().heapUsed / 1024 / 1024,
 };

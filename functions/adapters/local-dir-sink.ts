@@ -182,11 +182,7 @@ async function withLock<T>(target: string, action: () => Promise<T>): Promise<T>
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const [info, holder] = await Promise.all([
-        stat(lock).catch(() => undefined),
-        readFile(lock, 'utf8').catch(() => undefined),
-      ]);
-      if (info && holder !== undefined && Date.now() - info.mtimeMs > STALE_LOCK_MS) await breakStaleLock(lock, holder);
+      if (await isStale(lock)) await breakStaleLock(lock);
       else if (Date.now() > giveUpAt) throw new Error(`${path.basename(target)} is locked by another writer`);
       else await sleep(5 + Math.random() * 20);
     }
@@ -199,21 +195,30 @@ async function withLock<T>(target: string, action: () => Promise<T>): Promise<T>
   }
 }
 
+async function isStale(file: string, staleMs = STALE_LOCK_MS): Promise<boolean> {
+  const info = await stat(file).catch(() => undefined);
+  return info !== undefined && Date.now() - info.mtimeMs > staleMs;
+}
+
 /**
- * Remove a stale lock without removing a fresh one: of several waiters that saw the same stale lock, the first to
- * rename it away breaks it; a later one that grabs a fresh lock instead (its content is another token) puts it back.
+ * Remove a stale lock, one waiter at a time: breaking is itself guarded by an exclusive "breaker" file, so that of
+ * several waiters that saw the same stale lock only one removes it (and none removes the fresh lock another just
+ * took); the breaker is held for microseconds and considered abandoned after a minute.
  */
-async function breakStaleLock(lock: string, staleToken: string): Promise<void> {
-  const grabbed = `${lock}broken-${randomBytes(6).toString('hex')}`;
+async function breakStaleLock(lock: string): Promise<void> {
+  const breaker = `${lock}breaker`;
   try {
-    await rename(lock, grabbed);
-  } catch {
-    return; // released, or broken by another waiter
+    await writeFile(breaker, String(process.pid), { flag: 'wx' });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    if (await isStale(breaker, 2 * STALE_LOCK_MS)) await unlink(breaker).catch(() => undefined);
+    return;
   }
-  if ((await readFile(grabbed, 'utf8').catch(() => undefined)) !== staleToken) {
-    await link(grabbed, lock).catch(() => undefined);
+  try {
+    if (await isStale(lock)) await unlink(lock).catch(() => undefined);
+  } finally {
+    await unlink(breaker).catch(() => undefined);
   }
-  await unlink(grabbed).catch(() => undefined);
 }
 
 function tempPathFor(target: string): string {

@@ -1,4 +1,4 @@
-import { type Readable, Transform } from 'node:stream';
+import { PassThrough, type Readable, Transform } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
@@ -186,9 +186,15 @@ export class S3Sink implements ObjectSink {
     });
     // The HTTP request never learns that its body failed (pipe() does not forward errors): abort it, or it would
     // wait for the missing bytes.
-    counted.on('error', (error) => request.abort(error));
+    // The SDK wraps the body in its aws-chunked stream (default checksums), which re-emits a body error on a stream
+    // nobody listens to (an uncaught exception): give it a body that is only ever ended or destroyed without error.
+    const toSdk = new PassThrough();
+    counted.on('error', (error) => {
+      request.abort(error);
+      toSdk.destroy();
+    });
     body.once('error', (error) => counted.destroy(error));
-    body.pipe(counted);
+    body.pipe(counted).pipe(toSdk);
     // An upload a killed process left open for this key, from a multipart write (see below).
     await this.abortAbandonedUploads(fullKey);
     try {
@@ -196,7 +202,7 @@ export class S3Sink implements ObjectSink {
         new PutObjectCommand({
           Bucket: this.destination.bucket,
           Key: fullKey,
-          Body: counted,
+          Body: toSdk,
           ContentLength: length,
           ContentType: options.contentType,
           Metadata: options.metadata,
@@ -224,12 +230,15 @@ export class S3Sink implements ObjectSink {
   private async checkStoredLength(fullKey: string, length: number): Promise<void> {
     const head = await this.client.send(new HeadObjectCommand({ Bucket: this.destination.bucket, Key: fullKey }));
     if (head.ContentLength === length) return;
-    await this.client
+    const removed = await this.client
       .send(new DeleteObjectCommand({ Bucket: this.destination.bucket, Key: fullKey }))
-      .catch(() => undefined);
+      .then(
+        () => 'it was removed',
+        (error: unknown) => `removing it failed (${describeError(error)}): delete it by hand, or it counts as copied`,
+      );
     throw new SinkError(
       `the store kept ${head.ContentLength} bytes of a ${length}-byte PUT (it does not decode aws-chunked uploads; ` +
-        'set AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED for it)',
+        `set AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED for it); ${removed}`,
     );
   }
 

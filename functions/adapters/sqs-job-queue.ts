@@ -4,14 +4,11 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import { EnqueueError } from '../core/errors.js';
 import { type JobMessage, serializeJobMessage } from '../core/job-message.js';
 import { jobId } from '../core/jobs.js';
 import type { JobQueue } from '../core/process-job.js';
 import { describeError } from '../core/redact.js';
-
-export class QueueError extends Error {
-  override readonly name = 'QueueError';
-}
 
 const BATCH = 10;
 const SEND_ATTEMPTS = 3;
@@ -25,22 +22,29 @@ export class SqsJobQueue implements JobQueue {
   ) {}
 
   /** Send in batches of 10; entries SQS refuses are sent again, and a job that still cannot be sent is an error. */
-  async enqueue(messages: readonly JobMessage[]): Promise<void> {
+  async enqueue(messages: readonly JobMessage[], options: { readonly delaySeconds?: number } = {}): Promise<void> {
+    const delaySeconds = Math.max(0, Math.min(900, Math.round(options.delaySeconds ?? 0)));
     for (let start = 0; start < messages.length; start += BATCH) {
       let pending = messages.slice(start, start + BATCH).map((message, index) => ({ id: String(index), message }));
       for (let attempt = 1; pending.length > 0; attempt++) {
         const response = await this.client.send(
           new SendMessageBatchCommand({
             QueueUrl: this.queueUrl,
-            Entries: pending.map(({ id, message }) => ({ Id: id, MessageBody: serializeJobMessage(message) })),
+            Entries: pending.map(({ id, message }) => ({
+              Id: id,
+              MessageBody: serializeJobMessage(message),
+              DelaySeconds: delaySeconds,
+            })),
           }),
         );
         const failedIds = new Set((response.Failed ?? []).map((entry) => entry.Id));
         pending = pending.filter(({ id }) => failedIds.has(id));
         if (pending.length > 0 && attempt >= SEND_ATTEMPTS) {
           const reasons = (response.Failed ?? []).map((entry) => entry.Message ?? entry.Code).join('; ');
-          throw new QueueError(
+          // The rest of this batch was sent; later batches were not tried.
+          throw new EnqueueError(
             `could not enqueue ${pending.length} job(s) (${pending.map(({ message }) => jobId(message.job)).join(', ')}): ${reasons}`,
+            [...pending.map(({ message }) => message), ...messages.slice(start + BATCH)],
           );
         }
       }

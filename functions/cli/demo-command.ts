@@ -13,7 +13,8 @@ export interface DemoCommandOptions {
 const DEMO_RATE = 600;
 
 /**
- * `localytics-sync demo`: start the simulator, sync all three datasets into a local folder, show what landed.
+ * `localytics-sync demo`: start the simulator, sync all three datasets into a local folder (with the Parquet
+ * layer), show what landed.
  * No AWS account and no Localytics key needed. The simulated key allows 600 requests/minute so that the demo takes
  * seconds; against the real API the default budget is 50.
  */
@@ -37,6 +38,7 @@ export async function demoCommand(options: DemoCommandOptions, io: CliIo): Promi
         from: formatHour(from),
         to: formatHour(to),
         rate: String(DEMO_RATE),
+        parquet: true,
       },
       {
         ...io,
@@ -51,8 +53,16 @@ export async function demoCommand(options: DemoCommandOptions, io: CliIo): Promi
     io.stdout(
       `\nDone in ${(summary.durationMs / 1000).toFixed(1)} s: ${summary.copied} file(s) copied (${formatBytes(summary.bytes)}, ${summary.rows} rows), ` +
         `${summary.present} already present, ${summary.pending.length} hour(s) pending (not ready yet), ${summary.failed.length} failed; ` +
-        `${result.apiRequests} API requests.\n\n`,
+        `${result.apiRequests} API requests.\n`,
     );
+    if (result.parquet) {
+      io.stdout(
+        `Parquet: ${result.parquet.converted} file(s) converted (${formatBytes(result.parquet.jsonBytes)} of gzip JSON -> ` +
+          `${formatBytes(result.parquet.parquetBytes)} of typed Parquet, ${result.parquet.failed.length} failed), ` +
+          `${result.parquet.present} already converted.\n`,
+      );
+    }
+    io.stdout('\n');
     io.stdout(await describeTree(new LocalDirSink(dest)));
     io.stdout(
       `\nNext: run "npm start" again (nothing is copied twice), or\n` +
@@ -70,7 +80,9 @@ async function describeTree(sink: LocalDirSink): Promise<string> {
   for await (const object of sink.list('')) {
     if (object.key.startsWith('_')) continue;
     const parts = object.key.split('/');
-    const group = parts.slice(0, parts[0] === 'raw_logs' ? 2 : parts[0] === 'audiences' ? 3 : 2).join('/');
+    const layer = parts[0] === 'parquet' ? 1 : 0;
+    const dataset = parts[layer];
+    const group = parts.slice(0, layer + (dataset === 'raw_logs' ? 2 : dataset === 'audiences' ? 3 : 2)).join('/');
     const entry = groups.get(group) ?? { files: 0, bytes: 0, example: object.key };
     entry.files++;
     entry.bytes += object.size;

@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../core/errors.js';
 import { describeError } from '../core/redact.js';
+import { convertCommand } from './convert-command.js';
 import { demoCommand } from './demo-command.js';
 import { type CliIo, EXIT_FAILURES, EXIT_USAGE } from './io.js';
 import { simulateCommand } from './simulate-command.js';
@@ -47,9 +48,21 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       'parse rows to count malformed JSON lines: plain (audiences, profiles), all, off',
       'plain',
     )
+    .option('--parquet', 'also write the typed Parquet copy of each file copied (parquet/<table>/...)')
     .option('--verbose', 'structured logs on stderr')
     .action(async (options) => {
       await run(() => syncCommand(options, io))();
+    });
+
+  program
+    .command('convert')
+    .description('build the Parquet layer (parquet/<table>/...) for the JSON files already at the destination')
+    .requiredOption('--dest <destination>', 's3://bucket/prefix or a local directory')
+    .option('--rebuild', 'convert every file again, replacing its Parquet file (after a column was added)')
+    .option('--json', 'print a machine-readable summary')
+    .option('--verbose', 'structured logs on stderr')
+    .action(async (options) => {
+      await run(() => convertCommand(options, io))();
     });
 
   window(

@@ -1,7 +1,9 @@
 import { DEFAULT_API_URL, LocalyticsClient } from '../adapters/localytics-client.js';
+import type { ConvertSummary } from '../core/convert-layer.js';
 import { jobId } from '../core/jobs.js';
 import type { ObjectSink } from '../core/ports.js';
 import { runSync, type SyncSummary } from '../core/sync.js';
+import { convertCopied, formatConvertSummary } from './convert-command.js';
 import { type CliIo, EXIT_FAILURES, EXIT_OK } from './io.js';
 import {
   parseApiUrl,
@@ -30,6 +32,8 @@ export interface SyncCommandOptions {
   verbose?: boolean;
   checkJson?: string;
   budgetTable?: string;
+  /** Also convert each file copied to its Parquet twin, in the same run. */
+  parquet?: boolean;
 }
 
 export interface SyncRunResult {
@@ -37,6 +41,8 @@ export interface SyncRunResult {
   readonly summary: SyncSummary;
   readonly apiRequests: number;
   readonly throttled: number;
+  /** With `parquet`: the conversion of what was copied. */
+  readonly parquet?: ConvertSummary;
 }
 
 /** `localytics-sync sync`: validate everything, then plan and copy. Usage errors throw `UsageError` (exit 2). */
@@ -44,10 +50,11 @@ export async function syncCommand(options: SyncCommandOptions, io: CliIo): Promi
   const result = await runSyncCommand(options, io);
   if (options.json) {
     io.stdout(
-      `${JSON.stringify({ ...result.summary, apiRequests: result.apiRequests, throttled: result.throttled }, null, 2)}\n`,
+      `${JSON.stringify({ ...result.summary, apiRequests: result.apiRequests, throttled: result.throttled, parquet: result.parquet }, null, 2)}\n`,
     );
   } else {
     io.stdout(formatSyncSummary(result.summary, result));
+    if (result.parquet) io.stdout(formatConvertSummary(result.parquet));
   }
   return result.exitCode;
 }
@@ -93,6 +100,7 @@ export async function runSyncCommand(
     io.stderr('\ninterrupted: aborting copies in flight (nothing partial is left behind)...\n');
     interrupt.abort();
   });
+  const copiedKeys: string[] = [];
   try {
     const summary = await runSync(
       { datasets, apps, from: window.from, to: window.to, now: io.now() },
@@ -102,18 +110,27 @@ export async function runSyncCommand(
         signal: interrupt.signal,
         copyOptions: { checkJson },
         onPlanned: (plan) => progress?.planned(plan.jobs.length),
-        onReport: (report) =>
+        onReport: (report) => {
+          if (options.parquet && (report.outcome.status === 'copied' || report.outcome.status === 'present')) {
+            copiedKeys.push(report.outcome.key);
+          }
           progress?.report(
             jobId(report.job),
             report.outcome.status,
             'bytes' in report.outcome ? report.outcome.bytes : 0,
-          ),
+          );
+        },
       },
     );
     progress?.done();
+    const parquet = options.parquet
+      ? await convertCopied(copiedKeys, destination, sink, logger, io, interrupt.signal)
+      : undefined;
+    const parquetFailed = parquet !== undefined && (parquet.failed.length > 0 || parquet.interrupted > 0);
     return {
-      exitCode: summary.failed.length > 0 ? EXIT_FAILURES : EXIT_OK,
+      exitCode: summary.failed.length > 0 || parquetFailed ? EXIT_FAILURES : EXIT_OK,
       summary,
+      parquet,
       apiRequests: client.stats.apiRequests,
       throttled: client.stats.throttled,
     };

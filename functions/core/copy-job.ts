@@ -387,8 +387,10 @@ async function transfer(location: string, key: string, deps: CopyDependencies, b
   const [written, flowed] = await Promise.allSettled([
     deps.sink.write(key, output, {
       contentType: 'application/gzip',
-      // Stored bytes are the served bytes for gzip content: their length is known before the first byte.
-      contentLength: gzip ? file.contentLength : undefined,
+      // Stored bytes are the served bytes for gzip content: their length is known before the first byte. Not when
+      // the end waits for a confirmation (a list request, possibly a budget slot away): S3 gives up on a single PUT
+      // whose body idles for ~20 s, while a multipart upload can wait.
+      contentLength: gzip && !beforeCommit ? file.contentLength : undefined,
       metadata: { 'served-bytes': String(file.contentLength ?? ''), 'served-gzip': String(gzip) },
     }),
     flowing,

@@ -76,6 +76,17 @@ export class SinkError extends Error {
   override readonly name = 'SinkError';
 }
 
+/** A queue refused some jobs (after its retries): `unsent` lists them; the others were sent. */
+export class EnqueueError extends Error {
+  override readonly name = 'EnqueueError';
+  constructor(
+    message: string,
+    readonly unsent: readonly { readonly job: unknown }[],
+  ) {
+    super(message);
+  }
+}
+
 export class SecretError extends Error {
   override readonly name = 'SecretError';
 }

@@ -119,9 +119,13 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
   if (request.datasets.has('logs')) {
     const retentionStart = request.now - LOG_RETENTION_MS;
     const logJobs: LogHourJob[] = [];
-    for (const appUuid of request.apps) {
-      if (request.signal?.aborted) break;
-      const have = await presentLogHours(deps.sink, appUuid, request.from, request.to);
+    // Apps not listed by the deadline are left to the next run (the listings done form a prefix of the apps).
+    const listed = await listAppsConcurrently(request.apps, request.signal, (appUuid) =>
+      presentLogHours(deps.sink, appUuid, request.from, request.to),
+    );
+    for (const [index, appUuid] of request.apps.entries()) {
+      const have = listed[index];
+      if (have === undefined) break;
       if (have.size > 0) plan.newestLogHour.set(appUuid, Math.max(...have));
       for (const hour of hoursBetween(request.from, request.to)) {
         if (have.has(hour)) present.logs++;
@@ -130,7 +134,8 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
       }
     }
     logJobs.sort((a, b) => a.hour - b.hour);
-    plan.jobs.push(...logJobs);
+    // Not push(...logJobs): 1,000 apps × 720 hours overflow the call stack as arguments.
+    for (const job of logJobs) plan.jobs.push(job);
   }
   if (watched.size > 0) {
     plan.exportConcerns.push(...(await watchExports(watched, deps, request.now, request.staleExportHours ?? 48)));
@@ -174,6 +179,27 @@ async function savedChangeSets(sink: ObjectSink): Promise<ProfileChangesJob[]> {
     jobs.push({ kind: 'profile_changes', profileDbId, generatedAt });
   }
   return jobs;
+}
+
+/** Listings of the destination at once: 1,000 apps must list well within the planner's timeout. */
+const LIST_CONCURRENCY = 8;
+
+/** `list` for every app, `LIST_CONCURRENCY` at a time, none started after `signal`; results in the apps' order. */
+async function listAppsConcurrently<T>(
+  apps: readonly string[],
+  signal: AbortSignal | undefined,
+  list: (appUuid: string) => Promise<T>,
+): Promise<(T | undefined)[]> {
+  const results: (T | undefined)[] = new Array(apps.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < apps.length && !signal?.aborted) {
+      const index = next++;
+      results[index] = await list(apps[index] as string);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(LIST_CONCURRENCY, apps.length) }, worker));
+  return results;
 }
 
 /** Hours of one app present at the destination within [from, to), from one listing (no per-key requests). */

@@ -2,11 +2,12 @@ import { type CopyDependencies, type CopyOutcome, copyJob } from './copy-job.js'
 import { HOUR_MS } from './hours.js';
 import { type JobMessage, MalformedMessageError, parseJobMessage } from './job-message.js';
 import { jobFields } from './jobs.js';
+import { describeError } from './redact.js';
 
 /** The queue of copy jobs (SQS in AWS). */
 export interface JobQueue {
-  /** Send new jobs (the planner). */
-  enqueue(messages: readonly JobMessage[]): Promise<void>;
+  /** Send new jobs (the planner), visible after `delaySeconds` (at most 900; default 0). */
+  enqueue(messages: readonly JobMessage[], options?: { readonly delaySeconds?: number }): Promise<void>;
   /** Put a job back with a delay: not ready, throttled or out of time. Not a failure. */
   requeue(message: JobMessage, delaySeconds: number): Promise<void>;
   /** Park a job in the dead-letter queue with the reason it cannot be done. `body` is the raw message. */
@@ -58,7 +59,14 @@ const MAX_SQS_DELAY_SECONDS = 900;
  */
 export async function processJobMessage(
   body: string,
-  deps: CopyDependencies & { readonly queue: JobQueue },
+  deps: CopyDependencies & {
+    readonly queue: JobQueue;
+    /**
+     * Called with the data key once the file is at the destination (copied, or found there): hands it on, e.g. to
+     * the Parquet converter's queue. A failure makes the job a retryable failure, so the hand-off is retried with it.
+     */
+    readonly afterCopy?: (key: string) => Promise<void>;
+  },
   options: ProcessJobOptions,
 ): Promise<ProcessResult> {
   let message: JobMessage;
@@ -71,8 +79,16 @@ export async function processJobMessage(
     return { action: 'parked', reason, apiRequests: 0 };
   }
 
-  const outcome = await copyJob(message.job, deps);
+  let outcome = await copyJob(message.job, deps);
   const apiRequests = 'apiRequests' in outcome ? outcome.apiRequests : 0;
+  if ((outcome.status === 'copied' || outcome.status === 'present') && deps.afterCopy) {
+    try {
+      await deps.afterCopy(outcome.key);
+    } catch (error) {
+      const reason = `copied, but could not be handed on: ${describeError(error)}`;
+      outcome = { status: 'failed', reason, retryable: true, apiRequests, downloads: 0 };
+    }
+  }
   const fields = jobFields(message.job);
   switch (outcome.status) {
     case 'copied':

@@ -246,6 +246,11 @@ class SyncGunzip {
     private readonly onError: (error: Error) => void,
   ) {
     this.stream = createGunzip() as Gunzip & ZlibInternals;
+    // Node's own internals (stable for years, as zlib.gunzipSync uses them): fail loudly, naming why, if a Node.js
+    // release ever changes them, rather than with a TypeError mid-copy.
+    if (typeof this.stream._handle?.writeSync !== 'function' || !(this.stream._writeState instanceof Uint32Array)) {
+      throw new Error(`gzip verification needs zlib internals this Node.js (${process.version}) does not have`);
+    }
     // The binding reports an error by destroying the stream, which then also emits it: handled by write().
     this.stream.on('error', () => undefined);
   }

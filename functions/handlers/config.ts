@@ -38,7 +38,11 @@ const envSchema = z.object({
   MAX_RECEIVE_COUNT: withDefault(wholeNumber(1), '5'),
   LOG_LAG_HOURS: withDefault(wholeNumber(0), '1'),
   LOOKBACK_HOURS: withDefault(wholeNumber(1), '6'),
-  BACKFILL_DAYS: withDefault(wholeNumber(1, 30), '7'),
+  BACKFILL_DAYS: withDefault(wholeNumber(1, 30), '30'),
+  /** This deployment's queued-job ledger (DynamoDB table). */
+  LEDGER_TABLE: z.string().check(z.minLength(3)),
+  /** Minutes of work at the key's rate the planner keeps in the queue. */
+  QUEUE_AHEAD_MINUTES: withDefault(wholeNumber(1, 120), '30'),
   NOT_READY_DEADLINE_HOURS: withDefault(wholeNumber(1), '24'),
   STALE_EXPORT_HOURS: withDefault(wholeNumber(1), '48'),
   ALLOWED_FILE_HOSTS: withDefault(list, ''),
@@ -46,6 +50,8 @@ const envSchema = z.object({
   RETRY_BASE_SECONDS: withDefault(wholeNumber(1), '30'),
   /** Delay before a not-ready log hour is tried again (SQS allows at most 900). */
   NOT_READY_DELAY_SECONDS: withDefault(wholeNumber(1, 900), '900'),
+  /** The Parquet converter's queue: the copier sends it every file copied. Unset: no Parquet layer. */
+  CONVERT_QUEUE_URL: z.optional(z.string().check(z.minLength(1))),
 });
 
 export interface HandlerConfig {
@@ -64,12 +70,17 @@ export interface HandlerConfig {
   readonly logLagHours: number;
   readonly lookbackHours: number;
   readonly backfillDays: number;
+  /** The key's whole API budget, requests per minute. */
+  readonly requestsPerMinute: number;
+  readonly ledgerTable: string;
+  readonly queueAheadMinutes: number;
   readonly notReadyDeadlineHours: number;
   /** An audience or profile export not regenerated for this long is reported. */
   readonly staleExportHours: number;
   readonly allowedFileHosts: readonly string[];
   readonly retryBaseSeconds: number;
   readonly notReadyDelaySeconds: number;
+  readonly convertQueueUrl?: string;
 }
 
 export function readHandlerConfig(env: Readonly<Record<string, string | undefined>>): HandlerConfig {
@@ -91,10 +102,14 @@ export function readHandlerConfig(env: Readonly<Record<string, string | undefine
     logLagHours: e.LOG_LAG_HOURS,
     lookbackHours: e.LOOKBACK_HOURS,
     backfillDays: e.BACKFILL_DAYS,
+    requestsPerMinute: e.RATE_PER_MINUTE,
+    ledgerTable: e.LEDGER_TABLE,
+    queueAheadMinutes: e.QUEUE_AHEAD_MINUTES,
     notReadyDeadlineHours: e.NOT_READY_DEADLINE_HOURS,
     staleExportHours: e.STALE_EXPORT_HOURS,
     allowedFileHosts: e.ALLOWED_FILE_HOSTS,
     retryBaseSeconds: e.RETRY_BASE_SECONDS,
     notReadyDelaySeconds: e.NOT_READY_DELAY_SECONDS,
+    convertQueueUrl: e.CONVERT_QUEUE_URL,
   };
 }

@@ -1,9 +1,11 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { floorHour, HOUR_MS } from '../core/hours.js';
+import { settleLedgerEntry } from '../core/job-ledger.js';
 import { parseJobMessage } from '../core/job-message.js';
-import { dataKey } from '../core/jobs.js';
+import { dataKey, type SyncJob } from '../core/jobs.js';
 import { processJobMessage } from '../core/process-job.js';
+import { describeError } from '../core/redact.js';
 import { budgetNotAfter, type Runtime, runtime } from './runtime.js';
 import { recordJob } from './telemetry.js';
 
@@ -46,6 +48,7 @@ export function createCopierHandler(getRuntime: () => Runtime) {
           holderDeadline,
           // A profile_changes request already sent may finish after the soft deadline, before the hard one.
           inFlightGraceMs: DEADLINE_MARGIN_MS - 5_000,
+          afterCopy: rt.afterCopy,
         },
         {
           receiveCount: Number(record.attributes.ApproximateReceiveCount ?? 1),
@@ -58,6 +61,13 @@ export function createCopierHandler(getRuntime: () => Runtime) {
         },
       );
       recordJob(rt.metrics, result, Date.now() - started);
+      const settled = jobOf(record.body);
+      if (settled) {
+        // Every ledger entry expires on its own: a failed update delays a replan at worst, so it fails no job.
+        await settleLedgerEntry(rt.ledger, settled, result, Date.now()).catch((error: unknown) =>
+          rt.logger.error('job ledger update failed', { action: result.action, reason: describeError(error) }),
+        );
+      }
       if (result.action === 'retry') {
         await rt.queue.delayRedelivery(record.receiptHandle, result.visibilitySeconds);
         throw new RetryLaterError(result.reason);
@@ -82,12 +92,17 @@ function nextHourlyWindowStart(config: { logLagHours: number; lookbackHours: num
   return floorHour(now + HOUR_MS - config.logLagHours * HOUR_MS) - config.lookbackHours * HOUR_MS;
 }
 
-function jobKeyOf(body: string): string | undefined {
+function jobOf(body: string): SyncJob | undefined {
   try {
-    return dataKey(parseJobMessage(body).job);
+    return parseJobMessage(body).job;
   } catch {
     return undefined;
   }
+}
+
+function jobKeyOf(body: string): string | undefined {
+  const job = jobOf(body);
+  return job && dataKey(job);
 }
 
 export const handler = createCopierHandler(() => runtime());

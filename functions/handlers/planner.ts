@@ -1,20 +1,27 @@
 import type { Context } from 'aws-lambda';
 import * as z from 'zod/mini';
-import { planToQueue } from '../core/plan-to-queue.js';
+import { type PlannerTask, planToQueue } from '../core/plan-to-queue.js';
 import '../core/schema.js';
 import { type Runtime, runtime } from './runtime.js';
 import { recordPlannerRun } from './telemetry.js';
 
-const eventSchema = z.object({ task: z.enum(['logs', 'exports']) });
+/** `{}` is how the deployment trigger invokes the planner (it sends no payload): the daily task, backfill included. */
+const eventSchema = z.object({ task: z.optional(z.enum(['logs', 'exports', 'topup'])) });
 
+/** Stop sending this long before the function times out (a tenth of a short run), so every claim has its message. */
+const DEADLINE_MARGIN_MS = 20_000;
 /** Time kept for planning the log hours and enqueueing after the lists, at most (a quarter of the run if shorter). */
 const ENQUEUE_RESERVE_MS = 60_000;
 
-/** EventBridge Scheduler target: `{"task":"logs"}` hourly, `{"task":"exports"}` daily. Enqueues one job per file. */
+/**
+ * EventBridge Scheduler target: `{"task":"logs"}` hourly, `{"task":"exports"}` daily, `{"task":"topup"}` every 15
+ * minutes; `{}` once after a deployment. Enqueues one job per missing file, once.
+ */
 export function createPlannerHandler(getRuntime: () => Runtime, now: () => number = Date.now) {
   return async (event: unknown, context?: Pick<Context, 'getRemainingTimeInMillis'>) => {
     const parsed = eventSchema.safeParse(event);
-    if (!parsed.success) throw new TypeError('planner event must be {"task": "logs" | "exports"}');
+    if (!parsed.success) throw new TypeError('planner event must be {"task": "logs" | "exports" | "topup"} or {}');
+    const task: PlannerTask = parsed.data.task ?? 'exports';
     const rt = getRuntime();
     const source = await rt.source();
     const requestsBefore = source.stats.apiRequests;
@@ -22,11 +29,14 @@ export function createPlannerHandler(getRuntime: () => Runtime, now: () => numbe
     // left before the reserve, so one failing list leaves time for the other and for the log hours.
     const remaining = context?.getRemainingTimeInMillis() ?? 5 * 60_000;
     const forLists = Math.floor(remaining - Math.min(ENQUEUE_RESERVE_MS, remaining / 4));
+    const deadline = new AbortController();
+    const margin = Math.min(DEADLINE_MARGIN_MS, remaining / 10);
+    const timer = setTimeout(() => deadline.abort(), Math.max(0, remaining - margin));
     try {
       const summary = await planToQueue(
-        parsed.data.task,
+        task,
         rt.config,
-        { source, sink: rt.sink, queue: rt.queue, logger: rt.logger },
+        { source, sink: rt.sink, queue: rt.queue, ledger: rt.ledger, logger: rt.logger, signal: deadline.signal },
         now(),
         {
           // Only the lists: the log hours are planned after them, whatever the lists did.
@@ -37,6 +47,7 @@ export function createPlannerHandler(getRuntime: () => Runtime, now: () => numbe
       recordPlannerRun(rt.metrics, summary, source.stats.apiRequests - requestsBefore);
       return summary;
     } finally {
+      clearTimeout(timer);
       rt.metrics.publishStoredMetrics();
     }
   };

@@ -2,11 +2,13 @@ import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { createDynamoDbClient, createS3Client, createSqsClient } from '../adapters/aws-clients.js';
+import { DynamoDbJobLedger } from '../adapters/dynamodb-job-ledger.js';
 import { budgetTableRegion, DynamoDbRequestBudget } from '../adapters/dynamodb-request-budget.js';
 import { LocalyticsClient } from '../adapters/localytics-client.js';
 import { fromPowertools } from '../adapters/powertools-logger.js';
 import { S3Sink } from '../adapters/s3-sink.js';
 import { SecretsManagerSecretProvider } from '../adapters/secrets.js';
+import { sqsConversionEnqueuer } from '../adapters/sqs-conversion-queue.js';
 import { SqsJobQueue } from '../adapters/sqs-job-queue.js';
 import type { Logger } from '../core/ports.js';
 import type { AcquireOptions, RequestBudget } from '../core/request-budget.js';
@@ -21,6 +23,10 @@ export interface Runtime {
   readonly metrics: Metrics;
   readonly sink: S3Sink;
   readonly queue: SqsJobQueue;
+  /** This deployment's queued-job ledger. */
+  readonly ledger: DynamoDbJobLedger;
+  /** Hands a data object to the Parquet converter's queue (when the deployment has the Parquet layer). */
+  readonly afterCopy?: (key: string) => Promise<void>;
   /**
    * The Localytics client with current credentials (the secret is cached, re-read after its TTL), for one invocation:
    * it takes no request budget slot later than `budgetNotAfter` (epoch ms).
@@ -55,13 +61,16 @@ export function createRuntime(env: Readonly<Record<string, string | undefined>>)
   const secrets = new SecretsManagerSecretProvider({ secretId: config.secretId, client: new SecretsManagerClient({}) });
   const dynamo = createDynamoDbClient(budgetTableRegion(config.budgetTable));
   let client: { key: string; client: LocalyticsClient; budget: InvocationBudget } | undefined;
+  const sqs = createSqsClient(env);
   return {
     config,
     logger,
     powertoolsLogger,
     metrics,
     sink: new S3Sink(createS3Client(env), { bucket: config.bucket, prefix: config.prefix }),
-    queue: new SqsJobQueue(createSqsClient(env), config.queueUrl, config.deadLetterQueueUrl),
+    queue: new SqsJobQueue(sqs, config.queueUrl, config.deadLetterQueueUrl),
+    ledger: new DynamoDbJobLedger(createDynamoDbClient(), config.ledgerTable),
+    afterCopy: config.convertQueueUrl ? sqsConversionEnqueuer(sqs, config.convertQueueUrl) : undefined,
     async source(invocation = {}) {
       const credentials = await secrets.getCredentials();
       const key = `${credentials.apiKey}\u0000${credentials.apiSecret}`;

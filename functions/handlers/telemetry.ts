@@ -1,4 +1,5 @@
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { ConversionResult } from '../core/conversion-job.js';
 import type { PlannerRunSummary } from '../core/plan-to-queue.js';
 import type { ProcessResult } from '../core/process-job.js';
 
@@ -15,7 +16,14 @@ export const METRIC = {
   copyDuration: 'copyDuration',
   jobsEnqueued: 'jobsEnqueued',
   lagHours: 'lagHours',
+  logHoursMissing: 'logHoursMissing',
   exportConcerns: 'exportConcerns',
+  filesConverted: 'filesConverted',
+  rowsConverted: 'rowsConverted',
+  parquetBytes: 'parquetBytes',
+  conversionDuration: 'conversionDuration',
+  conversionWarnings: 'conversionWarnings',
+  conversionFailures: 'conversionFailures',
 } as const;
 
 export const METRICS_NAMESPACE = 'LocalyticsExportSync';
@@ -41,6 +49,9 @@ export function recordJob(metrics: Metrics, result: ProcessResult, durationMs: n
 /** What one planner run adds: jobs enqueued, failed lists, and the lag of every app (its own dimension). */
 export function recordPlannerRun(metrics: Metrics, summary: PlannerRunSummary, apiRequests: number): void {
   metrics.addMetric(METRIC.jobsEnqueued, MetricUnit.Count, summary.enqueued);
+  // Only runs that listed the logs know how many hours are missing (a top-up without a backlog lists nothing).
+  if (summary.window.from < summary.window.to)
+    metrics.addMetric(METRIC.logHoursMissing, MetricUnit.Count, summary.logHoursMissing);
   metrics.addMetric(METRIC.apiRequests, MetricUnit.Count, apiRequests);
   if (summary.listFailures.length > 0)
     metrics.addMetric(METRIC.failures, MetricUnit.Count, summary.listFailures.length);
@@ -52,5 +63,19 @@ export function recordPlannerRun(metrics: Metrics, summary: PlannerRunSummary, a
     const single = metrics.singleMetric();
     single.addDimension('app', app);
     single.addMetric(METRIC.lagHours, MetricUnit.Count, lag);
+  }
+}
+
+/** What one Parquet conversion adds to the converter's metrics. */
+export function recordConversion(metrics: Metrics, result: ConversionResult, durationMs: number): void {
+  if (result.action === 'done' && result.outcome.status === 'converted') {
+    metrics.addMetric(METRIC.filesConverted, MetricUnit.Count, 1);
+    metrics.addMetric(METRIC.rowsConverted, MetricUnit.Count, result.outcome.rows);
+    metrics.addMetric(METRIC.parquetBytes, MetricUnit.Bytes, result.outcome.bytes);
+    metrics.addMetric(METRIC.conversionDuration, MetricUnit.Milliseconds, durationMs);
+    metrics.addMetric(METRIC.conversionWarnings, MetricUnit.Count, result.outcome.warnings.length);
+  }
+  if (result.action === 'parked' || result.action === 'retry') {
+    metrics.addMetric(METRIC.conversionFailures, MetricUnit.Count, 1);
   }
 }

@@ -47,6 +47,16 @@ export interface TableDefinition {
   readonly partitions: readonly PartitionDefinition[];
   /** The files' keys are the upper-case column names (`{"IDFA": ...}`): Athena's JSON SerDe matches them case-insensitively. */
   readonly upperCaseKeys?: boolean;
+  /** Parquet layer: rows of each file are sorted by these columns (nulls last), so readers can skip row groups. */
+  readonly sortBy?: readonly string[];
+}
+
+/** The Parquet layer lives under this folder of the key prefix, one table folder per table (`parquet/raw_logs/...`). */
+export const PARQUET_FOLDER = 'parquet';
+
+/** The JSON key of a column in the exported files: its `jsonKey`, or its name (upper case in audience files). */
+export function sourceKey(table: TableDefinition, column: ColumnDefinition): string {
+  return column.jsonKey ?? (table.upperCaseKeys ? column.name.toUpperCase() : column.name);
 }
 
 const dt: PartitionDefinition = { name: 'dt', type: 'string', projection: { type: 'date' } };
@@ -99,6 +109,8 @@ export const RAW_LOGS: TableDefinition = {
     dt,
     { name: 'hour', type: 'int', projection: { type: 'hour' } },
   ],
+  // uuid breaks ties, so that a file always converts to the same bytes.
+  sortBy: ['at_millis', 'uuid'],
 };
 
 /** Audience members: one identifier per row; the file's key is upper case (`{"IDFA": ...}`), matched case-insensitively. */

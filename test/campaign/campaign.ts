@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { DeleteMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
@@ -28,6 +29,7 @@ import { runCli } from '../support/cli.js';
 import { TestDeployment } from '../support/deployment/deployment.js';
 import type { LambdaContainer } from '../support/deployment/lambda-container.js';
 import { E2E_SECRET_ARN, type SynthesizedDeployment } from '../support/deployment/synth.js';
+import { clearTable, createTestTable } from '../support/dynamodb.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
 import { findLeaks } from '../support/leak-scan.js';
 import { createTestBucket, listAllKeys, S3RVER_CHECKSUMS, S3RVER_CREDENTIALS } from '../support/s3.js';
@@ -38,6 +40,7 @@ export interface CampaignServers {
   readonly s3Endpoint: string;
   readonly sqsEndpoint: string;
   readonly dynamoDbEndpoint: string;
+  readonly dynamoDb: DynamoDBClient;
   readonly s3: (endpoint: string) => S3Client;
   readonly sqs: SQSClient;
   readonly createQueues: (sqs: SQSClient) => Promise<{ queueUrl: string; dlqUrl: string; queueArn: string }>;
@@ -207,6 +210,7 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
       // checked against the function's synthesized policy.
       const queues = await servers.createQueues(servers.sqs);
       secrets.put(E2E_SECRET_ARN, JSON.stringify(SIMULATOR_DEFAULT_CREDENTIALS));
+      const ledgerTable = await createTestTable(servers.dynamoDb);
       const deployment = await TestDeployment.start({
         synth: await servers.deployment(),
         endpoints: {
@@ -220,6 +224,7 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
         bucket,
         queues,
         budgetTable: await servers.createBudgetTable(),
+        ledgerTable,
         environment: {
           APPS: apps.join(','),
           RATE_PER_MINUTE: '6000',
@@ -267,10 +272,15 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
             deadline: deadline && rounds === 1,
             random,
           });
+          // Each further round plays the next day's planning: parked jobs and the entries of messages SQS moved to
+          // the dead-letter queue have expired from the ledger by then.
+          await clearTable(servers.dynamoDb, ledgerTable);
           if ((await planner()) === 0) break;
         }
         // A copier killed after its change-set request left a claim that holds until its invocation's deadline.
         if (await ageAbandonedClaims(s3, bucket)) {
+          // Later: the deferred job's delayed message and its ledger entry have expired too.
+          await clearTable(servers.dynamoDb, ledgerTable);
           await planner();
           await drain(deployment.eventSource, queues, deployment.copier, {
             duplicates: false,

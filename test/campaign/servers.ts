@@ -17,6 +17,7 @@ export function campaignServers(
   const dynamo = createDynamoDbClient(endpoints.dynamoDbEndpoint);
   return {
     ...endpoints,
+    dynamoDb: dynamo,
     s3: (endpoint) =>
       new S3Client({
         endpoint,

@@ -36,6 +36,9 @@ test('the demo lands all three datasets in a local folder with no AWS account an
   expect(files.some((file) => file.startsWith('audiences/audience_id=') && file.endsWith('.json.gz'))).toBe(true);
   expect(files.some((file) => file.startsWith('profiles/profiledb_id=') && file.endsWith('.json.gz'))).toBe(true);
   expect(files.some((file) => file.startsWith('profile_changes/profiledb_id='))).toBe(true);
+  // The Parquet layer too: the bundle imports DuckDB (native, not bundled) from node_modules.
+  expect(files.filter((file) => /^parquet\/raw_logs\/app_uuid=.*\.parquet$/.test(file)).length).toBeGreaterThan(0);
+  expect(result.stdout).toMatch(/Parquet: [1-9]\d* file\(s\) converted .*, 0 failed\)/);
   expect(result.stdout + result.stderr).not.toMatch(/Signature=|Authorization|simulator-secret/);
 
   const again = await exec(['demo', '--dest', dest, '--hours', '3']);

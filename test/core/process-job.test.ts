@@ -1,7 +1,9 @@
 import { Readable } from 'node:stream';
-import { expect, test } from 'vitest';
+import { gzipSync } from 'node:zlib';
+import { describe, expect, test } from 'vitest';
 import { LocalDirSink } from '../../functions/adapters/local-dir-sink.js';
 import { type JobMessage, newJobMessage, serializeJobMessage } from '../../functions/core/job-message.js';
+import { dataKey } from '../../functions/core/jobs.js';
 import type { ExportSource } from '../../functions/core/ports.js';
 import { silentLogger } from '../../functions/core/ports.js';
 import { type JobQueue, processJobMessage } from '../../functions/core/process-job.js';
@@ -92,4 +94,53 @@ test('a job with no request budget slot before the deadline is handed back with 
   }
   expect(message).toMatchObject({ interruptions: 4 });
   expect(queue.parked).toEqual([]);
+});
+
+describe('the hand-off after a copy (the Parquet converter)', () => {
+  const servingSource: ExportSource = {
+    ...slowSource,
+    download: async () => ({ body: Readable.from([gzipSync('{"type":"e"}\n')]) }),
+  };
+  const options = { receiveCount: 1, maxReceiveCount: 3, now: job.hour + 2 * 3_600_000 };
+
+  test('gets the key of a file copied, and of a file found already there', async () => {
+    const sink = new LocalDirSink(await tempDir());
+    const handed: string[] = [];
+    const deps = {
+      source: servingSource,
+      sink,
+      logger: silentLogger,
+      queue: new RecordingQueue(),
+      afterCopy: async (key: string) => {
+        handed.push(key);
+      },
+    };
+    const body = serializeJobMessage(newJobMessage(job, 0));
+    expect(await processJobMessage(body, deps, options)).toMatchObject({ outcome: { status: 'copied' } });
+    expect(await processJobMessage(body, deps, options)).toMatchObject({ outcome: { status: 'present' } });
+    expect(handed).toEqual([dataKey(job), dataKey(job)]);
+  });
+
+  test('that fails makes the job a retryable failure, parked with its reason on the last delivery', async () => {
+    const sink = new LocalDirSink(await tempDir());
+    const queue = new RecordingQueue();
+    const deps = {
+      source: servingSource,
+      sink,
+      logger: silentLogger,
+      queue,
+      afterCopy: async () => {
+        throw new Error('queue unavailable');
+      },
+    };
+    const body = serializeJobMessage(newJobMessage(job, 0));
+    expect(await processJobMessage(body, deps, options)).toMatchObject({
+      action: 'retry',
+      reason: 'copied, but could not be handed on: queue unavailable',
+    });
+    // The file is safe at its key; the redelivery finds it present and tries the hand-off again.
+    expect(await sink.exists(dataKey(job))).toBe(true);
+    expect(await processJobMessage(body, deps, { ...options, receiveCount: 3 })).toMatchObject({ action: 'parked' });
+    expect(queue.parked[0]?.reason).toBe('copied, but could not be handed on: queue unavailable (after 3 deliveries)');
+  });
 });

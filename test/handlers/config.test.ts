@@ -10,6 +10,7 @@ const base = {
   BUDGET_TABLE: 'lsync-budget',
   QUEUE_URL: 'https://sqs/q',
   DLQ_URL: 'https://sqs/dlq',
+  LEDGER_TABLE: 'sync-ledger',
 };
 
 test('reads the environment once into typed settings, with documented defaults', () => {
@@ -25,7 +26,10 @@ test('reads the environment once into typed settings, with documented defaults',
     maxReceiveCount: 5,
     logLagHours: 1,
     lookbackHours: 6,
-    backfillDays: 7,
+    backfillDays: 30,
+    requestsPerMinute: 50,
+    ledgerTable: 'sync-ledger',
+    queueAheadMinutes: 30,
     notReadyDeadlineHours: 24,
     allowedFileHosts: [],
     retryBaseSeconds: 30,
@@ -44,6 +48,8 @@ describe('a bad environment fails at cold start with a message naming the variab
     [{ RATE_PER_MINUTE: '12.5' }, /RATE_PER_MINUTE: must be a whole number/],
     [{ BUDGET_TABLE: undefined }, /BUDGET_TABLE/],
     [{ BACKFILL_DAYS: '31' }, /BACKFILL_DAYS: Too big/],
+    [{ LEDGER_TABLE: undefined }, /LEDGER_TABLE/],
+    [{ QUEUE_AHEAD_MINUTES: '0' }, /QUEUE_AHEAD_MINUTES: Too small/],
     [{ API_URL: 'not a url' }, /API_URL/],
   ])('%j', (override, message) => {
     expect(() => readHandlerConfig({ ...base, ...override })).toThrow(message);

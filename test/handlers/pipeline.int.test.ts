@@ -1,8 +1,10 @@
 import { gunzipSync } from 'node:zlib';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
-import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { DynamoDbJobLedger } from '../../functions/adapters/dynamodb-job-ledger.js';
 import { floorHour, formatHour, HOUR_MS } from '../../functions/core/hours.js';
+import { ledgerId } from '../../functions/core/job-ledger.js';
 import { newJobMessage, parseJobMessage, serializeJobMessage } from '../../functions/core/job-message.js';
 import { dataKey, pendingChangeSetKey, type SyncJob } from '../../functions/core/jobs.js';
 import { latestGeneration, logRows, serializeRows } from '../../functions/simulator/dataset.js';
@@ -48,11 +50,14 @@ let queues: Awaited<ReturnType<typeof createJobQueues>>;
 let bucket: string;
 let budgetTable: string;
 let deployment: TestDeployment | undefined;
+let ledgerTable: string;
+const dynamoDb = createDynamoDbClient();
 
 beforeEach(async () => {
   queues = await createJobQueues(sqs);
   bucket = await createTestBucket(s3);
-  budgetTable = await createTestTable(createDynamoDbClient());
+  budgetTable = await createTestTable(dynamoDb);
+  ledgerTable = await createTestTable(dynamoDb);
 });
 afterEach(async () => {
   simulator.faults.clear();
@@ -72,6 +77,7 @@ async function deploy(environment: Record<string, string> = {}) {
     bucket,
     queues,
     budgetTable,
+    ledgerTable,
     // Test settings over the template's: one app, a fast budget, the test queue's redrive, quick retries.
     environment: {
       APPS: app(),
@@ -314,4 +320,70 @@ test('the functions publish EMF metrics: files, bytes, rows, API requests, and t
         'LocalyticsExportSync',
     ),
   ).toBe(true);
+});
+
+describe('the queued-job ledger', () => {
+  const ledger = () => new DynamoDbJobLedger(dynamoDb, ledgerTable);
+
+  test("the deployment trigger's empty event plans the daily task over the whole 30-day retention, once", async () => {
+    // 100 requests a minute, 5 minutes ahead: the queue takes 500 jobs; the rest of the 718 hours is backlog.
+    const { planner } = await deploy({ BACKFILL_DAYS: '30', RATE_PER_MINUTE: '100', QUEUE_AHEAD_MINUTES: '5' });
+    const first = await planner<{ window: { from: number } }>({});
+    expect(first).toMatchObject({ task: 'exports', logHoursMissing: 718, enqueued: 4 + 2 + 494, backlog: 224 });
+    expect(first.window.from).toBe(floorHour(Date.now() - 30 * 24 * HOUR_MS) + HOUR_MS);
+    const depth = await queueDepth(sqs, queues.queueUrl);
+    expect(depth.visible + depth.delayed).toBe(500);
+    // A later deployment runs it again: everything missing is already waiting or backlog.
+    expect(await planner({})).toMatchObject({ enqueued: 0, alreadyQueued: 500, backlog: 224 });
+    expect((await ledger().read(Date.now())).queued.size).toBe(500);
+  });
+
+  test('an entry goes when its job lands, stays while the job waits again, and rests when it is parked', async () => {
+    const { planner, copier, deployment } = await deploy({ DATASETS: 'logs', LOOKBACK_HOURS: '3' });
+    expect(await planner({ task: 'logs' })).toMatchObject({ enqueued: 3 });
+    expect((await ledger().read(Date.now())).queued.size).toBe(3);
+    await pollUntilEmpty(deployment.eventSource, queues, copier);
+    expect(await ledger().read(Date.now())).toMatchObject({ queued: new Set(), parked: new Set() });
+
+    const unknownApp = 'abcdef0123456789abcdef0-00000000-0000-0000-0000-000000000000';
+    const late: SyncJob = { kind: 'log_hour', appUuid: unknownApp, hour: floorHour(Date.now()) - 9 * HOUR_MS };
+    const forbidden: SyncJob = { kind: 'audience', audienceId: '999', identifierType: 'idfa', generatedAt: 0 };
+    for (const job of [late, forbidden]) {
+      await ledger().claim(ledgerId(job), Date.now() + HOUR_MS, Date.now());
+      await send(serializeJobMessage(newJobMessage(job, Date.now())));
+    }
+    await pollUntilEmpty(deployment.eventSource, queues, copier);
+    const after = await ledger().read(Date.now());
+    expect(after.queued).toEqual(new Set([ledgerId(late)]));
+    expect(after.parked).toEqual(new Set([ledgerId(forbidden)]));
+  });
+
+  test('a planner out of time sends nothing half: the ledger and the queue agree, the window is backlog', async () => {
+    const { planner } = await deploy({ DATASETS: 'logs', LOOKBACK_HOURS: '3' });
+    // No time left: neither the listing nor the sending may start.
+    const summary = await planner<{ window: { from: number } }>({ task: 'logs' }, 0);
+    expect(summary).toMatchObject({ stoppedAtDeadline: true, enqueued: 0 });
+    expect(await queueDepth(sqs, queues.queueUrl)).toMatchObject({ visible: 0, delayed: 0 });
+    const after = await ledger().read(Date.now());
+    expect(after.queued.size).toBe(0);
+    expect(after.backlogFrom).toBe(summary.window.from);
+    // The next top-up sends the rest.
+    expect(await planner({ task: 'topup' })).toMatchObject({ enqueued: 3, backlog: 0 });
+  });
+
+  test('a planner whose ledger table is missing fails naming it, and sends nothing', async () => {
+    ledgerTable = 'missing-ledger';
+    const { planner } = await deploy();
+    await expect(planner({ task: 'logs' })).rejects.toThrow(/job ledger \(DynamoDB table "missing-ledger"\)/);
+    expect(await queueDepth(sqs, queues.queueUrl)).toMatchObject({ visible: 0, delayed: 0 });
+  });
+
+  test('a copier whose ledger cannot be written still lands its job', async () => {
+    ledgerTable = 'missing-ledger';
+    const { copier, deployment } = await deploy();
+    const hour = floorHour(Date.now()) - 11 * HOUR_MS;
+    await send(serializeJobMessage(newJobMessage(logJob(hour), Date.now())));
+    expect(await pollUntilEmpty(deployment.eventSource, queues, copier)).toMatchObject({ failures: 0 });
+    expect(await listAllKeys(s3, bucket, 'lake/')).toEqual([`lake/${dataKey(logJob(hour))}`]);
+  });
 });

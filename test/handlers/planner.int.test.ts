@@ -50,6 +50,7 @@ async function deployment(now: () => number = Date.now) {
     BUDGET_TABLE: await createTestTable(createDynamoDbClient()),
     QUEUE_URL: queues.queueUrl,
     DLQ_URL: queues.dlqUrl,
+    LEDGER_TABLE: await createTestTable(createDynamoDbClient()),
     BACKFILL_DAYS: '1',
   });
   const planner = createPlannerHandler(() => runtime, now);

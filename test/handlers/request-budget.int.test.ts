@@ -54,6 +54,7 @@ test(`${COPIERS} copier containers at once send as one caller at the key's rate,
     BUDGET_TABLE: await createTestTable(createDynamoDbClient()),
     QUEUE_URL: queues.queueUrl,
     DLQ_URL: queues.dlqUrl,
+    LEDGER_TABLE: await createTestTable(createDynamoDbClient()),
   };
   const hours = Array.from({ length: 12 }, (_, i) => floorHour(Date.now()) - (i + 3) * HOUR_MS);
   const jobs = simulator.dataset.apps.flatMap((appUuid) =>

@@ -42,9 +42,18 @@ describe('the Glue catalog', () => {
   const { template } = synth();
   const byName = tables(template);
 
-  test('has a database and the four tables', () => {
+  test('has a database and the four tables, and their Parquet twins', () => {
     template.hasResourceProperties('AWS::Glue::Database', { DatabaseInput: { Name: 'localytics' } });
-    expect(Object.keys(byName).sort()).toEqual(['audiences', 'profile_changes', 'profiles', 'raw_logs']);
+    expect(Object.keys(byName).sort()).toEqual([
+      'audiences',
+      'audiences_parquet',
+      'profile_changes',
+      'profile_changes_parquet',
+      'profiles',
+      'profiles_parquet',
+      'raw_logs',
+      'raw_logs_parquet',
+    ]);
   });
 
   test('raw_logs projects app_uuid from the configured apps, dt as dates and hour as two-digit integers, like the keys', () => {
@@ -105,7 +114,8 @@ describe('monitoring', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
       (alarm) => (alarm as { Properties: Record<string, unknown> }).Properties,
     );
-    expect(alarms).toHaveLength(6 + APPS.length);
+    // + the Parquet converter's failures, errors and dead-letter queue
+    expect(alarms).toHaveLength(6 + APPS.length + 3);
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'ApproximateNumberOfMessagesVisible',
       Threshold: 0,
@@ -178,7 +188,14 @@ describe('monitoring', () => {
 
   test('without raw logs there is no raw_logs table and no lag alarm', () => {
     const { template } = synth({ datasets: 'audiences,profiles', apps: [] });
-    expect(Object.keys(tables(template)).sort()).toEqual(['audiences', 'profile_changes', 'profiles']);
+    expect(Object.keys(tables(template)).sort()).toEqual([
+      'audiences',
+      'audiences_parquet',
+      'profile_changes',
+      'profile_changes_parquet',
+      'profiles',
+      'profiles_parquet',
+    ]);
     expect(JSON.stringify(template.findResources('AWS::CloudWatch::Alarm'))).not.toContain('lagHours');
   });
 });

@@ -51,7 +51,8 @@ describe('the synthesized stack', () => {
       RedrivePolicy: { deadLetterTargetArn: Match.anyValue(), maxReceiveCount: 5 },
       SqsManagedSseEnabled: true,
     });
-    template.resourceCountIs('AWS::SQS::Queue', 2);
+    // The copy jobs' queue and DLQ, and the Parquet converter's.
+    template.resourceCountIs('AWS::SQS::Queue', 4);
   });
 
   test('the copier consumes the queue with partial batch responses and a maximum concurrency', () => {
@@ -64,7 +65,7 @@ describe('the synthesized stack', () => {
 
   test('both functions run Node.js 22 on arm64 and share one request budget table, whatever the concurrency', () => {
     const functions = template.findResources('AWS::Lambda::Function', {
-      Properties: { Runtime: 'nodejs22.x', Architectures: ['arm64'] },
+      Properties: { Runtime: 'nodejs22.x', Architectures: ['arm64'], Environment: { Variables: { SECRET_ID: {} } } },
     });
     expect(Object.keys(functions)).toHaveLength(2);
     const [tableId] = Object.keys(template.findResources('AWS::DynamoDB::Table'));
@@ -110,7 +111,7 @@ describe('the synthesized stack', () => {
     for (const statement of writeStatements) {
       for (const resource of asArray(statement.Resource)) {
         expect(JSON.stringify(resource)).toMatch(
-          /\/localytics\/(_state\/(profile_changes\/)?)?(\*|_state\/exports_seen\.json)"\]\]\}$/,
+          /\/localytics\/((_state\/(profile_changes\/)?|parquet\/)?\*|_state\/exports_seen\.json)"\]\]\}$/,
         );
       }
     }
@@ -130,17 +131,21 @@ describe('the synthesized stack', () => {
 
   test('listing is allowed only under the prefix', () => {
     const lists = statements(template).filter((s) => asArray(s.Action).includes('s3:ListBucket'));
-    expect(lists).toHaveLength(2);
-    for (const statement of lists) {
-      expect(statement).toMatchObject({ Condition: { StringLike: { 's3:prefix': ['localytics/*'] } } });
-    }
+    expect(lists).toHaveLength(3);
+    const prefixes = lists.map((statement) => (statement as { Condition?: unknown }).Condition);
+    // The planner and the copier list under the prefix, the Parquet converter only under its folder.
+    expect(prefixes).toEqual([
+      { StringLike: { 's3:prefix': ['localytics/*'] } },
+      { StringLike: { 's3:prefix': ['localytics/*'] } },
+      { StringLike: { 's3:prefix': ['localytics/parquet/*'] } },
+    ]);
   });
 
   test('the secret is passed by ARN only and only the two functions may read it', () => {
     const readers = statements(template).filter((s) => asArray(s.Action).includes('secretsmanager:GetSecretValue'));
     expect(readers).toHaveLength(2);
     const variables = Object.values(template.findResources('AWS::Lambda::Function')).map((fn) =>
-      JSON.stringify((fn as { Properties: { Environment: unknown } }).Properties.Environment),
+      JSON.stringify((fn as { Properties: { Environment?: unknown } }).Properties.Environment ?? {}),
     );
     for (const env of variables) expect(env).not.toMatch(/apiSecret|API_SECRET|API_KEY/);
   });
@@ -167,6 +172,75 @@ describe('the synthesized stack', () => {
       },
     });
     template.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Retain' });
+  });
+
+  test('a queued-job ledger of its own: on-demand, entries expire by TTL, deleted with the stack', () => {
+    template.resourceCountIs('AWS::DynamoDB::Table', 1);
+    template.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Delete',
+      Properties: {
+        BillingMode: 'PAY_PER_REQUEST',
+        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+      },
+    });
+  });
+
+  test('each function may use exactly the ledger actions it calls, on the ledger only', () => {
+    const dynamo = statements(template).filter((s) => asArray(s.Action).some((a) => a.startsWith('dynamodb:')));
+    expect(dynamo.map((s) => asArray(s.Action).sort())).toEqual(
+      expect.arrayContaining([
+        ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Scan'],
+        ['dynamodb:DeleteItem', 'dynamodb:PutItem'],
+      ]),
+    );
+    expect(dynamo).toHaveLength(2);
+    for (const statement of dynamo) {
+      expect(statement.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^SyncJobLedgerTable/), 'Arn'] });
+    }
+    // The planner and the copier (the Parquet converter has no ledger).
+    const fns = template.findResources('AWS::Lambda::Function', {
+      Properties: { Runtime: 'nodejs22.x', Environment: { Variables: { SECRET_ID: {} } } },
+    });
+    expect(Object.keys(fns)).toHaveLength(2);
+    for (const fn of Object.values(fns) as { Properties: { Environment: { Variables: Record<string, unknown> } } }[]) {
+      expect(fn.Properties.Environment.Variables).toMatchObject({
+        LEDGER_TABLE: { Ref: expect.stringMatching(/^SyncJobLedgerTable/) },
+        BACKFILL_DAYS: '30',
+        QUEUE_AHEAD_MINUTES: '30',
+      });
+    }
+  });
+
+  test('the planner runs once the deployment is in place, asynchronously, and again when it changes', () => {
+    const triggers = template.findResources('Custom::Trigger');
+    const [trigger] = Object.values(triggers) as {
+      Properties: Record<string, unknown>;
+      DependsOn: string[];
+    }[];
+    expect(Object.keys(triggers)).toHaveLength(1);
+    expect(trigger?.Properties).toMatchObject({
+      HandlerArn: { Ref: expect.stringMatching(/^SyncPlannerCurrentVersion/) },
+      InvocationType: 'Event',
+      ExecuteOnHandlerChange: true,
+    });
+    // After the queue, the ledger, both functions with their permissions and the copier's event source.
+    for (const prefix of [
+      'SyncJobsQueue',
+      'SyncJobLedgerTable',
+      'SyncPlannerServiceRoleDefaultPolicy',
+      'SyncCopierServiceRoleDefaultPolicy',
+      'SyncCopierSqsEventSource',
+    ]) {
+      expect(trigger?.DependsOn.some((id) => id.startsWith(prefix))).toBe(true);
+    }
+  });
+
+  test('tops the queue up from the backlog every 15 minutes', () => {
+    template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'cron(0/15 * * * ? *)',
+      Target: Match.objectLike({ Input: JSON.stringify({ task: 'topup' }) }),
+    });
   });
 
   test('cdk-nag AwsSolutions finds nothing unacknowledged', () => {
@@ -249,6 +323,7 @@ describe('configuration errors name what is wrong', () => {
     [{ keyPrefix: 'data/*' }, /keyPrefix "data\/\*" must be/],
     [{ keyPrefix: 'a?c' }, /keyPrefix "a\?c" must be/],
     [{ lagAlarmHours: 7 }, /lagAlarmHours \(7\) must be less than lookbackHours \+ logLagHours \(7\)/],
+    [{ queueAheadMinutes: 200 }, /context "queueAheadMinutes"/],
   ])('%j', (context, message) => {
     expect(() => stackFromContext(context)).toThrow(message);
   });

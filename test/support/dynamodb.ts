@@ -1,5 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { CreateTableCommand, DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
+import {
+  CreateTableCommand,
+  DeleteItemCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  ScanCommand,
+} from '@aws-sdk/client-dynamodb';
 import { inject } from 'vitest';
 
 /** The dynalite endpoint the suite shares (started by global setup). */
@@ -26,7 +32,19 @@ export async function createTestTable(client: DynamoDBClient, partitionKey = 'pk
       KeySchema: [{ AttributeName: partitionKey, KeyType: 'HASH' }],
     }),
   );
-  // dynalite answers CREATING first (like DynamoDB): wait until the table is usable.
-  await waitUntilTableExists({ client, maxWaitTime: 30, minDelay: 0.05, maxDelay: 0.2 }, { TableName: name });
-  return name;
+  // dynalite answers CreateTable while the table is still CREATING (for a tick): wait until it is ACTIVE.
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: name }));
+    if (Table?.TableStatus === 'ACTIVE') return name;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`test table ${name} did not become ACTIVE`);
+}
+
+/** Delete every item of a test table (a job ledger whose entries have all expired, as a day later). */
+export async function clearTable(client: DynamoDBClient, table: string): Promise<void> {
+  const { Items = [] } = await client.send(new ScanCommand({ TableName: table, ConsistentRead: true }));
+  for (const item of Items) {
+    await client.send(new DeleteItemCommand({ TableName: table, Key: { pk: item.pk as { S: string } } }));
+  }
 }

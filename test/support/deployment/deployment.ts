@@ -24,6 +24,7 @@ export interface TestDeploymentOptions {
   readonly bucket: string;
   readonly queues: { readonly queueUrl: string; readonly dlqUrl: string; readonly queueArn: string };
   readonly budgetTable: string;
+  readonly ledgerTable: string;
   /** Set on both functions over the template's environment: settings the template leaves to their defaults. */
   readonly environment?: Readonly<Record<string, string>>;
   /** An S3 proxy of the test's own (with failures to inject) to use instead of a new one in front of `s3`. */
@@ -72,17 +73,19 @@ export class TestDeployment {
     if (!options.s3Proxy) await s3Proxy.start();
     const { synth, queues } = options;
     const dlqArn = `${queues.queueArn}-dlq`;
-    const tableArn = `arn:aws:dynamodb:${TEST_REGION}:${TEST_ACCOUNT}:table/${options.budgetTable}`;
+    const tableArn = (name: string) => `arn:aws:dynamodb:${TEST_REGION}:${TEST_ACCOUNT}:table/${name}`;
     const physical: PhysicalResources = {
       refs: {
         [synth.logicalIds.queue]: queues.queueUrl,
         [synth.logicalIds.deadLetterQueue]: queues.dlqUrl,
         [synth.logicalIds.budgetTable]: options.budgetTable,
+        [synth.logicalIds.ledgerTable]: options.ledgerTable,
       },
       attributes: {
         [synth.logicalIds.queue]: { Arn: queues.queueArn },
         [synth.logicalIds.deadLetterQueue]: { Arn: dlqArn },
-        [synth.logicalIds.budgetTable]: { Arn: tableArn },
+        [synth.logicalIds.budgetTable]: { Arn: tableArn(options.budgetTable) },
+        [synth.logicalIds.ledgerTable]: { Arn: tableArn(options.ledgerTable) },
       },
     };
     // The template imports a placeholder bucket by name: each test's bucket takes its place, in ARNs too.

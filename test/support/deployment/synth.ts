@@ -33,7 +33,12 @@ export interface SynthesizedDeployment {
   readonly dir: string;
   readonly functions: Readonly<Record<FunctionName, SynthesizedFunction>>;
   /** Logical IDs of the resources a test maps to emulator resources. */
-  readonly logicalIds: { readonly queue: string; readonly deadLetterQueue: string; readonly budgetTable: string };
+  readonly logicalIds: {
+    readonly queue: string;
+    readonly deadLetterQueue: string;
+    readonly budgetTable: string;
+    readonly ledgerTable: string;
+  };
 }
 
 /** The context of the test deployment: the demo apps the simulator serves, an imported bucket, a secret by ARN. */
@@ -42,6 +47,8 @@ export const E2E_CONTEXT = {
   bucketName: E2E_BUCKET_PLACEHOLDER,
   keyPrefix: E2E_KEY_PREFIX,
   apps: [...DEMO_APPS],
+  // The converter is a third function with its own tests (test/handlers/converter.int.test.ts, the arm64 asset).
+  parquet: false,
   'aws:cdk:enable-asset-metadata': true,
   'aws:cdk:enable-path-metadata': true,
 };
@@ -108,6 +115,7 @@ export function loadDeployment(dir: string): SynthesizedDeployment {
       queue: byPath('AWS::SQS::Queue', '/Jobs/Queue/Resource')[0],
       deadLetterQueue: byPath('AWS::SQS::Queue', '/Jobs/DeadLetterQueue/Resource')[0],
       budgetTable: byPath('AWS::DynamoDB::Table', '/RequestBudget/Table/Resource')[0],
+      ledgerTable: byPath('AWS::DynamoDB::Table', '/JobLedger/Table/Resource')[0],
     },
   };
 }

@@ -1,0 +1,51 @@
+import { open } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { GetObjectCommand, NoSuchKey, type S3Client } from '@aws-sdk/client-s3';
+import type { StoredObjectReader } from '../core/convert-file.js';
+import { SinkError } from '../core/errors.js';
+import { describeError } from '../core/redact.js';
+import type { S3Destination } from './s3-sink.js';
+
+/** Reads objects under an S3 bucket and prefix (the JSON layer, for conversion). */
+export class S3ObjectReader implements StoredObjectReader {
+  constructor(
+    private readonly client: S3Client,
+    private readonly destination: S3Destination,
+  ) {}
+
+  async open(key: string): Promise<Readable | undefined> {
+    const fullKey = this.destination.prefix ? `${this.destination.prefix}/${key}` : key;
+    try {
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.destination.bucket, Key: fullKey }));
+      return response.Body as Readable;
+    } catch (error) {
+      if (error instanceof NoSuchKey || (error as { name?: string }).name === 'NoSuchKey') return undefined;
+      throw new SinkError(
+        `reading ${key} from s3://${this.destination.bucket}/${this.destination.prefix} failed: ${describeError(error)}`,
+        { cause: error },
+      );
+    }
+  }
+}
+
+/** Reads files under a local directory. */
+export class LocalDirObjectReader implements StoredObjectReader {
+  private readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  async open(key: string): Promise<Readable | undefined> {
+    const file = path.resolve(this.root, key);
+    if (!file.startsWith(this.root + path.sep)) throw new SinkError(`key escapes the destination: ${key}`);
+    try {
+      const handle = await open(file, 'r');
+      return handle.createReadStream();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new SinkError(`reading ${key} from ${this.root} failed: ${describeError(error)}`, { cause: error });
+    }
+  }
+}
