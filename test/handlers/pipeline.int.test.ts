@@ -119,9 +119,11 @@ test('the planner enqueues one job per missing file and the copiers land every o
   // against its function's policy after the test).
   expect(deployment.runtimeVersions()).toEqual([expect.stringMatching(/^v22\./)]);
   const called = (name: 'planner' | 'copier') => [...new Set(deployment.actions(name).map((a) => a.action))].sort();
+  // The budget's GetItem/PutItem, the ledger's PutItem and Scan.
   expect(called('planner')).toEqual([
     'dynamodb:GetItem',
     'dynamodb:PutItem',
+    'dynamodb:Scan',
     's3:GetObject',
     's3:ListBucket',
     's3:PutObject',
@@ -130,6 +132,7 @@ test('the planner enqueues one job per missing file and the copiers land every o
   ]);
   expect(called('copier')).toEqual(
     expect.arrayContaining([
+      'dynamodb:DeleteItem',
       'dynamodb:GetItem',
       'dynamodb:PutItem',
       's3:DeleteObject',

@@ -68,7 +68,10 @@ describe('the synthesized stack', () => {
       Properties: { Runtime: 'nodejs22.x', Architectures: ['arm64'], Environment: { Variables: { SECRET_ID: {} } } },
     });
     expect(Object.keys(functions)).toHaveLength(2);
-    const [tableId] = Object.keys(template.findResources('AWS::DynamoDB::Table'));
+    const tableId = Object.keys(template.findResources('AWS::DynamoDB::Table')).find((id) =>
+      id.includes('RequestBudgetTable'),
+    );
+    expect(tableId).toBeDefined();
     for (const fn of Object.values(functions) as {
       Properties: { Environment: { Variables: Record<string, unknown> } };
     }[]) {
@@ -81,19 +84,26 @@ describe('the synthesized stack', () => {
   });
 
   test('the budget table is on-demand, expires stale items, and is not kept when the stack goes', () => {
-    template.resourceCountIs('AWS::DynamoDB::Table', 1);
-    template.hasResourceProperties('AWS::DynamoDB::Table', {
-      BillingMode: 'PAY_PER_REQUEST',
-      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
-      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
-      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: false },
+    // The budget table and the queued-job ledger.
+    template.resourceCountIs('AWS::DynamoDB::Table', 2);
+    const budgetTables = Object.entries(template.findResources('AWS::DynamoDB::Table')).filter(([id]) =>
+      id.includes('RequestBudgetTable'),
+    );
+    expect(budgetTables).toHaveLength(1);
+    expect(budgetTables[0]?.[1]).toMatchObject({
+      DeletionPolicy: 'Delete',
+      Properties: {
+        BillingMode: 'PAY_PER_REQUEST',
+        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: false },
+      },
     });
-    template.hasResource('AWS::DynamoDB::Table', { DeletionPolicy: 'Delete' });
     template.hasOutput('RequestBudgetTable', { Value: { Ref: Match.stringLikeRegexp('RequestBudgetTable') } });
   });
 
   test('each function may only read and conditionally write budget items of the table: GetItem and PutItem', () => {
-    const budget = statements(template).filter((s) => asArray(s.Action).some((a) => a.startsWith('dynamodb:')));
+    const budget = statements(template).filter((s) => JSON.stringify(s.Resource).includes('RequestBudgetTable'));
     expect(budget).toHaveLength(2);
     for (const statement of budget) {
       expect(statement).toMatchObject({
@@ -175,8 +185,11 @@ describe('the synthesized stack', () => {
   });
 
   test('a queued-job ledger of its own: on-demand, entries expire by TTL, deleted with the stack', () => {
-    template.resourceCountIs('AWS::DynamoDB::Table', 1);
-    template.hasResource('AWS::DynamoDB::Table', {
+    const ledgers = Object.entries(template.findResources('AWS::DynamoDB::Table')).filter(([id]) =>
+      id.startsWith('SyncJobLedgerTable'),
+    );
+    expect(ledgers).toHaveLength(1);
+    expect(ledgers[0]?.[1]).toMatchObject({
       DeletionPolicy: 'Delete',
       Properties: {
         BillingMode: 'PAY_PER_REQUEST',
@@ -187,7 +200,11 @@ describe('the synthesized stack', () => {
   });
 
   test('each function may use exactly the ledger actions it calls, on the ledger only', () => {
-    const dynamo = statements(template).filter((s) => asArray(s.Action).some((a) => a.startsWith('dynamodb:')));
+    const dynamo = statements(template).filter(
+      (s) =>
+        asArray(s.Action).some((a) => a.startsWith('dynamodb:')) &&
+        !JSON.stringify(s.Resource).includes('RequestBudgetTable'),
+    );
     expect(dynamo.map((s) => asArray(s.Action).sort())).toEqual(
       expect.arrayContaining([
         ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Scan'],
@@ -280,12 +297,20 @@ test('an existing bucket is imported, not created, and writes are scoped to its 
 
 test('a budget table shared with another deployment is imported, by name or by ARN, not created', () => {
   const byName = stackFromContext({ budgetTable: 'staging-request-budget' }).template;
-  byName.resourceCountIs('AWS::DynamoDB::Table', 0);
+  // Only the deployment's own queued-job ledger is created.
+  byName.resourceCountIs('AWS::DynamoDB::Table', 1);
+  expect(Object.keys(byName.findResources('AWS::DynamoDB::Table'))).toEqual([
+    expect.stringMatching(/^SyncJobLedgerTable/),
+  ]);
   expect(JSON.stringify(statements(byName))).toContain(':table/staging-request-budget');
   const arn = 'arn:aws:dynamodb:eu-west-1:123456789012:table/production-request-budget';
   const byArn = stackFromContext({ budgetTable: arn }).template;
-  byArn.resourceCountIs('AWS::DynamoDB::Table', 0);
-  for (const fn of Object.values(byArn.findResources('AWS::Lambda::Function')) as {
+  byArn.resourceCountIs('AWS::DynamoDB::Table', 1);
+  const apiFunctions = byArn.findResources('AWS::Lambda::Function', {
+    Properties: { Environment: { Variables: { SECRET_ID: {} } } },
+  });
+  expect(Object.keys(apiFunctions)).toHaveLength(2);
+  for (const fn of Object.values(apiFunctions) as {
     Properties: { Environment: { Variables: Record<string, unknown> } };
   }[]) {
     expect(fn.Properties.Environment.Variables.BUDGET_TABLE).toBe(arn);
