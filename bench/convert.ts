@@ -1,5 +1,5 @@
 /**
- * Group 5: the Parquet layer. Converting the 1 GiB log hour (≈2.2 GB of JSON lines) with a deployed converter's
+ * Group 6: the Parquet layer. Converting the 1 GiB log hour (≈2.2 GB of JSON lines) with a deployed converter's
  * settings, in a child measured by `/usr/bin/time -v`: throughput in MiB of JSON per second and peak RSS, the same
  * at half the size (memory must not grow with the file), and the CLI's `convert` on the same hour. Then the bytes a
  * two-column query over a day of logs reads from the Parquet files (the column chunks it needs plus the footers,
@@ -133,7 +133,7 @@ function sample(run: TimedRun): Sample {
 }
 
 export async function benchConvert(options: ConvertBenchOptions): Promise<GroupResult> {
-  const group = newGroup('5. Parquet conversion');
+  const group = newGroup('6. Parquet conversion');
   const child = await bundleChild();
   progress(`convert: generating (or reusing) the ${fixed(options.hourJsonBytes / 1e9, 2)} GB log hour in ${CACHE}`);
   const full = await generatedHour({ jsonBytes: options.hourJsonBytes }, 5000, HOUR, `hour-${options.hourJsonBytes}`);

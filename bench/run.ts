@@ -1,11 +1,11 @@
 /**
  * The benchmark suite: copy throughput and memory, request-budget efficiency, Lambda cold start, planner scale and
- * Parquet conversion.
+ * the deployment's backfill through the shared request budget, Parquet conversion.
  * Prints a markdown report and writes it to bench/RESULTS.md (a run with --only or --quick writes
  * bench/RESULTS.partial.md instead, so that it never replaces the full results).
  *
  * Usage: npm run bench [-- options] (builds the CLI first), or npx tsx bench/run.ts [options] with options
- * [--only copy,budget,cold,planner,convert] [--quick] [--runs N] [--out FILE]. Needs the built CLI
+ * [--only copy,budget,cold,planner,lambda-budget,convert] [--quick] [--runs N] [--out FILE]. Needs the built CLI
  * (dist/localytics-sync.mjs), curl, rclone (Debian package `rclone`) and /usr/bin/time. Takes about 10 minutes.
  */
 import { spawnSync } from 'node:child_process';
@@ -20,16 +20,17 @@ import { bundleChildren } from './children.js';
 import { benchCold } from './cold.js';
 import { benchConvert } from './convert.js';
 import { benchCopy } from './copy.js';
+import { benchLambdaBudget } from './lambda-budget.js';
 import { describeMachine } from './machine.js';
 import { benchPlanner } from './planner.js';
 import { type GroupResult, newGroup, renderResults } from './report.js';
 import { CLI, REPO } from './services.js';
 import { progress } from './support.js';
 
-const GROUPS = ['copy', 'budget', 'cold', 'planner', 'convert'] as const;
+const GROUPS = ['copy', 'budget', 'cold', 'planner', 'lambda-budget', 'convert'] as const;
 type GroupName = (typeof GROUPS)[number];
 /** Groups that run the built CLI; the others bundle what they measure from the working tree when they run. */
-const USES_CLI: ReadonlySet<GroupName> = new Set(['copy', 'budget', 'convert']);
+const USES_CLI: ReadonlySet<GroupName> = new Set(['copy', 'budget', 'lambda-budget', 'convert']);
 
 const { values } = parseArgs({
   options: {
@@ -63,6 +64,8 @@ const sizes = {
   budgetHoursPerApp: quick ? 16 : 152,
   plannerApps: quick ? 50 : 1000,
   plannerDenseApps: quick ? 10 : 100,
+  // 2 apps × (14 × 24 − 1) hours = 670 app-hours, about 2¼ minutes at the bench's 300/min (quick: 94).
+  lambdaBackfillDays: quick ? 2 : 14,
   convertHourJsonBytes: quick ? 100e6 : 2.2e9,
   convertDayRowsPerHour: quick ? 2_000 : 10_000,
 };
@@ -107,6 +110,14 @@ try {
     cold: () => benchCold({ runs: runs * 3, tmpRoot }),
     planner: () =>
       benchPlanner({ apps: sizes.plannerApps, denseApps: sizes.plannerDenseApps, runs, tmpRoot, children }),
+    'lambda-budget': () =>
+      benchLambdaBudget({
+        backfillDays: sizes.lambdaBackfillDays,
+        ratePerMinute: 300,
+        concurrencies: [2, 10],
+        runs,
+        tmpRoot,
+      }),
     convert: () =>
       benchConvert({
         hourJsonBytes: sizes.convertHourJsonBytes,
@@ -147,7 +158,7 @@ const minutes = (Date.now() - started) / 60_000;
 const cliNote =
   cliSeen.size === 0
     ? 'No group ran the built CLI.'
-    : `The CLI measured (copy, request budget) is dist/localytics-sync.mjs ${[...cliSeen].join(', then ')}.` +
+    : `The CLI measured (copy, request budget; its simulator for the deployment backfill) is dist/localytics-sync.mjs ${[...cliSeen].join(', then ')}.` +
       `${cliSeen.size > 1 || rebuiltDuring.length > 0 ? ` **Warning: dist was rebuilt during the run${rebuiltDuring.length ? ` (while ${rebuiltDuring.join(', ')} ran)` : ''}; rerun.**` : ''}` +
       `${stale.length === 0 ? '' : ` **Warning: it is older than ${stale.length} source file(s) (${stale.slice(0, 3).join(', ')}…): rebuild and rerun.**`}`;
 const header = [
@@ -158,7 +169,7 @@ const header = [
     `${complete ? '' : `, groups: ${[...only].join(', ')}`}; ${runs} runs per figure` +
     ` (cold start: ${runs * 3}), every figure a median; the whole run took ${minutes.toFixed(1)} min.`,
   '',
-  `${cliNote} Cold start and planner scale bundle the working tree when they run.`,
+  `${cliNote} Cold start, planner scale and the deployment backfill bundle the working tree when they run.`,
   '',
   `1-minute load average at the start / end: ${loadAtStart.toFixed(2)} / ${(os.loadavg()[0] ?? Number.NaN).toFixed(2)} (other work on this shared machine adds noise).`,
   '',

@@ -124,6 +124,8 @@ export async function startSimulator(options: {
 
 /** One request record of the simulator (`GET /_admin/requests`). */
 export interface SimulatorRequest {
+  /** Arrival time, epoch ms. */
+  readonly at: number;
   readonly kind: 'api' | 'file' | 'admin';
   readonly status: number;
   readonly path: string;

@@ -2,6 +2,7 @@ import { TimeZone } from 'aws-cdk-lib';
 import type { Node } from 'constructs';
 import { z } from 'zod';
 import { DATASETS } from '../functions/core/identifiers.js';
+import { BUDGET_TABLE_REFERENCE } from '../functions/core/request-budget.js';
 
 /** Context keys (cdk.json "context" or `-c key=value`) that configure the stack. Documented in the README. */
 const listOf = <T extends z.ZodTypeAny>(item: T) =>
@@ -40,7 +41,12 @@ const configSchema = z.object({
   apps: listOf(z.string()).default([]),
   datasets: listOf(z.enum(DATASETS)).default([...DATASETS]),
   apiUrl: z.url().default('https://api.localytics.com'),
-  requestsPerMinute: z.coerce.number().positive().default(50),
+  requestsPerMinute: z.coerce
+    .number()
+    .int('must be a positive whole number (requests per minute of the API key)')
+    .positive('must be a positive whole number (requests per minute of the API key)')
+    .default(50),
+  budgetTable: z.string().regex(BUDGET_TABLE_REFERENCE, 'must be a DynamoDB table name or table ARN').optional(),
   copierConcurrency: wholeNumber(2, 1000).default(2),
   copierTimeoutMinutes: wholeNumber(1, 15).default(5),
   batchSize: wholeNumber(1, 10).default(5),

@@ -1,4 +1,5 @@
 import { CfnOutput, Duration, Stack, type StackProps, TimeZone } from 'aws-cdk-lib';
+import { type ITable, Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { ScheduleExpression } from 'aws-cdk-lib/aws-scheduler';
@@ -30,6 +31,7 @@ export class LocalyticsExportSyncStack extends Stack {
       datasets: config.datasets,
       apiUrl: config.apiUrl,
       requestsPerMinute: config.requestsPerMinute,
+      budgetTable: config.budgetTable ? importTable(this, config.budgetTable) : undefined,
       copierConcurrency: config.copierConcurrency,
       copierTimeout: Duration.minutes(config.copierTimeoutMinutes),
       batchSize: config.batchSize,
@@ -55,6 +57,8 @@ export class LocalyticsExportSyncStack extends Stack {
     new CfnOutput(this, 'KeyPrefix', { value: this.sync.keyPrefix });
     new CfnOutput(this, 'JobQueueUrl', { value: this.sync.jobs.queue.queueUrl });
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.sync.jobs.deadLetterQueue.queueUrl });
+    // For `localytics-sync sync --budget-table` and for other deployments with the same key (context budgetTable).
+    new CfnOutput(this, 'RequestBudgetTable', { value: this.sync.budget.table.tableName });
     new CfnOutput(this, 'PlannerFunction', { value: this.sync.planner.functionName });
     new CfnOutput(this, 'GlueDatabase', { value: this.sync.catalog.databaseName });
     new CfnOutput(this, 'Dashboard', { value: this.sync.monitoring.dashboard.dashboardName });
@@ -62,4 +66,11 @@ export class LocalyticsExportSyncStack extends Stack {
       new CfnOutput(this, 'ParquetDeadLetterQueueUrl', { value: this.sync.converter.deadLetterQueue.queueUrl });
     }
   }
+}
+
+/** Another deployment's budget table: by name (this account and region) or by ARN (another region). */
+function importTable(scope: Construct, nameOrArn: string): ITable {
+  return nameOrArn.startsWith('arn:')
+    ? Table.fromTableArn(scope, 'SharedRequestBudget', nameOrArn)
+    : Table.fromTableName(scope, 'SharedRequestBudget', nameOrArn);
 }

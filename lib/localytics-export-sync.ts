@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -16,6 +17,7 @@ import { JobLedgerTable } from './job-ledger-table.js';
 import { Monitoring } from './monitoring.js';
 import { acknowledgeExpectedWildcards } from './nag-acknowledgements.js';
 import { ParquetConverter } from './parquet-converter.js';
+import { RequestBudgetTable } from './request-budget-table.js';
 import { SyncFunction } from './sync-function.js';
 import { SyncSchedules } from './sync-schedules.js';
 
@@ -34,9 +36,17 @@ export interface LocalyticsExportSyncProps {
   readonly datasets?: readonly Dataset[];
   /** @default 'https://api.localytics.com' */
   readonly apiUrl?: string;
-  /** API requests per minute for the key, shared by every function of the deployment. @default 50 */
+  /** API requests per minute for the key (a whole number), shared by every function of the deployment. @default 50 */
   readonly requestsPerMinute?: number;
-  /** Copier invocations at once (SQS event source maximum concurrency, 2 to 1000). @default 2 */
+  /**
+   * The request budget table of another deployment with the same API key, to share its budget.
+   * @default a new table
+   */
+  readonly budgetTable?: ITable;
+  /**
+   * Copier invocations at once (SQS event source maximum concurrency, 2 to 1000): throughput only, the request
+   * budget is shared whatever the number. @default 2
+   */
   readonly copierConcurrency?: number;
   /** @default Duration.minutes(5) */
   readonly copierTimeout?: Duration;
@@ -90,6 +100,7 @@ export class LocalyticsExportSync extends Construct {
   readonly planner: SyncFunction;
   readonly copier: SyncFunction;
   readonly jobs: ExportQueue;
+  readonly budget: RequestBudgetTable;
   /** Which jobs wait in `jobs` right now, so that no planner run sends one twice. */
   readonly ledger: JobLedgerTable;
   readonly schedules: SyncSchedules;
@@ -121,10 +132,6 @@ export class LocalyticsExportSync extends Construct {
       APPS: props.apps.join(','),
       DATASETS: settings.datasets.join(','),
       RATE_PER_MINUTE: String(settings.requestsPerMinute),
-      // Per-process pacing: every copier at maximum concurrency plus the planner, together, stay within the budget;
-      // one share of headroom because Lambda may hand the next batch to a fresh container while the last one's
-      // requests are still inside their minute.
-      BUDGET_SHARES: String(settings.copierConcurrency + 2),
       QUEUE_URL: this.jobs.queue.queueUrl,
       DLQ_URL: this.jobs.deadLetterQueue.queueUrl,
       MAX_RECEIVE_COUNT: String(this.jobs.maxReceiveCount),
@@ -160,6 +167,9 @@ export class LocalyticsExportSync extends Construct {
       }),
     );
 
+    this.budget = new RequestBudgetTable(this, 'RequestBudget', { existingTable: props.budgetTable });
+    this.budget.bind(this.planner);
+    this.budget.bind(this.copier);
     this.grantAccess(props);
     this.schedules = new SyncSchedules(this, 'Schedules', {
       planner: this.planner,
@@ -227,10 +237,17 @@ export class LocalyticsExportSync extends Construct {
       resources: [this.bucket.bucketArn],
       conditions: { StringLike: { 's3:prefix': [`${this.keyPrefix}/*`] } },
     });
-    // Planner: list and check existence (HEAD needs GetObject) under the prefix. Nothing else.
+    // Planner: list and check existence (HEAD needs GetObject) under the prefix, and remove the record of a change
+    // set a copier copied but was stopped before removing (it would otherwise show as awaiting copy forever).
     this.planner.addToRolePolicy(listUnderPrefix);
     this.planner.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [objects] }));
-    // What the daily run remembers of the export lists, to notice one that vanishes. Its only write.
+    this.planner.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['s3:DeleteObject'],
+        resources: [this.bucket.arnForObjects(`${this.keyPrefix}/_state/profile_changes/*`)],
+      }),
+    );
+    // What the daily run remembers of the export lists, to notice one that vanishes.
     this.planner.addToRolePolicy(
       new PolicyStatement({
         actions: ['s3:PutObject'],
@@ -259,7 +276,7 @@ export class LocalyticsExportSync extends Construct {
     // The scheduler's invoke role is created at stack level by the schedule target, hence the stack scope.
     acknowledgeExpectedWildcards(Stack.of(this), [
       {
-        finding: new RegExp(`^Resource::.*/${prefix}/(_state/)?\\*$`),
+        finding: new RegExp(`^Resource::.*/${prefix}/(_state/(profile_changes/)?)?\\*$`),
         reason: `Object permissions are scoped to the key prefix "${this.keyPrefix}/" (object ARNs under a prefix end in *).`,
       },
       { finding: /^Resource::\*$/, reason: 'X-Ray PutTraceSegments/PutTelemetryRecords support no resource scoping.' },
@@ -353,7 +370,9 @@ function validate(props: LocalyticsExportSyncProps): ValidatedSettings {
       `copierConcurrency must be a whole number from 2 to 1000 (SQS maximum concurrency), got ${copierConcurrency}`,
     );
   }
-  if (!(requestsPerMinute > 0)) throw new Error(`requestsPerMinute must be positive, got ${requestsPerMinute}`);
+  if (!Number.isInteger(requestsPerMinute) || requestsPerMinute < 1) {
+    throw new Error(`requestsPerMinute must be a positive whole number, got ${requestsPerMinute}`);
+  }
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10) {
     throw new Error(`batchSize must be a whole number from 1 to 10, got ${batchSize}`);
   }

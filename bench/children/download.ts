@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { LocalyticsClient } from '../../functions/adapters/localytics-client.js';
 import { copyJob } from '../../functions/core/copy-job.js';
 import { type ObjectSink, type StoredObject, silentLogger } from '../../functions/core/ports.js';
-import { RequestBudget } from '../../functions/core/request-budget.js';
+import { InProcessRequestBudget } from '../../functions/core/request-budget.js';
 import { SIMULATOR_DEFAULT_CREDENTIALS } from '../../functions/simulator/server.js';
 
 /** Counts what it is given; holds nothing. */
@@ -65,7 +65,7 @@ if (mode === 'plain' && args[0]) {
   const client = new LocalyticsClient({
     apiUrl,
     credentials: SIMULATOR_DEFAULT_CREDENTIALS,
-    budget: new RequestBudget({ ratePerMinute: 6000 }),
+    budget: new InProcessRequestBudget({ ratePerMinute: 6000 }),
   });
   const outcome = await copyJob(
     { kind: 'log_hour', appUuid, hour: Number(hour) },

@@ -27,7 +27,14 @@ export function createSqsClient(env: Readonly<Record<string, string | undefined>
   return new SQSClient(endpoint ? { useQueueUrlAsEndpoint: false } : {});
 }
 
-/** The DynamoDB client, from the standard AWS SDK environment (`AWS_ENDPOINT_URL_DYNAMODB` for an emulator). */
-export function createDynamoDbClient(): DynamoDBClient {
-  return new DynamoDBClient({});
+/**
+ * The DynamoDB client of the request budget, from the standard AWS SDK environment (`AWS_ENDPOINT_URL_DYNAMODB` for
+ * an emulator); `region` for a table in another region than the environment's. Short timeouts: a budget call that hangs would hold every API request behind it.
+ */
+export function createDynamoDbClient(region?: string): DynamoDBClient {
+  return new DynamoDBClient({
+    region,
+    requestHandler: { connectionTimeout: 2_000, requestTimeout: 5_000 },
+    maxAttempts: 3,
+  });
 }

@@ -25,7 +25,7 @@ import type {
   ResolveOutcome,
 } from '../core/ports.js';
 import { describeError, redactUrl, registerSecret } from '../core/redact.js';
-import type { RequestBudget } from '../core/request-budget.js';
+import { budgetRetryAfterMs, type RequestBudget } from '../core/request-budget.js';
 import '../core/schema.js';
 import { sleep } from '../core/sleep.js';
 import { assertAllowedLocation, type LocationPolicy } from './location-policy.js';
@@ -117,6 +117,9 @@ export class LocalyticsClient implements ExportSource {
     try {
       response = await this.request(path, options);
     } catch (error) {
+      // No budget slot before the caller's deadline: nothing was sent; hand the job back for later.
+      const retryAfterMs = budgetRetryAfterMs(error);
+      if (retryAfterMs !== undefined) return { status: 'throttled', retryAfterMs, byBudget: true };
       if (error instanceof TransientError) return failure(error, true);
       // `beforeSend` refused: nothing was sent; the caller knows what its own error means.
       return failure(error instanceof Error ? error : new RequestNotSentError(String(error)), false);
@@ -131,7 +134,7 @@ export class LocalyticsClient implements ExportSource {
       }
       return { status: 'ready', location: new URL(location, `${this.apiUrl}${path}`).toString() };
     }
-    if (status === 429) return { status: 'throttled', retryAfterMs: this.throttle(response) };
+    if (status === 429) return { status: 'throttled', retryAfterMs: await this.throttle(response) };
     if (status === 401 || status === 403) {
       const meaning = status === 401 ? 'credentials not valid' : 'no access to this export';
       return failure(new AuthError(`${path} answered ${status} (${meaning})`, status), false);
@@ -228,7 +231,7 @@ export class LocalyticsClient implements ExportSource {
         continue;
       }
       if (response.status === 429) {
-        const wait = this.throttle(response);
+        const wait = await this.throttle(response);
         await response.body?.cancel().catch(() => undefined);
         if (options.failOnThrottle) throw new ThrottledError(`${path} answered 429`, wait);
         if (attempt >= MAX_LIST_ATTEMPTS) throw new TransientError(`${path} still throttled after ${attempt} attempts`);
@@ -322,13 +325,13 @@ export class LocalyticsClient implements ExportSource {
   }
 
   /** Handle a 429: pause the whole budget and say how long. */
-  private throttle(response: Response): number {
+  private async throttle(response: Response): Promise<number> {
     this.stats.throttled++;
     this.consecutiveThrottles++;
     const wait =
       parseRetryAfter(response.headers.get('retry-after')) ??
       backoffMs(this.consecutiveThrottles - 1, { baseMs: 1000, maxMs: 60_000, random: this.random });
-    this.budget.pause(wait);
+    await this.budget.pause(wait);
     return wait;
   }
 }

@@ -35,6 +35,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .option('--datasets <list>', 'any of logs,audiences,profiles (default: all)')
     .option('--rate <n>', 'API requests per minute for this key (default: 50)')
     .option('--concurrency <n>', 'files copied at once (default: 4)')
+    .option(
+      '--budget-table <name>',
+      "share a deployment's request budget: its DynamoDB table (standard AWS SDK environment)",
+    )
     .option('--secret-id <id>', 'read {"apiKey","apiSecret"} from this Secrets Manager secret')
     .addOption(
       new Option('--allow-file-host <host...>', 'also download from these hosts (besides Amazon S3 and the API host)'),

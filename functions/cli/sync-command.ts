@@ -2,7 +2,6 @@ import { DEFAULT_API_URL, LocalyticsClient } from '../adapters/localytics-client
 import type { ConvertSummary } from '../core/convert-layer.js';
 import { jobId } from '../core/jobs.js';
 import type { ObjectSink } from '../core/ports.js';
-import { RequestBudget } from '../core/request-budget.js';
 import { runSync, type SyncSummary } from '../core/sync.js';
 import { convertCopied, formatConvertSummary } from './convert-command.js';
 import { type CliIo, EXIT_FAILURES, EXIT_OK } from './io.js';
@@ -16,7 +15,7 @@ import {
   UsageError,
 } from './options.js';
 import { formatBytes, formatSyncSummary } from './report.js';
-import { checkDestination, createLogger, createSink, loadCredentials } from './wiring.js';
+import { checkDestination, createLogger, createRequestBudget, createSink, loadCredentials } from './wiring.js';
 
 export interface SyncCommandOptions {
   dest?: string;
@@ -32,6 +31,7 @@ export interface SyncCommandOptions {
   json?: boolean;
   verbose?: boolean;
   checkJson?: string;
+  budgetTable?: string;
   /** Also convert each file copied to its Parquet twin, in the same run. */
   parquet?: boolean;
 }
@@ -90,7 +90,7 @@ export async function runSyncCommand(
   const client = new LocalyticsClient({
     apiUrl,
     credentials,
-    budget: new RequestBudget({ ratePerMinute: rate }),
+    budget: await createRequestBudget(options.budgetTable, rate, credentials.apiKey, logger),
     locationPolicy: { extraHosts },
   });
   const progress = io.interactive && !options.json ? createProgress(io) : undefined;

@@ -1,12 +1,14 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { createS3Client } from '../adapters/aws-clients.js';
+import { createDynamoDbClient, createS3Client } from '../adapters/aws-clients.js';
 import { createJsonLogger } from '../adapters/console-logger.js';
+import { budgetTableRegion, DynamoDbRequestBudget } from '../adapters/dynamodb-request-budget.js';
 import { LocalDirSink } from '../adapters/local-dir-sink.js';
 import { S3Sink } from '../adapters/s3-sink.js';
 import { SecretsManagerSecretProvider, StaticSecretProvider } from '../adapters/secrets.js';
 import type { Credentials, Logger, ObjectSink, SecretProvider } from '../core/ports.js';
 import { silentLogger } from '../core/ports.js';
 import { describeError } from '../core/redact.js';
+import { BUDGET_TABLE_REFERENCE, InProcessRequestBudget, type RequestBudget } from '../core/request-budget.js';
 import type { CliIo } from './io.js';
 import { type Destination, UsageError } from './options.js';
 
@@ -49,4 +51,33 @@ export async function checkDestination(sink: ObjectSink): Promise<void> {
 
 export function createLogger(verbose: boolean, io: CliIo): Logger {
   return verbose ? createJsonLogger(io.stderr, 'info') : silentLogger;
+}
+
+/**
+ * The request budget of this run: in process, or with `--budget-table` the one a deployment shares through DynamoDB
+ * (standard AWS SDK environment). A table that cannot be read is a usage error, found before any API call.
+ */
+export async function createRequestBudget(
+  table: string | undefined,
+  ratePerMinute: number,
+  apiKey: string,
+  logger: Logger,
+): Promise<RequestBudget> {
+  if (table === undefined) return new InProcessRequestBudget({ ratePerMinute });
+  if (!BUDGET_TABLE_REFERENCE.test(table)) {
+    throw new UsageError(`--budget-table "${table}" is not a DynamoDB table name or table ARN`);
+  }
+  const budget = new DynamoDbRequestBudget({
+    client: createDynamoDbClient(budgetTableRegion(table)),
+    tableName: table,
+    apiKey,
+    ratePerMinute,
+    logger,
+  });
+  try {
+    await budget.check();
+  } catch (error) {
+    throw new UsageError(`--budget-table: ${describeError(error)}`);
+  }
+  return budget;
 }

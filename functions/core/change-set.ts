@@ -158,7 +158,7 @@ export async function copyChangeSet(job: ProfileChangesJob, run: CopyRun, downlo
   };
   if (outcome.status === 'throttled') {
     await release();
-    return { status: 'throttled', retryAfterMs: outcome.retryAfterMs, apiRequests: run.apiRequests };
+    return { ...outcome, apiRequests: run.apiRequests };
   }
   if (outcome.status === 'not_ready') {
     await release();

@@ -28,7 +28,13 @@ export type CopyOutcome =
     }
   | { readonly status: 'present'; readonly key: string }
   | { readonly status: 'not_ready'; readonly apiRequests: number }
-  | { readonly status: 'throttled'; readonly retryAfterMs: number; readonly apiRequests: number }
+  /** A 429, or with `byBudget` no request budget slot before the deadline: requeued with a delay, not a failure. */
+  | {
+      readonly status: 'throttled';
+      readonly retryAfterMs: number;
+      readonly apiRequests: number;
+      readonly byBudget?: boolean;
+    }
   /** Stopped on purpose (deadline or Ctrl-C); nothing was written; run it again later. */
   | { readonly status: 'interrupted'; readonly apiRequests: number }
   /** Another run is working on it (a change set's claim): try again after `retryAfterMs`. Not a failure. */
@@ -165,12 +171,11 @@ async function copyFile(run: CopyRun): Promise<CopyOutcome> {
   for (;;) {
     if (deps.signal?.aborted) return run.interrupted();
     const outcome = await deps.source.resolve(run.job, { signal: deps.signal });
-    run.apiRequests++;
+    // No budget slot in time: the API was not asked.
+    if (!(outcome.status === 'throttled' && outcome.byBudget)) run.apiRequests++;
     if (outcome.status === 'failed' && deps.signal?.aborted) return run.interrupted();
     if (outcome.status === 'not_ready') return { status: 'not_ready', apiRequests: run.apiRequests };
-    if (outcome.status === 'throttled') {
-      return { status: 'throttled', retryAfterMs: outcome.retryAfterMs, apiRequests: run.apiRequests };
-    }
+    if (outcome.status === 'throttled') return { ...outcome, apiRequests: run.apiRequests };
     if (outcome.status === 'failed') return run.failed(describeError(outcome.error), outcome.retryable);
     const result = await downloadWithRetries(run, outcome.location);
     if (result instanceof GenerationChanged) {

@@ -19,7 +19,8 @@ export interface ExportListing {
 export type ResolveOutcome =
   | { readonly status: 'ready'; readonly location: string }
   | { readonly status: 'not_ready' }
-  | { readonly status: 'throttled'; readonly retryAfterMs: number }
+  /** A 429; or, with `byBudget`, no request budget slot before the caller's deadline (nothing was sent). */
+  | { readonly status: 'throttled'; readonly retryAfterMs: number; readonly byBudget?: boolean }
   | { readonly status: 'failed'; readonly error: Error; readonly retryable: boolean };
 
 export interface DownloadedFile {

@@ -39,7 +39,8 @@ export type ProcessResult = { readonly apiRequests: number } & (
   | { readonly action: 'done'; readonly outcome: CopyOutcome }
   | {
       readonly action: 'requeued';
-      readonly reason: 'not_ready' | 'throttled' | 'interrupted' | 'deferred';
+      /** `budget`: no request budget slot before the copier's deadline (never counted as an interruption). */
+      readonly reason: 'not_ready' | 'throttled' | 'budget' | 'interrupted' | 'deferred';
       readonly delaySeconds: number;
     }
   | { readonly action: 'parked'; readonly reason: string }
@@ -112,7 +113,7 @@ export async function processJobMessage(
     case 'throttled': {
       const delaySeconds = Math.min(MAX_SQS_DELAY_SECONDS, Math.max(1, Math.ceil(outcome.retryAfterMs / 1000)));
       await deps.queue.requeue(message, delaySeconds);
-      return { action: 'requeued', reason: 'throttled', delaySeconds, apiRequests };
+      return { action: 'requeued', reason: outcome.byBudget ? 'budget' : 'throttled', delaySeconds, apiRequests };
     }
     case 'deferred': {
       // Another run holds the job (a change set being requested): come back when its claim is settled or stale.

@@ -1,12 +1,10 @@
 import { sleep } from './sleep.js';
 
 /**
- * One request budget for every Localytics API call of a process.
- *
- * Two rules together: calls are spaced at least `60 s / rate` apart, and no more than `rate` calls are granted in
- * any 60 s window widened by `marginMs` (so that network jitter between our clock and Localytics' never makes the
- * server see `rate + 1` calls in its window). Slots are reserved synchronously, so any number of concurrent callers
- * share the budget fairly, first come first served. A `429` pauses the whole budget.
+ * The request budget: every Localytics API call takes a slot from it first, so that no sliding 60 s window holds more
+ * than the key's rate. Two implementations: `InProcessRequestBudget` (one process: the CLI) and the DynamoDB adapter
+ * (`functions/adapters/dynamodb-request-budget.ts`) that every function of a deployment, and a CLI run given
+ * `--budget-table`, share.
  */
 
 export interface Clock {
@@ -22,15 +20,30 @@ export const systemClock: Clock = {
   },
 };
 
-export interface RequestBudgetOptions {
-  /** Requests per minute. */
-  readonly ratePerMinute: number;
-  /** Extra width of the sliding window, ms. Default 250. */
-  readonly marginMs?: number;
-  readonly clock?: Clock;
+export interface AcquireOptions {
+  /**
+   * The latest time (epoch ms) at which a slot is still of use to the caller (its deadline, less the time the request
+   * and the copy need). No later slot is reserved: `acquire` rejects with `BudgetUnavailable` at once instead.
+   */
+  readonly notAfter?: number;
 }
 
-const WINDOW_MS = 60_000;
+/** The port: one slot per API request. */
+export interface RequestBudget {
+  /**
+   * Resolves when the caller may send one request. Rejects with `BudgetWaitAborted` when `signal` aborts first and
+   * with `BudgetUnavailable` when no slot is free by `options.notAfter`; either way nothing may be sent.
+   */
+  acquire(signal?: AbortSignal, options?: AcquireOptions): Promise<void>;
+  /** Stop granting slots until `ms` from now (a 429 answer), for every caller sharing the budget. Never rejects. */
+  pause(ms: number): Promise<void>;
+}
+
+export const WINDOW_MS = 60_000;
+
+/** A budget table as users name it: a DynamoDB table name, or a table ARN (a table in another region). */
+export const BUDGET_TABLE_REFERENCE =
+  /^([A-Za-z0-9_.-]{3,255}|arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table\/[A-Za-z0-9_.-]{3,255})$/;
 
 /** The caller gave up waiting for a slot (its deadline came first); no request was sent. */
 export class BudgetWaitAborted extends Error {
@@ -40,12 +53,52 @@ export class BudgetWaitAborted extends Error {
   }
 }
 
+/** No slot is free before the caller's `notAfter`: nothing was reserved or sent; try again after `retryAfterMs`. */
+export class BudgetUnavailable extends Error {
+  override readonly name = 'BudgetUnavailable';
+  constructor(
+    readonly retryAfterMs: number,
+    why = 'no request budget slot is free in time',
+  ) {
+    super(`${why}; the next one in ${Math.ceil(retryAfterMs / 1000)} s`);
+  }
+}
+
+/** The retry delay when `error` (or its cause) says the budget had no slot in time; otherwise undefined. */
+export function budgetRetryAfterMs(error: unknown): number | undefined {
+  for (let current = error; current instanceof Error; current = current.cause) {
+    if (current instanceof BudgetUnavailable) return current.retryAfterMs;
+  }
+  return undefined;
+}
+
+/** A whole, positive number of requests per minute, or a `RangeError` naming it. */
+export function checkRatePerMinute(ratePerMinute: number): number {
+  if (!Number.isInteger(ratePerMinute) || ratePerMinute <= 0) {
+    throw new RangeError(`ratePerMinute must be a positive whole number, got ${ratePerMinute}`);
+  }
+  return ratePerMinute;
+}
+
+/**
+ * The earliest slot at or after `now` that keeps both rules, given the slots granted before (ascending): calls at least
+ * `60 s / rate` apart, and no more than `rate` of them in any window of 60 s widened by `marginMs`.
+ */
+export function nextSlot(granted: readonly number[], rate: number, now: number, marginMs: number): number {
+  let slot = now;
+  const last = granted.at(-1);
+  if (last !== undefined) slot = Math.max(slot, last + WINDOW_MS / rate);
+  if (granted.length >= rate) slot = Math.max(slot, (granted[granted.length - rate] as number) + WINDOW_MS + marginMs);
+  return slot;
+}
+
 /** Sleep `ms`, or less if `signal` aborts first; true when it aborted. */
-async function sleepUnlessAborted(clock: Clock, ms: number, signal?: AbortSignal): Promise<boolean> {
+export async function sleepUnlessAborted(clock: Clock, ms: number, signal?: AbortSignal): Promise<boolean> {
   if (!signal) {
     await clock.sleep(ms);
     return false;
   }
+  if (signal.aborted) return true;
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<boolean>((resolve) => {
     onAbort = () => resolve(true);
@@ -58,25 +111,29 @@ async function sleepUnlessAborted(clock: Clock, ms: number, signal?: AbortSignal
   }
 }
 
-export class RequestBudget {
+export interface InProcessRequestBudgetOptions {
+  /** Requests per minute: a whole number. */
   readonly ratePerMinute: number;
-  private readonly intervalMs: number;
-  /** Grants allowed in one window: a whole number (a process's share of a key's rate need not be one). */
-  private readonly windowCapacity: number;
+  /** Extra width of the sliding window, ms: covers jitter between our clock and the server's. Default 250. */
+  readonly marginMs?: number;
+  readonly clock?: Clock;
+}
+
+/**
+ * The budget of one process. Slots are reserved synchronously, so any number of concurrent callers share it fairly,
+ * first come first served. A `429` pauses the whole budget.
+ */
+export class InProcessRequestBudget implements RequestBudget {
+  readonly ratePerMinute: number;
   private readonly marginMs: number;
   private readonly clock: Clock;
-  /** Granted slot times, oldest first; at most `ratePerMinute` kept. */
+  /** Granted slot times, oldest first; at most twice the rate kept (a released slot leaves a hole). */
   private readonly granted: number[] = [];
   private pausedUntil = 0;
   private grantedTotal = 0;
 
-  constructor(options: RequestBudgetOptions) {
-    if (!Number.isFinite(options.ratePerMinute) || options.ratePerMinute <= 0) {
-      throw new RangeError(`ratePerMinute must be a positive number, got ${options.ratePerMinute}`);
-    }
-    this.ratePerMinute = options.ratePerMinute;
-    this.intervalMs = WINDOW_MS / options.ratePerMinute;
-    this.windowCapacity = Math.max(1, Math.floor(options.ratePerMinute));
+  constructor(options: InProcessRequestBudgetOptions) {
+    this.ratePerMinute = checkRatePerMinute(options.ratePerMinute);
     this.marginMs = options.marginMs ?? 250;
     this.clock = options.clock ?? systemClock;
   }
@@ -86,13 +143,15 @@ export class RequestBudget {
     return this.grantedTotal;
   }
 
-  /** Wait for a slot. Resolves when the caller may send one request. */
-  /** Wait for a slot. With `signal`, stop waiting when it aborts (the slot is given back and `BudgetWaitAborted` thrown). */
-  async acquire(signal?: AbortSignal): Promise<void> {
+  async acquire(signal?: AbortSignal, options: AcquireOptions = {}): Promise<void> {
     for (;;) {
       if (signal?.aborted) throw new BudgetWaitAborted();
       const slot = this.reserve();
       const wait = slot - this.clock.now();
+      if (options.notAfter !== undefined && slot > options.notAfter) {
+        this.release(slot);
+        throw new BudgetUnavailable(wait);
+      }
       if (wait > 0) {
         const aborted = await sleepUnlessAborted(this.clock, wait, signal);
         if (aborted) {
@@ -109,22 +168,17 @@ export class RequestBudget {
     }
   }
 
-  /** Stop granting until `ms` from now (a 429 answer). */
-  pause(ms: number): void {
+  async pause(ms: number): Promise<void> {
     this.pausedUntil = Math.max(this.pausedUntil, this.clock.now() + ms);
   }
 
   private reserve(): number {
-    const now = this.clock.now();
-    const last = this.granted.at(-1);
-    let slot = Math.max(now, this.pausedUntil, last === undefined ? 0 : last + this.intervalMs);
-    if (this.granted.length >= this.windowCapacity) {
-      const oldestInWindow = this.granted[this.granted.length - this.windowCapacity] as number;
-      slot = Math.max(slot, oldestInWindow + WINDOW_MS + this.marginMs);
-    }
+    const slot = Math.max(
+      this.pausedUntil,
+      nextSlot(this.granted, this.ratePerMinute, this.clock.now(), this.marginMs),
+    );
     this.granted.push(slot);
-    if (this.granted.length > this.windowCapacity * 2)
-      this.granted.splice(0, this.granted.length - this.windowCapacity);
+    if (this.granted.length > this.ratePerMinute * 2) this.granted.splice(0, this.granted.length - this.ratePerMinute);
     this.grantedTotal++;
     return slot;
   }

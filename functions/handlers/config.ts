@@ -1,6 +1,7 @@
 import * as z from 'zod/mini';
 import { ConfigError } from '../core/errors.js';
 import { DATASETS, type Dataset, isAppUuid } from '../core/identifiers.js';
+import { BUDGET_TABLE_REFERENCE } from '../core/request-budget.js';
 import { firstIssue } from '../core/schema.js';
 
 const list = z.pipe(
@@ -30,8 +31,8 @@ const envSchema = z.object({
   APPS: z.pipe(list, z.array(z.string().check(z.refine(isAppUuid, 'is not a Localytics app ID')))),
   DATASETS: z.pipe(list, z.array(z.enum(DATASETS)).check(z.minLength(1))),
   RATE_PER_MINUTE: wholeNumber(1),
-  /** Processes that share the key's budget: the copier's maximum concurrency plus the planner. */
-  BUDGET_SHARES: wholeNumber(1),
+  /** The DynamoDB table holding the key's request budget, shared by every function (and CLI runs). */
+  BUDGET_TABLE: z.string().check(z.regex(BUDGET_TABLE_REFERENCE, 'must be a DynamoDB table name or table ARN')),
   QUEUE_URL: z.string().check(z.minLength(1)),
   DLQ_URL: z.string().check(z.minLength(1)),
   MAX_RECEIVE_COUNT: withDefault(wholeNumber(1), '5'),
@@ -60,8 +61,9 @@ export interface HandlerConfig {
   readonly apiUrl: string;
   readonly apps: readonly string[];
   readonly datasets: ReadonlySet<Dataset>;
-  /** This process's share of the key's budget, requests per minute. */
-  readonly processRatePerMinute: number;
+  /** The key's requests per minute, shared by every function through the budget table. */
+  readonly ratePerMinute: number;
+  readonly budgetTable: string;
   readonly queueUrl: string;
   readonly deadLetterQueueUrl: string;
   readonly maxReceiveCount: number;
@@ -92,7 +94,8 @@ export function readHandlerConfig(env: Readonly<Record<string, string | undefine
     apiUrl: e.API_URL.replace(/\/+$/, ''),
     apps: e.APPS.map((app) => app.toLowerCase()),
     datasets: new Set(e.DATASETS),
-    processRatePerMinute: e.RATE_PER_MINUTE / e.BUDGET_SHARES,
+    ratePerMinute: e.RATE_PER_MINUTE,
+    budgetTable: e.BUDGET_TABLE,
     queueUrl: e.QUEUE_URL,
     deadLetterQueueUrl: e.DLQ_URL,
     maxReceiveCount: e.MAX_RECEIVE_COUNT,

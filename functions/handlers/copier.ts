@@ -6,7 +6,7 @@ import { parseJobMessage } from '../core/job-message.js';
 import { dataKey, type SyncJob } from '../core/jobs.js';
 import { processJobMessage } from '../core/process-job.js';
 import { describeError } from '../core/redact.js';
-import { type Runtime, runtime } from './runtime.js';
+import { budgetNotAfter, type Runtime, runtime } from './runtime.js';
 import { recordJob } from './telemetry.js';
 
 /** Stop copying this long before the function times out, so the job is handed back cleanly. */
@@ -21,14 +21,12 @@ export function createCopierHandler(getRuntime: () => Runtime) {
   const processor = new BatchProcessor(EventType.SQS);
   return async (event: SQSEvent, context: Context) => {
     const rt = getRuntime();
-    const source = await rt.source();
+    const deadlineAt = Date.now() + context.getRemainingTimeInMillis() - DEADLINE_MARGIN_MS;
+    const source = await rt.source({ budgetNotAfter: budgetNotAfter(Date.now(), deadlineAt) });
     const deadline = new AbortController();
     // After this the invocation is over (Lambda's hard timeout): a change-set claim is held until then.
     const holderDeadline = Date.now() + context.getRemainingTimeInMillis();
-    const timer = setTimeout(
-      () => deadline.abort(),
-      Math.max(0, context.getRemainingTimeInMillis() - DEADLINE_MARGIN_MS),
-    );
+    const timer = setTimeout(() => deadline.abort(), Math.max(0, deadlineAt - Date.now()));
     // SQS may deliver one job twice in a batch: copy it once (the key is the same, so this only saves a download).
     const firstRecordOfJob = new Map<string, string>();
     for (const record of event.Records) {

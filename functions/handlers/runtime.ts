@@ -3,6 +3,7 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { createDynamoDbClient, createS3Client, createSqsClient } from '../adapters/aws-clients.js';
 import { DynamoDbJobLedger } from '../adapters/dynamodb-job-ledger.js';
+import { budgetTableRegion, DynamoDbRequestBudget } from '../adapters/dynamodb-request-budget.js';
 import { LocalyticsClient } from '../adapters/localytics-client.js';
 import { fromPowertools } from '../adapters/powertools-logger.js';
 import { S3Sink } from '../adapters/s3-sink.js';
@@ -10,7 +11,7 @@ import { SecretsManagerSecretProvider } from '../adapters/secrets.js';
 import { sqsConversionEnqueuer } from '../adapters/sqs-conversion-queue.js';
 import { SqsJobQueue } from '../adapters/sqs-job-queue.js';
 import type { Logger } from '../core/ports.js';
-import { RequestBudget } from '../core/request-budget.js';
+import type { AcquireOptions, RequestBudget } from '../core/request-budget.js';
 import { type HandlerConfig, readHandlerConfig } from './config.js';
 import { METRICS_NAMESPACE } from './telemetry.js';
 
@@ -26,8 +27,22 @@ export interface Runtime {
   readonly ledger: DynamoDbJobLedger;
   /** Hands a data object to the Parquet converter's queue (when the deployment has the Parquet layer). */
   readonly afterCopy?: (key: string) => Promise<void>;
-  /** The Localytics client with current credentials (the secret is cached, re-read after its TTL). */
-  source(): Promise<LocalyticsClient>;
+  /**
+   * The Localytics client with current credentials (the secret is cached, re-read after its TTL), for one invocation:
+   * it takes no request budget slot later than `budgetNotAfter` (epoch ms).
+   */
+  source(invocation?: { readonly budgetNotAfter?: number }): Promise<LocalyticsClient>;
+}
+
+/** The longest an invocation waits for a budget slot: sleeping copiers cost money and a slot a minute on is as good. */
+const MAX_BUDGET_WAIT_MS = 60_000;
+
+/**
+ * The latest budget slot an invocation whose work must end by `deadlineAt` takes: at most half of the time left (the
+ * other half is for the work) and at most a minute. A later one is not reserved; the job is handed back with a delay.
+ */
+export function budgetNotAfter(now: number, deadlineAt: number): number {
+  return Math.min(now + MAX_BUDGET_WAIT_MS, now + Math.max(0, deadlineAt - now) / 2);
 }
 
 let cached: Runtime | undefined;
@@ -44,9 +59,8 @@ export function createRuntime(env: Readonly<Record<string, string | undefined>>)
   const logger = fromPowertools(powertoolsLogger);
   const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: 'localytics-export-sync' });
   const secrets = new SecretsManagerSecretProvider({ secretId: config.secretId, client: new SecretsManagerClient({}) });
-  // This process's share of the key's budget: all copiers at maximum concurrency plus the planner stay within it.
-  const budget = new RequestBudget({ ratePerMinute: config.processRatePerMinute });
-  let client: { key: string; client: LocalyticsClient } | undefined;
+  const dynamo = createDynamoDbClient(budgetTableRegion(config.budgetTable));
+  let client: { key: string; client: LocalyticsClient; budget: InvocationBudget } | undefined;
   const sqs = createSqsClient(env);
   return {
     config,
@@ -57,13 +71,24 @@ export function createRuntime(env: Readonly<Record<string, string | undefined>>)
     queue: new SqsJobQueue(sqs, config.queueUrl, config.deadLetterQueueUrl),
     ledger: new DynamoDbJobLedger(createDynamoDbClient(), config.ledgerTable),
     afterCopy: config.convertQueueUrl ? sqsConversionEnqueuer(sqs, config.convertQueueUrl) : undefined,
-    async source() {
+    async source(invocation = {}) {
       const credentials = await secrets.getCredentials();
       const key = `${credentials.apiKey}\u0000${credentials.apiSecret}`;
       if (client?.key !== key) {
         client?.client.close();
+        // The one budget of the key, shared through DynamoDB by every function and container.
+        const budget = new InvocationBudget(
+          new DynamoDbRequestBudget({
+            client: dynamo,
+            tableName: config.budgetTable,
+            apiKey: credentials.apiKey,
+            ratePerMinute: config.ratePerMinute,
+            logger,
+          }),
+        );
         client = {
           key,
+          budget,
           client: new LocalyticsClient({
             apiUrl: config.apiUrl,
             credentials,
@@ -72,7 +97,23 @@ export function createRuntime(env: Readonly<Record<string, string | undefined>>)
           }),
         };
       }
+      client.budget.notAfter = invocation.budgetNotAfter;
       return client.client;
     },
   };
+}
+
+/** The shared budget as one invocation sees it: no slot after its `notAfter` (Lambda runs one at a time). */
+class InvocationBudget implements RequestBudget {
+  notAfter: number | undefined;
+
+  constructor(private readonly shared: RequestBudget) {}
+
+  acquire(signal?: AbortSignal, options: AcquireOptions = {}): Promise<void> {
+    return this.shared.acquire(signal, { notAfter: options.notAfter ?? this.notAfter });
+  }
+
+  pause(ms: number): Promise<void> {
+    return this.shared.pause(ms);
+  }
 }

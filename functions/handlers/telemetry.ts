@@ -10,6 +10,7 @@ export const METRIC = {
   rowsCopied: 'rowsCopied',
   apiRequests: 'apiRequests',
   throttled: 'throttled',
+  budgetDeferrals: 'budgetDeferrals',
   notReady: 'notReady',
   failures: 'failures',
   copyDuration: 'copyDuration',
@@ -37,6 +38,8 @@ export function recordJob(metrics: Metrics, result: ProcessResult, durationMs: n
   }
   if (result.action === 'requeued' && result.reason === 'throttled')
     metrics.addMetric(METRIC.throttled, MetricUnit.Count, 1);
+  if (result.action === 'requeued' && result.reason === 'budget')
+    metrics.addMetric(METRIC.budgetDeferrals, MetricUnit.Count, 1);
   if (result.action === 'requeued' && result.reason === 'not_ready')
     metrics.addMetric(METRIC.notReady, MetricUnit.Count, 1);
   if (result.action === 'parked' || result.action === 'retry') metrics.addMetric(METRIC.failures, MetricUnit.Count, 1);

@@ -6,7 +6,7 @@ import { exportPath, LocalyticsClient, parseRetryAfter } from '../../functions/a
 import { ApiResponseError, AuthError, LocationExpiredError, PermanentJobError } from '../../functions/core/errors.js';
 import { floorHour, HOUR_MS } from '../../functions/core/hours.js';
 import type { SyncJob } from '../../functions/core/jobs.js';
-import { RequestBudget } from '../../functions/core/request-budget.js';
+import { InProcessRequestBudget } from '../../functions/core/request-budget.js';
 import { logRows } from '../../functions/simulator/dataset.js';
 import { clientFor, useSimulator } from '../support/simulator.js';
 
@@ -79,7 +79,7 @@ describe('lists', () => {
       const [entry] = await new LocalyticsClient({
         apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
         credentials: { apiKey: 'zone-test-key', apiSecret: 'zone-test-secret' },
-        budget: new RequestBudget({ ratePerMinute: 6000 }),
+        budget: new InProcessRequestBudget({ ratePerMinute: 6000 }),
       }).listAudiences();
       expect(entry?.resultsGeneratedAt).toBe(Date.UTC(2017, 1, 13, 12, 30, 43));
       expect(entry?.resultsExpireAt).toBe(Date.UTC(2017, 2, 30, 12, 30, 43));
@@ -95,7 +95,7 @@ describe('lists', () => {
     const client = new LocalyticsClient({
       apiUrl: simulator.url,
       credentials: { apiKey: 'wrong-key', apiSecret: 'wrong-secret' },
-      budget: new RequestBudget({ ratePerMinute: 6000 }),
+      budget: new InProcessRequestBudget({ ratePerMinute: 6000 }),
     });
     await expect(client.listAudiences()).rejects.toBeInstanceOf(AuthError);
   });
@@ -155,7 +155,7 @@ describe('resolve', () => {
     const client = new LocalyticsClient({
       apiUrl: 'http://127.0.0.1:1',
       credentials: { apiKey: 'k-1234', apiSecret: 's-1234' },
-      budget: new RequestBudget({ ratePerMinute: 6000 }),
+      budget: new InProcessRequestBudget({ ratePerMinute: 6000 }),
     });
     expect(await client.resolve({ kind: 'profile', profileDbId: '1', generatedAt: 0 })).toMatchObject({
       status: 'failed',

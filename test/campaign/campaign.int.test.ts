@@ -1,4 +1,5 @@
-import { expect, test } from 'vitest';
+import { beforeAll, expect, test } from 'vitest';
+import { synthesizedDeployment } from '../support/deployment/shared.js';
 import { dynamoDbEndpoint } from '../support/dynamodb.js';
 import { s3Endpoint } from '../support/s3.js';
 import { sqsEndpoint } from '../support/sqs.js';
@@ -10,6 +11,9 @@ import { campaignServers } from './servers.js';
  * cover both paths, kills, deadlines, duplicate deliveries and S3 failures. Seeds that once failed stay here as
  * regression tests: 6 crashed the process (an unhandled stream error in the S3 sink).
  */
+// The Lambda path runs the synthesized stack's bundled handlers: synthesize it (once per run) before the seeds.
+beforeAll(() => synthesizedDeployment(), 240_000);
+
 test.each([
   [5, 'cli', ['kill', 's3-upload']],
   [6, 'lambda', ['corrupt', 'deadline']],
@@ -21,7 +25,13 @@ test.each([
 ])(
   'seed %i (%s path): nothing lost, duplicated or corrupted, no open upload, no leak',
   async (seed, route, faults) => {
-    const result = await runSeed(seed, campaignServers(s3Endpoint(), sqsEndpoint(), dynamoDbEndpoint()));
+    const result = await runSeed(
+      seed,
+      campaignServers(
+        { s3Endpoint: s3Endpoint(), sqsEndpoint: sqsEndpoint(), dynamoDbEndpoint: dynamoDbEndpoint() },
+        synthesizedDeployment,
+      ),
+    );
     expect(result.path).toBe(route);
     expect(result.faults).toEqual(expect.arrayContaining(faults as string[]));
     expect(result.problems).toEqual([]);

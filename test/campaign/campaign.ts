@@ -15,9 +15,6 @@ import { DeleteMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { floorHour, formatHour, HOUR_MS } from '../../functions/core/hours.js';
 import { dataKey, type SyncJob } from '../../functions/core/jobs.js';
-import { createCopierHandler } from '../../functions/handlers/copier.js';
-import { createPlannerHandler } from '../../functions/handlers/planner.js';
-import { createRuntime } from '../../functions/handlers/runtime.js';
 import {
   audienceRows,
   latestGeneration,
@@ -29,6 +26,9 @@ import type { FaultRule } from '../../functions/simulator/faults.js';
 import { createRandom } from '../../functions/simulator/random.js';
 import { LocalyticsSimulator, SIMULATOR_DEFAULT_CREDENTIALS } from '../../functions/simulator/server.js';
 import { runCli } from '../support/cli.js';
+import { TestDeployment } from '../support/deployment/deployment.js';
+import type { LambdaContainer } from '../support/deployment/lambda-container.js';
+import { E2E_SECRET_ARN, type SynthesizedDeployment } from '../support/deployment/synth.js';
 import { clearTable, createTestTable } from '../support/dynamodb.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
 import { findLeaks } from '../support/leak-scan.js';
@@ -44,6 +44,10 @@ export interface CampaignServers {
   readonly s3: (endpoint: string) => S3Client;
   readonly sqs: SQSClient;
   readonly createQueues: (sqs: SQSClient) => Promise<{ queueUrl: string; dlqUrl: string; queueArn: string }>;
+  /** A fresh request budget table (the deployment's functions share the key's budget through it). */
+  readonly createBudgetTable: () => Promise<string>;
+  /** The synthesized stack whose bundled handlers the Lambda path runs. */
+  readonly deployment: () => Promise<SynthesizedDeployment>;
 }
 
 export interface SeedResult {
@@ -74,6 +78,8 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
   const chance = (p: number) => random() < p;
   const between = (min: number, max: number) => min + Math.floor(random() * (max - min + 1));
   const route: SeedResult['path'] = chance(0.5) ? 'cli' : 'lambda';
+  // The deployed planner plans by the real clock: keep a Lambda seed within one hour, as the checks expect.
+  if (route === 'lambda') await awayFromHourBoundary(45_000);
   // One clock for the whole seed: a run that crosses an hour (or 13:00 UTC) must not plan a different window.
   const seedStart = Date.now();
   const simulator = new LocalyticsSimulator({ ratePerMinute: 6000, now: () => seedStart });
@@ -180,6 +186,7 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
       if (kill && large) {
         await killMidCopy(
           spawnNode([path.resolve('dist/localytics-sync.mjs'), ...args], env, output),
+          undefined,
           () => midCopy(proxy, large),
           proxy,
         );
@@ -199,58 +206,72 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
       // A run killed after its change-set request left a claim that holds until its lease ends: let it end.
       if (await ageAbandonedClaims(s3, bucket)) await round();
     } else {
+      // The deployment as deployed: the bundled handlers on Node.js 22, the template's environment, every AWS call
+      // checked against the function's synthesized policy.
       const queues = await servers.createQueues(servers.sqs);
+      secrets.put(E2E_SECRET_ARN, JSON.stringify(SIMULATOR_DEFAULT_CREDENTIALS));
       const ledgerTable = await createTestTable(servers.dynamoDb);
-      const secretArn = `arn:aws:secretsmanager:us-east-1:123456789012:secret:campaign-${seed}`;
-      secrets.put(secretArn, JSON.stringify(SIMULATOR_DEFAULT_CREDENTIALS));
-      const env: Record<string, string | undefined> = {
-        ...process.env,
-        DEST_BUCKET: bucket,
-        DEST_PREFIX: PREFIX,
-        SECRET_ID: secretArn,
-        API_URL: simulator.url,
-        APPS: apps.join(','),
-        DATASETS: 'logs,audiences,profiles',
-        RATE_PER_MINUTE: '6000',
-        BUDGET_SHARES: '3',
-        QUEUE_URL: queues.queueUrl,
-        DLQ_URL: queues.dlqUrl,
-        LEDGER_TABLE: ledgerTable,
-        MAX_RECEIVE_COUNT: '4',
-        RETRY_BASE_SECONDS: '1',
-        NOT_READY_DELAY_SECONDS: '1',
-        LOOKBACK_HOURS: '3',
-        LOG_LAG_HOURS: '3',
-      };
-      // Info logs too: the more the functions say, the more the leak scan sees.
-      process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
-      // The hourly planner covers the three log hours of the window; the daily one, audiences and profiles.
-      const logRuntime = createRuntime({ ...env, DATASETS: 'logs' });
-      const exportRuntime = createRuntime({ ...env, DATASETS: 'audiences,profiles' });
-      const logPlanner = createPlannerHandler(
-        () => logRuntime,
-        () => seedStart,
-      );
-      const exportPlanner = createPlannerHandler(
-        () => exportRuntime,
-        () => seedStart,
-      );
-      const planner = async () =>
-        (await logPlanner({ task: 'logs' })).enqueued + (await exportPlanner({ task: 'exports' })).enqueued;
-      const runtime = createRuntime(env);
-      const copier = createCopierHandler(() => runtime);
-      const captured = captureStdout(output);
+      const deployment = await TestDeployment.start({
+        synth: await servers.deployment(),
+        endpoints: {
+          s3: servers.s3Endpoint,
+          sqs: servers.sqsEndpoint,
+          dynamoDb: servers.dynamoDbEndpoint,
+          secretsManager: secrets.url,
+        },
+        s3Proxy: proxy,
+        apiUrl: simulator.url,
+        bucket,
+        queues,
+        budgetTable: await servers.createBudgetTable(),
+        ledgerTable,
+        environment: {
+          APPS: apps.join(','),
+          RATE_PER_MINUTE: '6000',
+          MAX_RECEIVE_COUNT: '4',
+          RETRY_BASE_SECONDS: '1',
+          NOT_READY_DELAY_SECONDS: '1',
+          LOOKBACK_HOURS: '3',
+          LOG_LAG_HOURS: '3',
+          // Info logs too: the more the functions say, the more the leak scan sees.
+          POWERTOOLS_LOG_LEVEL: 'INFO',
+        },
+      });
       try {
+        // The hourly planner covers the three log hours of the window; the daily one, audiences and profiles.
+        const [logPlanner, exportPlanner] = await Promise.all([
+          deployment.startContainer('planner', { DATASETS: 'logs' }),
+          deployment.startContainer('planner', { DATASETS: 'audiences,profiles' }),
+        ]);
+        const plan = async (container: LambdaContainer, task: string) =>
+          (await container.invoke<{ enqueued: number }>({ task }, 300_000)).enqueued;
+        const planner = async () => (await plan(logPlanner, 'logs')) + (await plan(exportPlanner, 'exports'));
         await planner();
         if (kill && large) {
+          // A copier container killed (SIGKILL, as Lambda ends a timed-out one) in the middle of a copy.
+          const doomed = await deployment.startContainer('copier');
           await killMidCopy(
-            spawnNode(['--import', 'tsx', path.resolve('test/campaign/copier-child.ts')], stringEnv(env), output),
+            doomed,
+            drain(
+              deployment.eventSource,
+              queues,
+              (event, context) => doomed.invoke(event, context.getRemainingTimeInMillis()),
+              {
+                duplicates: false,
+                deadline: false,
+                random,
+              },
+            ),
             () => midCopy(proxy, large),
             proxy,
           );
         }
         for (rounds = 1; rounds <= MAX_ROUNDS; rounds++) {
-          await drain(servers.sqs, queues, copier, { duplicates, deadline: deadline && rounds === 1, random });
+          await drain(deployment.eventSource, queues, deployment.copier, {
+            duplicates,
+            deadline: deadline && rounds === 1,
+            random,
+          });
           // Each further round plays the next day's planning: parked jobs and the entries of messages SQS moved to
           // the dead-letter queue have expired from the ledger by then.
           await clearTable(servers.dynamoDb, ledgerTable);
@@ -261,10 +282,17 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
           // Later: the deferred job's delayed message and its ledger entry have expired too.
           await clearTable(servers.dynamoDb, ledgerTable);
           await planner();
-          await drain(servers.sqs, queues, copier, { duplicates: false, deadline: false, random });
+          await drain(deployment.eventSource, queues, deployment.copier, {
+            duplicates: false,
+            deadline: false,
+            random,
+          });
         }
       } finally {
-        captured.restore();
+        const denied = deployment.deniedActions();
+        if (denied.length > 0) problems.push(`calls outside the function's IAM policy: ${denied.join(', ')}`);
+        await deployment.stop();
+        output.push(deployment.output('planner'), deployment.output('copier'));
       }
       const parked = await drainDeadLetters(servers.sqs, queues.dlqUrl);
       parkedReasons = parked.map((message) => message.reason);
@@ -473,16 +501,29 @@ function midCopy(proxy: S3RecordingProxy, large: { app: string; hour: number }):
 }
 
 /**
- * Kill the process with SIGKILL (no cleanup possible) once `midCopy()` says it is in the middle of a copy. Its open
- * multipart uploads are then made to look an hour old, as they will be when a later run finds them: only then may a
- * writer of the same key abort them (a younger one could be a live concurrent writer's).
+ * Kill the process with SIGKILL (no cleanup possible) once `midCopy()` says it is in the middle of a copy (or `work`,
+ * the killed process's own work when it runs in this one, ended). Its open multipart uploads are then made to look an
+ * hour old, as they will be when a later run finds them: only then may a writer of the same key abort them (a younger
+ * one could be a live concurrent writer's).
  */
-async function killMidCopy(child: ChildProcess, midCopy: () => boolean, proxy: S3RecordingProxy): Promise<void> {
-  const exited = new Promise((resolve) => child.once('exit', resolve));
+async function killMidCopy(
+  target: ChildProcess | LambdaContainer,
+  work: Promise<unknown> | undefined,
+  midCopy: () => boolean,
+  proxy: S3RecordingProxy,
+): Promise<void> {
+  const done = work?.catch(() => undefined);
+  let finished = false;
+  void done?.then(() => {
+    finished = true;
+  });
+  const alive = () => ('alive' in target ? target.alive : target.exitCode === null);
+  const exited =
+    'alive' in target ? undefined : new Promise((resolve) => (target as ChildProcess).once('exit', resolve));
   const end = Date.now() + 30_000;
-  while (Date.now() < end && child.exitCode === null && !midCopy()) await sleep(20);
-  child.kill('SIGKILL');
-  await exited;
+  while (Date.now() < end && alive() && !finished && !midCopy()) await sleep(20);
+  target.kill('SIGKILL');
+  await Promise.all([exited, done]);
   for (const upload of proxy.openUploads()) proxy.backdate(upload, 2 * HOUR_MS);
 }
 
@@ -534,26 +575,6 @@ async function drainDeadLetters(sqs: SQSClient, dlqUrl: string) {
   }
 }
 
-/** Take over stdout (the functions' JSON logs and EMF) while the Lambda path runs; the seed scans it for leaks. */
-function captureStdout(output: string[]) {
-  const original = process.stdout.write;
-  let text = '';
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    text += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-    return true;
-  }) as typeof process.stdout.write;
-  return {
-    restore() {
-      process.stdout.write = original;
-      output.push(text);
-    },
-  };
-}
-
-function stringEnv(env: Record<string, string | undefined>): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
-}
-
 async function objectBytes(s3: S3Client, bucket: string, key: string): Promise<Buffer> {
   const response = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   const chunks: Buffer[] = [];
@@ -569,6 +590,12 @@ async function streamSha256(stream: Readable): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of stream) hash.update(chunk as Buffer);
   return hash.digest('hex');
+}
+
+/** Wait until the next hour starts when it is less than `marginMs` away. */
+async function awayFromHourBoundary(marginMs: number): Promise<void> {
+  const untilNextHour = floorHour(Date.now()) + HOUR_MS - Date.now();
+  if (untilNextHour < marginMs) await sleep(untilNextHour + 1_000);
 }
 
 function sleep(ms: number): Promise<void> {

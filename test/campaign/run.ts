@@ -3,6 +3,10 @@
  * (started here, on random loopback ports) and prints a table. Exits 1 if any seed broke a promise; a failing seed
  * should become a regression test in test/campaign/campaign.int.test.ts.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { type SynthesizedDeployment, synthesizeDeployment } from '../support/deployment/synth.js';
 import { startEmulators } from '../support/emulators.js';
 import { passed, runSeed, type SeedResult } from './campaign.js';
 import { campaignServers } from './servers.js';
@@ -16,7 +20,13 @@ const seeds = option('seeds', 20);
 const first = option('first', 1);
 
 const emulators = await startEmulators();
-const servers = campaignServers(emulators.s3Endpoint, emulators.sqsEndpoint, emulators.dynamoDbEndpoint);
+// The Lambda path runs the bundled handlers of the stack, synthesized once for the whole campaign.
+const cdkOut = await mkdtemp(path.join(os.tmpdir(), 'cdk.out-lsync-campaign-'));
+let synthesized: Promise<SynthesizedDeployment> | undefined;
+const servers = campaignServers(emulators, () => {
+  synthesized ??= synthesizeDeployment(cdkOut);
+  return synthesized;
+});
 
 const results: SeedResult[] = [];
 const started = Date.now();
@@ -30,6 +40,7 @@ try {
   }
 } finally {
   await emulators.stop();
+  await rm(cdkOut, { recursive: true, force: true });
 }
 
 const sum = (pick: (result: SeedResult) => number) => results.reduce((total, result) => total + pick(result), 0);

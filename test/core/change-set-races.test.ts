@@ -23,7 +23,7 @@ import {
   silentLogger,
 } from '../../functions/core/ports.js';
 import { processJobMessage } from '../../functions/core/process-job.js';
-import { RequestBudget } from '../../functions/core/request-budget.js';
+import { InProcessRequestBudget } from '../../functions/core/request-budget.js';
 import { tempDir } from '../support/temp.js';
 
 const changes: ProfileChangesJob = {
@@ -145,7 +145,7 @@ test('Ctrl-C while the claim is being written sends nothing and reports no loss 
   const client = new LocalyticsClient({
     apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     credentials: { apiKey: 'review-key-abcdef', apiSecret: 'review-secret-abcdef' },
-    budget: new RequestBudget({ ratePerMinute: 6000 }),
+    budget: new InProcessRequestBudget({ ratePerMinute: 6000 }),
   });
   const dir = await tempDir();
   const real = new LocalDirSink(dir);

@@ -14,7 +14,7 @@ import {
 } from '../../functions/core/errors.js';
 import { dataKey, type ProfileChangesJob, pendingChangeSetKey } from '../../functions/core/jobs.js';
 import { type ObjectSink, type ResolveOutcome, silentLogger } from '../../functions/core/ports.js';
-import { RequestBudget } from '../../functions/core/request-budget.js';
+import { InProcessRequestBudget } from '../../functions/core/request-budget.js';
 import { changeSetBody as body, ChangeSetSource, consumed } from '../support/change-set-source.js';
 import { tempDir } from '../support/temp.js';
 
@@ -176,7 +176,7 @@ describe('what a failed change-set request means (issue 10, item 2)', () => {
     const client = new LocalyticsClient({
       apiUrl: 'http://127.0.0.1:45999',
       credentials: { apiKey: 'change-set-test-key', apiSecret: 'change-set-test-secret' },
-      budget: new RequestBudget({ ratePerMinute: 6000 }),
+      budget: new InProcessRequestBudget({ ratePerMinute: 6000 }),
     });
     try {
       const outcome = await copyJob(changes, { source: client, sink, logger: silentLogger, clock: noWait });

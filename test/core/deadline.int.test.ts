@@ -12,7 +12,7 @@ import { LocalyticsClient } from '../../functions/adapters/localytics-client.js'
 import { copyJob } from '../../functions/core/copy-job.js';
 import type { SyncJob } from '../../functions/core/jobs.js';
 import { silentLogger } from '../../functions/core/ports.js';
-import { RequestBudget } from '../../functions/core/request-budget.js';
+import { InProcessRequestBudget } from '../../functions/core/request-budget.js';
 import { tempDir } from '../support/temp.js';
 
 type Stall = 'api' | 'headers' | 'first-byte' | 'body';
@@ -55,7 +55,7 @@ const logHour: SyncJob = {
   hour: Date.UTC(2026, 0, 2, 3),
 };
 
-function client(budget = new RequestBudget({ ratePerMinute: 6000 })) {
+function client(budget = new InProcessRequestBudget({ ratePerMinute: 6000 })) {
   return new LocalyticsClient({
     apiUrl: server.url,
     credentials: { apiKey: 'deadline-test-key', apiSecret: 'deadline-test-secret' },
@@ -93,8 +93,8 @@ test.each([
 });
 
 test('a wait for the request budget (a long Retry-After pause) ends at the deadline, with nothing sent', async () => {
-  const budget = new RequestBudget({ ratePerMinute: 6000 });
-  budget.pause(120_000);
+  const budget = new InProcessRequestBudget({ ratePerMinute: 6000 });
+  await budget.pause(120_000);
   const source = client(budget);
   const { outcome, elapsedMs } = await copyWithDeadline(source);
   expect(outcome).toMatchObject({ status: 'interrupted' });

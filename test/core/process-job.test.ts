@@ -75,6 +75,27 @@ test('a not-ready hour the next hourly planning covers is left to it; an older o
   expect(queue.requeued).toHaveLength(1);
 });
 
+test('a job with no request budget slot before the deadline is handed back with a delay, never counted toward parking', async () => {
+  const sink = new LocalDirSink(await tempDir());
+  const queue = new RecordingQueue();
+  // What the client answers when the shared budget has no slot before the copier's deadline: nothing was sent.
+  const budgetFull: ExportSource = {
+    ...slowSource,
+    resolve: async () => ({ status: 'throttled', retryAfterMs: 42_300, byBudget: true }),
+  };
+  const deps = { source: budgetFull, sink, logger: silentLogger, queue };
+  const options = { receiveCount: 1, maxReceiveCount: 5, now: job.hour + 2 * 3_600_000 };
+  // A backfill at scale: the same job waits for the budget many more times than the interruption limit.
+  let message: JobMessage = { ...newJobMessage(job, 0), interruptions: 4 };
+  for (let i = 0; i < 12; i++) {
+    const result = await processJobMessage(serializeJobMessage(message), deps, options);
+    expect(result).toEqual({ action: 'requeued', reason: 'budget', delaySeconds: 43, apiRequests: 0 });
+    message = queue.requeued.at(-1)?.message as JobMessage;
+  }
+  expect(message).toMatchObject({ interruptions: 4 });
+  expect(queue.parked).toEqual([]);
+});
+
 describe('the hand-off after a copy (the Parquet converter)', () => {
   const servingSource: ExportSource = {
     ...slowSource,

@@ -1,5 +1,5 @@
 import { expect, test } from 'vitest';
-import { RequestBudget } from '../../functions/core/request-budget.js';
+import { BudgetUnavailable, InProcessRequestBudget } from '../../functions/core/request-budget.js';
 import { ManualClock } from '../support/manual-clock.js';
 
 /** Largest number of grants inside any window (t - 60 s, t]. */
@@ -9,7 +9,7 @@ function maxPerMinute(times: number[]): number {
   return max;
 }
 
-async function grantTimes(budget: RequestBudget, clock: ManualClock, callers: number, callsEach: number) {
+async function grantTimes(budget: InProcessRequestBudget, clock: ManualClock, callers: number, callsEach: number) {
   const times: number[] = [];
   const workers = Array.from({ length: callers }, async () => {
     for (let i = 0; i < callsEach; i++) {
@@ -25,7 +25,7 @@ async function grantTimes(budget: RequestBudget, clock: ManualClock, callers: nu
 
 test('keeps 20 concurrent callers at or under the rate in every 60 s window', async () => {
   const clock = new ManualClock();
-  const budget = new RequestBudget({ ratePerMinute: 50, clock });
+  const budget = new InProcessRequestBudget({ ratePerMinute: 50, clock });
   const times = await grantTimes(budget, clock, 20, 10);
   expect(times).toHaveLength(200);
   expect(maxPerMinute(times)).toBeLessThanOrEqual(50);
@@ -33,7 +33,7 @@ test('keeps 20 concurrent callers at or under the rate in every 60 s window', as
 
 test('spaces requests evenly at 60 s / rate, so 200 calls take about 4 minutes at 50 per minute', async () => {
   const clock = new ManualClock();
-  const budget = new RequestBudget({ ratePerMinute: 50, clock });
+  const budget = new InProcessRequestBudget({ ratePerMinute: 50, clock });
   const times = await grantTimes(budget, clock, 8, 25);
   const gaps = times.slice(1).map((time, i) => time - (times[i] as number));
   expect(Math.min(...gaps)).toBeGreaterThanOrEqual(1200);
@@ -42,10 +42,10 @@ test('spaces requests evenly at 60 s / rate, so 200 calls take about 4 minutes a
 
 test('a pause (after a 429) holds every caller until it ends', async () => {
   const clock = new ManualClock();
-  const budget = new RequestBudget({ ratePerMinute: 600, clock });
+  const budget = new InProcessRequestBudget({ ratePerMinute: 600, clock });
   const times: number[] = [];
   await budget.acquire();
-  budget.pause(5_000);
+  await budget.pause(5_000);
   const waiting = Promise.all(
     [1, 2, 3].map(async () => {
       await budget.acquire();
@@ -58,24 +58,29 @@ test('a pause (after a 429) holds every caller until it ends', async () => {
   expect(budget.used).toBe(4);
 });
 
-test('rejects a rate that is not a positive number', () => {
-  expect(() => new RequestBudget({ ratePerMinute: 0 })).toThrow(/positive/);
+test('rejects a rate that is not a positive whole number (requests per minute of a key)', () => {
+  expect(() => new InProcessRequestBudget({ ratePerMinute: 0 })).toThrow(/positive whole number/);
+  expect(() => new InProcessRequestBudget({ ratePerMinute: 50 / 3 })).toThrow(/positive whole number, got 16.6/);
 });
 
-test('a fractional rate (a process share such as 50 / 3 per minute) keeps pacing every request', async () => {
+test('a caller that could have a slot only after its notAfter is refused at once, and the slot stays free', async () => {
   const clock = new ManualClock();
-  const budget = new RequestBudget({ ratePerMinute: 50 / 3, clock });
-  const times = await grantTimes(budget, clock, 4, 15);
-  expect(times.every(Number.isFinite)).toBe(true);
-  const gaps = times.slice(1).map((time, i) => time - (times[i] as number));
-  expect(Math.min(...gaps)).toBeGreaterThanOrEqual(3600 - 1);
-  expect(maxPerMinute(times)).toBeLessThanOrEqual(17);
+  const budget = new InProcessRequestBudget({ ratePerMinute: 60, clock });
+  await budget.acquire();
+  const refused = await budget.acquire(undefined, { notAfter: 500 }).catch((error: unknown) => error);
+  expect(refused).toBeInstanceOf(BudgetUnavailable);
+  expect((refused as BudgetUnavailable).retryAfterMs).toBe(1_000);
+  const granted = budget.acquire(undefined, { notAfter: 1_000 });
+  await clock.runAll();
+  await granted;
+  expect(clock.now()).toBe(1_000);
+  expect(budget.used).toBe(2);
 });
 
 test('a caller whose deadline comes first stops waiting, gives its slot back, and sends nothing', async () => {
   const clock = new ManualClock();
-  const budget = new RequestBudget({ ratePerMinute: 60, clock });
-  budget.pause(600_000);
+  const budget = new InProcessRequestBudget({ ratePerMinute: 60, clock });
+  await budget.pause(600_000);
   const deadline = new AbortController();
   const waiting = budget.acquire(deadline.signal).then(
     () => 'granted',

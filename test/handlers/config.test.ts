@@ -7,7 +7,7 @@ const base = {
   APPS: '1bea53c5f15a26dff0a078f-2eedf7d6-fd41-11e3-4735-00a426b17dd8, 91e6f7bf1c6004b029c3082-602f5774-ae2b-11e2-0c2c-004a77f8b47f',
   DATASETS: 'logs,audiences',
   RATE_PER_MINUTE: '50',
-  BUDGET_SHARES: '3',
+  BUDGET_TABLE: 'lsync-budget',
   QUEUE_URL: 'https://sqs/q',
   DLQ_URL: 'https://sqs/dlq',
   LEDGER_TABLE: 'sync-ledger',
@@ -35,7 +35,7 @@ test('reads the environment once into typed settings, with documented defaults',
     retryBaseSeconds: 30,
     notReadyDelaySeconds: 900,
   });
-  expect(config.processRatePerMinute).toBeCloseTo(50 / 3);
+  expect(config).toMatchObject({ ratePerMinute: 50, budgetTable: 'lsync-budget' });
   expect([...config.datasets]).toEqual(['logs', 'audiences']);
 });
 
@@ -45,6 +45,8 @@ describe('a bad environment fails at cold start with a message naming the variab
     [{ APPS: 'not-an-app' }, /APPS\.0: is not a Localytics app ID/],
     [{ DATASETS: 'logs,events' }, /DATASETS\.1/],
     [{ RATE_PER_MINUTE: 'fifty' }, /RATE_PER_MINUTE: must be a whole number/],
+    [{ RATE_PER_MINUTE: '12.5' }, /RATE_PER_MINUTE: must be a whole number/],
+    [{ BUDGET_TABLE: undefined }, /BUDGET_TABLE/],
     [{ BACKFILL_DAYS: '31' }, /BACKFILL_DAYS: Too big/],
     [{ LEDGER_TABLE: undefined }, /LEDGER_TABLE/],
     [{ QUEUE_AHEAD_MINUTES: '0' }, /QUEUE_AHEAD_MINUTES: Too small/],

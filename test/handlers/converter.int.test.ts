@@ -53,6 +53,7 @@ let jobs: Awaited<ReturnType<typeof createJobQueues>>;
 let conversions: Awaited<ReturnType<typeof createJobQueues>>;
 let bucket: string;
 let ledgerTable: string;
+let budgetTable: string;
 const dynamoDb = createDynamoDbClient();
 
 beforeEach(async () => {
@@ -60,6 +61,7 @@ beforeEach(async () => {
   conversions = await createJobQueues(sqs);
   bucket = await createTestBucket(s3);
   ledgerTable = await createTestTable(dynamoDb);
+  budgetTable = await createTestTable(dynamoDb);
 });
 
 /** The copier and the converter as deployed, on s3rver and fauxqs. */
@@ -73,7 +75,7 @@ async function deployment() {
     APPS: app(),
     DATASETS: 'logs',
     RATE_PER_MINUTE: '6000',
-    BUDGET_SHARES: '3',
+    BUDGET_TABLE: budgetTable,
     QUEUE_URL: jobs.queueUrl,
     DLQ_URL: jobs.dlqUrl,
     CONVERT_QUEUE_URL: conversions.queueUrl,

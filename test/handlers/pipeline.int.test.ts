@@ -1,26 +1,19 @@
 import { gunzipSync } from 'node:zlib';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { DynamoDbJobLedger } from '../../functions/adapters/dynamodb-job-ledger.js';
 import { floorHour, formatHour, HOUR_MS } from '../../functions/core/hours.js';
 import { ledgerId } from '../../functions/core/job-ledger.js';
 import { newJobMessage, parseJobMessage, serializeJobMessage } from '../../functions/core/job-message.js';
-import { dataKey, type SyncJob } from '../../functions/core/jobs.js';
-import { createCopierHandler } from '../../functions/handlers/copier.js';
-import { createPlannerHandler } from '../../functions/handlers/planner.js';
-import { createRuntime } from '../../functions/handlers/runtime.js';
-import { logRows, serializeRows } from '../../functions/simulator/dataset.js';
+import { dataKey, pendingChangeSetKey, type SyncJob } from '../../functions/core/jobs.js';
+import { latestGeneration, logRows, serializeRows } from '../../functions/simulator/dataset.js';
+import { TestDeployment } from '../support/deployment/deployment.js';
+import { synthesizedDeployment } from '../support/deployment/shared.js';
+import { E2E_SECRET_ARN } from '../support/deployment/synth.js';
 import { createDynamoDbClient, createTestTable, dynamoDbEndpoint } from '../support/dynamodb.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
-import {
-  createS3Client,
-  createTestBucket,
-  getObjectBytes,
-  listAllKeys,
-  s3Endpoint,
-  s3Environment,
-} from '../support/s3.js';
-import { S3RecordingProxy } from '../support/s3-proxy.js';
+import { createS3Client, createTestBucket, getObjectBytes, listAllKeys, s3Endpoint } from '../support/s3.js';
 import { credentials, useSimulator } from '../support/simulator.js';
 import {
   createJobQueues,
@@ -37,55 +30,66 @@ const simulator = useSimulator();
 const secrets = new FakeSecretsManager();
 const s3 = createS3Client();
 const sqs = createSqsClient();
-const secretArn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:localytics-api-AbCdEf';
+const secretArn = E2E_SECRET_ARN;
 const app = () => simulator.dataset.apps[0] as string;
 
+/**
+ * The deployment end to end, as deployed: the bundled handler assets `cdk synth` writes, run by Node.js 22 in their
+ * own processes ("containers"), with each function's environment from the synthesized template (its resources
+ * mapped to the emulators'). Every AWS call a function makes is recorded and must be allowed by its synthesized
+ * IAM policy.
+ */
+beforeAll(() => synthesizedDeployment(), 240_000);
 beforeAll(async () => {
   await secrets.start();
   secrets.put(secretArn, JSON.stringify(credentials));
-  Object.assign(process.env, {
-    ...s3Environment(),
-    AWS_ENDPOINT_URL_SQS: sqsEndpoint(),
-    AWS_ENDPOINT_URL_DYNAMODB: dynamoDbEndpoint(),
-    AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
-    POWERTOOLS_LOG_LEVEL: 'WARN',
-  });
 });
 afterAll(() => secrets.stop());
-afterEach(() => simulator.faults.clear());
 
 let queues: Awaited<ReturnType<typeof createJobQueues>>;
 let bucket: string;
+let budgetTable: string;
+let deployment: TestDeployment | undefined;
 let ledgerTable: string;
 const dynamoDb = createDynamoDbClient();
 
 beforeEach(async () => {
   queues = await createJobQueues(sqs);
   bucket = await createTestBucket(s3);
+  budgetTable = await createTestTable(dynamoDb);
   ledgerTable = await createTestTable(dynamoDb);
 });
+afterEach(async () => {
+  simulator.faults.clear();
+  if (!deployment) return;
+  const denied = deployment.deniedActions();
+  await deployment.stop();
+  deployment = undefined;
+  // The roles grant what the handlers call: a call outside its function's policy would fail in AWS.
+  expect(denied).toEqual([]);
+});
 
-function deployment(overrides: Record<string, string> = {}) {
-  const env = {
-    ...process.env,
-    DEST_BUCKET: bucket,
-    DEST_PREFIX: 'lake',
-    SECRET_ID: secretArn,
-    API_URL: simulator.url,
-    APPS: app(),
-    DATASETS: 'logs,audiences,profiles',
-    RATE_PER_MINUTE: '6000',
-    BUDGET_SHARES: '3',
-    QUEUE_URL: queues.queueUrl,
-    DLQ_URL: queues.dlqUrl,
-    LEDGER_TABLE: ledgerTable,
-    MAX_RECEIVE_COUNT: '3',
-    BACKFILL_DAYS: '1',
-    RETRY_BASE_SECONDS: '1',
-    ...overrides,
-  };
-  const runtime = createRuntime(env);
-  return { planner: createPlannerHandler(() => runtime), copier: createCopierHandler(() => runtime) };
+async function deploy(environment: Record<string, string> = {}) {
+  deployment = await TestDeployment.start({
+    synth: await synthesizedDeployment(),
+    endpoints: { s3: s3Endpoint(), sqs: sqsEndpoint(), dynamoDb: dynamoDbEndpoint(), secretsManager: secrets.url },
+    apiUrl: simulator.url,
+    bucket,
+    queues,
+    budgetTable,
+    ledgerTable,
+    // Test settings over the template's: one app, a fast budget, the test queue's redrive, quick retries.
+    environment: {
+      APPS: app(),
+      RATE_PER_MINUTE: '6000',
+      MAX_RECEIVE_COUNT: '3',
+      BACKFILL_DAYS: '1',
+      RETRY_BASE_SECONDS: '1',
+      POWERTOOLS_LOG_LEVEL: 'WARN',
+      ...environment,
+    },
+  });
+  return { planner: deployment.planner, copier: deployment.copier, deployment };
 }
 
 async function send(body: string) {
@@ -95,11 +99,11 @@ async function send(body: string) {
 const logJob = (hour: number): SyncJob => ({ kind: 'log_hour', appUuid: app(), hour });
 
 test('the planner enqueues one job per missing file and the copiers land every one of them', async () => {
-  const { planner, copier } = deployment();
+  const { planner, copier, deployment } = await deploy();
   const summary = await planner({ task: 'exports' });
   // 24 log hours (one day back, one hour of lag) + 4 audience files + profile + profile_changes.
   expect(summary).toMatchObject({ task: 'exports', enqueued: 24 + 4 + 2, present: 0 });
-  const run = await pollUntilEmpty(sqs, queues, copier);
+  const run = await pollUntilEmpty(deployment.eventSource, queues, copier);
   expect(run.failures).toBe(0);
   const keys = await listAllKeys(s3, bucket, 'lake/');
   expect(keys.filter((key) => key.startsWith('lake/raw_logs/'))).toHaveLength(24);
@@ -110,10 +114,39 @@ test('the planner enqueues one job per missing file and the copiers land every o
 
   // The next run finds everything present and enqueues nothing.
   expect(await planner({ task: 'exports' })).toMatchObject({ enqueued: 0, present: 30 });
+
+  // What ran is what gets deployed, on the runtime it declares; every AWS call it made was recorded (and checked
+  // against its function's policy after the test).
+  expect(deployment.runtimeVersions()).toEqual([expect.stringMatching(/^v22\./)]);
+  const called = (name: 'planner' | 'copier') => [...new Set(deployment.actions(name).map((a) => a.action))].sort();
+  // The budget's GetItem/PutItem, the ledger's PutItem and Scan.
+  expect(called('planner')).toEqual([
+    'dynamodb:GetItem',
+    'dynamodb:PutItem',
+    'dynamodb:Scan',
+    's3:GetObject',
+    's3:ListBucket',
+    's3:PutObject',
+    'secretsmanager:GetSecretValue',
+    'sqs:SendMessage',
+  ]);
+  expect(called('copier')).toEqual(
+    expect.arrayContaining([
+      'dynamodb:DeleteItem',
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      's3:DeleteObject',
+      's3:ListBucket',
+      's3:PutObject',
+      'secretsmanager:GetSecretValue',
+      'sqs:DeleteMessage',
+      'sqs:ReceiveMessage',
+    ]),
+  );
 });
 
 test('a transient failure fails only its own record of the batch, and its redelivery lands it', async () => {
-  const { copier } = deployment();
+  const { copier, deployment } = await deploy();
   const hours = [5, 6, 7].map((n) => floorHour(Date.now()) - n * HOUR_MS);
   for (const hour of hours) await send(serializeJobMessage(newJobMessage(logJob(hour), Date.now())));
   simulator.faults.add({
@@ -121,7 +154,7 @@ test('a transient failure fails only its own record of the batch, and its redeli
     count: 4,
     match: `log/${app()}/${formatHour(hours[1] as number)}`,
   });
-  const run = await pollUntilEmpty(sqs, queues, copier);
+  const run = await pollUntilEmpty(deployment.eventSource, queues, copier);
   expect(run.failures).toBe(1);
   for (const hour of hours) {
     const stored = gunzipSync(await getObjectBytes(s3, bucket, `lake/${dataKey(logJob(hour))}`)).toString();
@@ -131,10 +164,10 @@ test('a transient failure fails only its own record of the batch, and its redeli
 });
 
 test('a message delivered again after it was processed finds its object present: no second download', async () => {
-  const { copier } = deployment();
+  const { copier, deployment } = await deploy();
   const hour = floorHour(Date.now()) - 8 * HOUR_MS;
   await send(serializeJobMessage(newJobMessage(logJob(hour), Date.now())));
-  const messages = await receiveAll(sqs, queues.queueUrl);
+  const messages = await receiveAll(deployment.eventSource, queues.queueUrl);
   const mark = simulator.requests.length;
   // At-least-once delivery: the same event reaches the copier twice (e.g. its deletion was lost).
   expect((await copier(toSqsEvent(messages, queues.queueArn), lambdaContext())).batchItemFailures).toEqual([]);
@@ -144,20 +177,20 @@ test('a message delivered again after it was processed finds its object present:
 });
 
 test('two copies of one job in the same batch land one object with one download', async () => {
-  const { copier } = deployment();
+  const { copier, deployment } = await deploy();
   const hour = floorHour(Date.now()) - 10 * HOUR_MS;
   const body = serializeJobMessage(newJobMessage(logJob(hour), Date.now()));
   await send(body);
   await send(body);
   const mark = simulator.requests.length;
-  const run = await pollUntilEmpty(sqs, queues, copier);
+  const run = await pollUntilEmpty(deployment.eventSource, queues, copier);
   expect(run.invocations).toBe(1);
   expect(await listAllKeys(s3, bucket, 'lake/')).toEqual([`lake/${dataKey(logJob(hour))}`]);
   expect(simulator.requests.slice(mark).filter((r) => r.kind === 'file')).toHaveLength(1);
 });
 
 test('a permanent failure and a malformed message are parked in the dead-letter queue with their reasons', async () => {
-  const { copier } = deployment();
+  const { copier, deployment } = await deploy();
   await send(
     serializeJobMessage(
       newJobMessage(
@@ -167,7 +200,7 @@ test('a permanent failure and a malformed message are parked in the dead-letter 
     ),
   );
   await send('{"v":1,"job":{"kind":"log_hour","appUuid":"../../etc","hour":0},"requeues":0,"plannedAt":""}');
-  const run = await pollUntilEmpty(sqs, queues, copier);
+  const run = await pollUntilEmpty(deployment.eventSource, queues, copier);
   expect(run.failures).toBe(0);
   const parked = await receiveAll(sqs, queues.dlqUrl);
   const reasons = parked.map((message) => message.MessageAttributes?.failureReason?.StringValue).sort();
@@ -179,70 +212,84 @@ test('a permanent failure and a malformed message are parked in the dead-letter 
 });
 
 test('a recent log hour that is not ready is left to the next hourly planning, without a failure', async () => {
-  const { copier } = deployment();
+  const { copier, deployment } = await deploy();
   await send(serializeJobMessage(newJobMessage(logJob(floorHour(Date.now())), Date.now())));
-  const run = await pollUntilEmpty(sqs, queues, copier);
+  const run = await pollUntilEmpty(deployment.eventSource, queues, copier);
   expect(run.failures).toBe(0);
   expect(await queueDepth(sqs, queues.queueUrl)).toMatchObject({ visible: 0, delayed: 0 });
   expect(await queueDepth(sqs, queues.dlqUrl)).toMatchObject({ visible: 0 });
 });
 
+test('without its budget table a copier sends nothing and copies nothing: the job stays queued, the error names the table', async () => {
+  budgetTable = 'no-such-budget-table';
+  const { copier, deployment } = await deploy({ POWERTOOLS_LOG_LEVEL: 'INFO' });
+  const hour = floorHour(Date.now()) - 5 * HOUR_MS;
+  await send(serializeJobMessage(newJobMessage(logJob(hour), Date.now())));
+  const messages = await receiveAll(deployment.eventSource, queues.queueUrl);
+  const mark = simulator.requests.length;
+  const response = await copier(toSqsEvent(messages, queues.queueArn), lambdaContext());
+  // Reported as a failure of this record: SQS delivers it again later (parked with the reason on the last delivery).
+  expect(response.batchItemFailures).toEqual([{ itemIdentifier: messages[0]?.MessageId }]);
+  expect(simulator.requests.slice(mark)).toEqual([]);
+  expect(await listAllKeys(s3, bucket, 'lake/')).toEqual([]);
+  expect(await queueDepth(sqs, queues.dlqUrl)).toMatchObject({ visible: 0 });
+  expect(deployment.output('copier')).toContain('request budget table \\"no-such-budget-table\\" does not exist');
+});
+
 test('an older log hour that is still not ready goes back on the queue with a delay, not to the dead-letter queue', async () => {
-  const { copier } = deployment();
+  const { copier, deployment } = await deploy();
   // Beyond the hourly planner's window (6 h) but inside the 24 h deadline; an app the simulator does not know
   // answers 404 like an hour that is not ready.
   const unknownApp = 'abcdef0123456789abcdef0-00000000-0000-0000-0000-000000000000';
   const job: SyncJob = { kind: 'log_hour', appUuid: unknownApp, hour: floorHour(Date.now()) - 9 * HOUR_MS };
   await send(serializeJobMessage(newJobMessage(job, Date.now())));
-  const run = await pollUntilEmpty(sqs, queues, copier);
+  const run = await pollUntilEmpty(deployment.eventSource, queues, copier);
   expect(run.failures).toBe(0);
   expect(await queueDepth(sqs, queues.queueUrl)).toMatchObject({ delayed: 1 });
   expect(await queueDepth(sqs, queues.dlqUrl)).toMatchObject({ visible: 0 });
 });
 
-describe('a copier near its deadline', () => {
-  const proxy = new S3RecordingProxy(s3Endpoint());
-  beforeAll(() => proxy.start());
-  afterAll(() => proxy.stop());
+test('a copier near its deadline hands its job back instead of dying mid-copy: nothing partial, no open upload', async () => {
+  const hour = floorHour(Date.now()) - 9 * HOUR_MS;
+  simulator.setLargeHour(app(), hour, 24 * 1024 * 1024);
+  simulator.faults.add({ kind: 'slow', match: `log/${app()}/${formatHour(hour)}` });
+  const { copier, deployment } = await deploy();
+  await send(serializeJobMessage(newJobMessage(logJob(hour), Date.now())));
+  const messages = await receiveAll(deployment.eventSource, queues.queueUrl);
+  // 31 s left: the copier stops after about 1 s (it keeps a 30 s margin for cleanup).
+  const response = await copier(toSqsEvent(messages, queues.queueArn), lambdaContext(31_000));
+  expect(response.batchItemFailures).toEqual([]);
+  expect(await listAllKeys(s3, bucket, 'lake/')).toEqual([]);
+  expect(deployment.s3Proxy.openUploads()).toEqual([]);
+  const [requeued] = await receiveAll(sqs, queues.queueUrl);
+  expect(parseJobMessage(requeued?.Body as string)).toMatchObject({ requeues: 1, interruptions: 1, job: { hour } });
+});
 
-  test('hands its job back instead of dying mid-copy: nothing partial, no open upload', async () => {
-    const hour = floorHour(Date.now()) - 9 * HOUR_MS;
-    simulator.setLargeHour(app(), hour, 24 * 1024 * 1024);
-    simulator.faults.add({ kind: 'slow', match: `log/${app()}/${formatHour(hour)}` });
-    const previous = process.env.AWS_ENDPOINT_URL_S3;
-    process.env.AWS_ENDPOINT_URL_S3 = proxy.url;
-    try {
-      const { copier } = deployment();
-      await send(serializeJobMessage(newJobMessage(logJob(hour), Date.now())));
-      const messages = await receiveAll(sqs, queues.queueUrl);
-      // 31 s left: the copier stops after about 1 s (it keeps a 30 s margin for cleanup).
-      const response = await copier(toSqsEvent(messages, queues.queueArn), lambdaContext(31_000));
-      expect(response.batchItemFailures).toEqual([]);
-    } finally {
-      process.env.AWS_ENDPOINT_URL_S3 = previous;
-    }
-    expect(await listAllKeys(s3, bucket, 'lake/')).toEqual([]);
-    expect(proxy.openUploads()).toEqual([]);
-    const [requeued] = await receiveAll(sqs, queues.queueUrl);
-    expect(parseJobMessage(requeued?.Body as string)).toMatchObject({ requeues: 1, job: { hour } });
-  });
+test('the planner removes a leftover record of a change set already copied, as its role allows', async () => {
+  const { planner, deployment } = await deploy({ DATASETS: 'profiles' });
+  const job = {
+    kind: 'profile_changes' as const,
+    profileDbId: simulator.dataset.profileDbs[0]?.profileDbId as string,
+    generatedAt: latestGeneration(Date.now()) - 24 * HOUR_MS,
+  };
+  // A copier copied the change set and was stopped before it removed its record.
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `lake/${dataKey(job)}`, Body: 'copied' }));
+  await s3.send(
+    new PutObjectCommand({ Bucket: bucket, Key: `lake/${pendingChangeSetKey(job)}`, Body: '{"state":"resolved"}' }),
+  );
+  await planner({ task: 'exports' });
+  expect(await listAllKeys(s3, bucket, 'lake/_state/profile_changes/')).toEqual([]);
+  expect(deployment.actions('planner').filter((action) => action.action === 's3:DeleteObject')).toEqual([
+    expect.objectContaining({ resource: `arn:aws:s3:::${bucket}/lake/${pendingChangeSetKey(job)}`, status: 204 }),
+  ]);
 });
 
 test('the functions publish EMF metrics: files, bytes, rows, API requests, and the lag of every app', async () => {
-  const { planner, copier } = deployment({ DATASETS: 'logs', LOOKBACK_HOURS: '3' });
-  const lines: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-    lines.push(String(chunk));
-    return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
-  }) as typeof process.stdout.write;
-  try {
-    await planner({ task: 'logs' });
-    await pollUntilEmpty(sqs, queues, copier);
-    await planner({ task: 'logs' });
-  } finally {
-    process.stdout.write = write;
-  }
+  const { planner, copier, deployment } = await deploy({ DATASETS: 'logs', LOOKBACK_HOURS: '3' });
+  await planner({ task: 'logs' });
+  await pollUntilEmpty(deployment.eventSource, queues, copier);
+  await planner({ task: 'logs' });
+  const lines = [deployment.output('planner'), deployment.output('copier')];
   const emf = lines
     .flatMap((chunk) => chunk.split('\n'))
     .filter((line) => line.includes('"_aws"'))
@@ -283,8 +330,8 @@ describe('the queued-job ledger', () => {
 
   test("the deployment trigger's empty event plans the daily task over the whole 30-day retention, once", async () => {
     // 100 requests a minute, 5 minutes ahead: the queue takes 500 jobs; the rest of the 718 hours is backlog.
-    const { planner } = deployment({ BACKFILL_DAYS: '30', RATE_PER_MINUTE: '100', QUEUE_AHEAD_MINUTES: '5' });
-    const first = await planner({});
+    const { planner } = await deploy({ BACKFILL_DAYS: '30', RATE_PER_MINUTE: '100', QUEUE_AHEAD_MINUTES: '5' });
+    const first = await planner<{ window: { from: number } }>({});
     expect(first).toMatchObject({ task: 'exports', logHoursMissing: 718, enqueued: 4 + 2 + 494, backlog: 224 });
     expect(first.window.from).toBe(floorHour(Date.now() - 30 * 24 * HOUR_MS) + HOUR_MS);
     const depth = await queueDepth(sqs, queues.queueUrl);
@@ -295,10 +342,10 @@ describe('the queued-job ledger', () => {
   });
 
   test('an entry goes when its job lands, stays while the job waits again, and rests when it is parked', async () => {
-    const { planner, copier } = deployment({ DATASETS: 'logs', LOOKBACK_HOURS: '3' });
+    const { planner, copier, deployment } = await deploy({ DATASETS: 'logs', LOOKBACK_HOURS: '3' });
     expect(await planner({ task: 'logs' })).toMatchObject({ enqueued: 3 });
     expect((await ledger().read(Date.now())).queued.size).toBe(3);
-    await pollUntilEmpty(sqs, queues, copier);
+    await pollUntilEmpty(deployment.eventSource, queues, copier);
     expect(await ledger().read(Date.now())).toMatchObject({ queued: new Set(), parked: new Set() });
 
     const unknownApp = 'abcdef0123456789abcdef0-00000000-0000-0000-0000-000000000000';
@@ -308,16 +355,16 @@ describe('the queued-job ledger', () => {
       await ledger().claim(ledgerId(job), Date.now() + HOUR_MS, Date.now());
       await send(serializeJobMessage(newJobMessage(job, Date.now())));
     }
-    await pollUntilEmpty(sqs, queues, copier);
+    await pollUntilEmpty(deployment.eventSource, queues, copier);
     const after = await ledger().read(Date.now());
     expect(after.queued).toEqual(new Set([ledgerId(late)]));
     expect(after.parked).toEqual(new Set([ledgerId(forbidden)]));
   });
 
   test('a planner out of time sends nothing half: the ledger and the queue agree, the window is backlog', async () => {
-    const { planner } = deployment({ DATASETS: 'logs', LOOKBACK_HOURS: '3' });
+    const { planner } = await deploy({ DATASETS: 'logs', LOOKBACK_HOURS: '3' });
     // No time left: neither the listing nor the sending may start.
-    const summary = await planner({ task: 'logs' }, lambdaContext(0));
+    const summary = await planner<{ window: { from: number } }>({ task: 'logs' }, 0);
     expect(summary).toMatchObject({ stoppedAtDeadline: true, enqueued: 0 });
     expect(await queueDepth(sqs, queues.queueUrl)).toMatchObject({ visible: 0, delayed: 0 });
     const after = await ledger().read(Date.now());
@@ -328,16 +375,18 @@ describe('the queued-job ledger', () => {
   });
 
   test('a planner whose ledger table is missing fails naming it, and sends nothing', async () => {
-    const { planner } = deployment({ LEDGER_TABLE: 'missing-ledger' });
+    ledgerTable = 'missing-ledger';
+    const { planner } = await deploy();
     await expect(planner({ task: 'logs' })).rejects.toThrow(/job ledger \(DynamoDB table "missing-ledger"\)/);
     expect(await queueDepth(sqs, queues.queueUrl)).toMatchObject({ visible: 0, delayed: 0 });
   });
 
   test('a copier whose ledger cannot be written still lands its job', async () => {
-    const { copier } = deployment({ LEDGER_TABLE: 'missing-ledger' });
+    ledgerTable = 'missing-ledger';
+    const { copier, deployment } = await deploy();
     const hour = floorHour(Date.now()) - 11 * HOUR_MS;
     await send(serializeJobMessage(newJobMessage(logJob(hour), Date.now())));
-    expect(await pollUntilEmpty(sqs, queues, copier)).toMatchObject({ failures: 0 });
+    expect(await pollUntilEmpty(deployment.eventSource, queues, copier)).toMatchObject({ failures: 0 });
     expect(await listAllKeys(s3, bucket, 'lake/')).toEqual([`lake/${dataKey(logJob(hour))}`]);
   });
 });

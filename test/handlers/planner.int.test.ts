@@ -47,7 +47,7 @@ async function deployment(now: () => number = Date.now) {
     APPS: simulator.dataset.apps.join(','),
     DATASETS: 'logs,audiences,profiles',
     RATE_PER_MINUTE: '6000',
-    BUDGET_SHARES: '3',
+    BUDGET_TABLE: await createTestTable(createDynamoDbClient()),
     QUEUE_URL: queues.queueUrl,
     DLQ_URL: queues.dlqUrl,
     LEDGER_TABLE: await createTestTable(createDynamoDbClient()),

@@ -12,17 +12,14 @@ import { credentials } from '../support/simulator.js';
 import { createJobQueues, createSqsClient, pollUntilEmpty, sqsEndpoint } from '../support/sqs.js';
 
 /**
- * The deployment's one request budget: every copier paces itself at rate / (max concurrency + 1), so all of them
- * at once (plus the planner) stay within the key's rate. Time is scaled: 600 requests/minute against a simulator
- * whose 60-second window is shrunk to 2 seconds (20 requests per 2 s), so a minute's pacing shows in seconds.
+ * The deployment's one request budget: every container takes its slots from the same DynamoDB item, so copiers
+ * running at once are paced together, as one caller at the key's rate. (The window rule itself is proven in
+ * test/adapters/dynamodb-request-budget.int.test.ts in virtual time, and over several real minutes by the
+ * `lambda-budget` benchmark.)
  */
-const RATE_PER_MINUTE = 600;
-const WINDOW_MS = 2_000;
+const RATE_PER_MINUTE = 240;
 const COPIERS = 3;
-const simulator = new LocalyticsSimulator({
-  ratePerMinute: (RATE_PER_MINUTE * WINDOW_MS) / 60_000,
-  rateWindowMs: WINDOW_MS,
-});
+const simulator = new LocalyticsSimulator({ ratePerMinute: RATE_PER_MINUTE });
 const secrets = new FakeSecretsManager();
 const secretArn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:budget-AbCdEf';
 
@@ -41,7 +38,7 @@ afterAll(async () => {
   await Promise.all([simulator.stop(), secrets.stop()]);
 });
 
-test(`${COPIERS} copiers running at once stay within the key's budget in every window, with no 429`, async () => {
+test(`${COPIERS} copier containers at once send as one caller at the key's rate, with no 429`, async () => {
   const sqs = createSqsClient();
   const queues = await createJobQueues(sqs, { visibilitySeconds: 30 });
   const bucket = await createTestBucket(createS3Client());
@@ -54,18 +51,18 @@ test(`${COPIERS} copiers running at once stay within the key's budget in every w
     APPS: simulator.dataset.apps.join(','),
     DATASETS: 'logs',
     RATE_PER_MINUTE: String(RATE_PER_MINUTE),
-    BUDGET_SHARES: String(COPIERS + 1),
+    BUDGET_TABLE: await createTestTable(createDynamoDbClient()),
     QUEUE_URL: queues.queueUrl,
     DLQ_URL: queues.dlqUrl,
     LEDGER_TABLE: await createTestTable(createDynamoDbClient()),
   };
-  const hours = Array.from({ length: 24 }, (_, i) => floorHour(Date.now()) - (i + 3) * HOUR_MS);
+  const hours = Array.from({ length: 12 }, (_, i) => floorHour(Date.now()) - (i + 3) * HOUR_MS);
   const jobs = simulator.dataset.apps.flatMap((appUuid) =>
     hours.map((hour) => ({ kind: 'log_hour' as const, appUuid, hour })),
   );
   await new SqsJobQueue(sqs, queues.queueUrl, queues.dlqUrl).enqueue(jobs.map((job) => newJobMessage(job, Date.now())));
 
-  // Each copier is its own "Lambda container": its own runtime, hence its own budget.
+  // Each copier is its own "Lambda container": its own runtime, hence its own DynamoDB client and budget instance.
   await Promise.all(
     Array.from({ length: COPIERS }, () => {
       const runtime = createRuntime(env);
@@ -82,7 +79,12 @@ test(`${COPIERS} copiers running at once stay within the key's budget in every w
   const api = simulator.requests.filter((r) => r.kind === 'api');
   expect(api).toHaveLength(jobs.length);
   expect(api.filter((r) => r.status === 429)).toEqual([]);
-  const allowed = (RATE_PER_MINUTE * WINDOW_MS) / 60_000;
-  const busiest = Math.max(...api.map((r) => api.filter((o) => o.at > r.at - WINDOW_MS && o.at <= r.at).length));
-  expect(busiest).toBeLessThanOrEqual(allowed);
+  // Three separate budgets would send three requests per 250 ms (all 24 in about 2 s); one shared budget sends one
+  // (6 s). Arrival times at the server jitter on a busy machine (a first request's new connection is slower), so the
+  // span is checked with a tolerance and single gaps loosely.
+  const times = api.map((r) => r.at).sort((a, b) => a - b);
+  const gaps = times.slice(1).map((time, i) => time - (times[i] as number));
+  const interval = 60_000 / RATE_PER_MINUTE;
+  expect((times.at(-1) as number) - (times[0] as number)).toBeGreaterThanOrEqual(gaps.length * interval * 0.85);
+  expect(Math.min(...gaps)).toBeGreaterThanOrEqual(interval * 0.4);
 });

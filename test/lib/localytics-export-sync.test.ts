@@ -63,15 +63,54 @@ describe('the synthesized stack', () => {
     });
   });
 
-  test('both functions run Node.js 22 on arm64, with the budget split between the copiers and the planner', () => {
+  test('both functions run Node.js 22 on arm64 and share one request budget table, whatever the concurrency', () => {
     const functions = template.findResources('AWS::Lambda::Function', {
       Properties: { Runtime: 'nodejs22.x', Architectures: ['arm64'], Environment: { Variables: { SECRET_ID: {} } } },
     });
     expect(Object.keys(functions)).toHaveLength(2);
+    const tableId = Object.keys(template.findResources('AWS::DynamoDB::Table')).find((id) =>
+      id.includes('RequestBudgetTable'),
+    );
+    expect(tableId).toBeDefined();
     for (const fn of Object.values(functions) as {
       Properties: { Environment: { Variables: Record<string, unknown> } };
     }[]) {
-      expect(fn.Properties.Environment.Variables).toMatchObject({ RATE_PER_MINUTE: '50', BUDGET_SHARES: '4' });
+      expect(fn.Properties.Environment.Variables).toMatchObject({
+        RATE_PER_MINUTE: '50',
+        BUDGET_TABLE: { Ref: tableId },
+      });
+      expect(fn.Properties.Environment.Variables).not.toHaveProperty('BUDGET_SHARES');
+    }
+  });
+
+  test('the budget table is on-demand, expires stale items, and is not kept when the stack goes', () => {
+    // The budget table and the queued-job ledger.
+    template.resourceCountIs('AWS::DynamoDB::Table', 2);
+    const budgetTables = Object.entries(template.findResources('AWS::DynamoDB::Table')).filter(([id]) =>
+      id.includes('RequestBudgetTable'),
+    );
+    expect(budgetTables).toHaveLength(1);
+    expect(budgetTables[0]?.[1]).toMatchObject({
+      DeletionPolicy: 'Delete',
+      Properties: {
+        BillingMode: 'PAY_PER_REQUEST',
+        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: false },
+      },
+    });
+    template.hasOutput('RequestBudgetTable', { Value: { Ref: Match.stringLikeRegexp('RequestBudgetTable') } });
+  });
+
+  test('each function may only read and conditionally write budget items of the table: GetItem and PutItem', () => {
+    const budget = statements(template).filter((s) => JSON.stringify(s.Resource).includes('RequestBudgetTable'));
+    expect(budget).toHaveLength(2);
+    for (const statement of budget) {
+      expect(statement).toMatchObject({
+        Action: ['dynamodb:GetItem', 'dynamodb:PutItem'],
+        Resource: { 'Fn::GetAtt': [expect.stringMatching(/RequestBudgetTable/), 'Arn'] },
+        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['apikey#*'] } },
+      });
     }
   });
 
@@ -82,10 +121,22 @@ describe('the synthesized stack', () => {
     for (const statement of writeStatements) {
       for (const resource of asArray(statement.Resource)) {
         expect(JSON.stringify(resource)).toMatch(
-          /\/localytics\/((_state\/|parquet\/)?\*|_state\/exports_seen\.json)"\]\]\}$/,
+          /\/localytics\/((_state\/(profile_changes\/)?|parquet\/)?\*|_state\/exports_seen\.json)"\]\]\}$/,
         );
       }
     }
+  });
+
+  test('the planner may delete nothing but change-set records (leftovers of a copy already done)', () => {
+    const plannerPolicy = Object.entries(template.findResources('AWS::IAM::Policy')).find(([id]) =>
+      id.startsWith('SyncPlanner'),
+    )?.[1] as { Properties: { PolicyDocument: { Statement: Statement[] } } };
+    const deletes = plannerPolicy.Properties.PolicyDocument.Statement.filter((s) =>
+      asArray(s.Action).some((a) => /^s3:(Delete|Abort)/.test(a)),
+    );
+    expect(deletes).toHaveLength(1);
+    expect(deletes[0]?.Action).toBe('s3:DeleteObject');
+    expect(JSON.stringify(deletes[0]?.Resource)).toMatch(/\/localytics\/_state\/profile_changes\/\*"\]\]\}$/);
   });
 
   test('listing is allowed only under the prefix', () => {
@@ -134,8 +185,11 @@ describe('the synthesized stack', () => {
   });
 
   test('a queued-job ledger of its own: on-demand, entries expire by TTL, deleted with the stack', () => {
-    template.resourceCountIs('AWS::DynamoDB::Table', 1);
-    template.hasResource('AWS::DynamoDB::Table', {
+    const ledgers = Object.entries(template.findResources('AWS::DynamoDB::Table')).filter(([id]) =>
+      id.startsWith('SyncJobLedgerTable'),
+    );
+    expect(ledgers).toHaveLength(1);
+    expect(ledgers[0]?.[1]).toMatchObject({
       DeletionPolicy: 'Delete',
       Properties: {
         BillingMode: 'PAY_PER_REQUEST',
@@ -146,7 +200,11 @@ describe('the synthesized stack', () => {
   });
 
   test('each function may use exactly the ledger actions it calls, on the ledger only', () => {
-    const dynamo = statements(template).filter((s) => asArray(s.Action).some((a) => a.startsWith('dynamodb:')));
+    const dynamo = statements(template).filter(
+      (s) =>
+        asArray(s.Action).some((a) => a.startsWith('dynamodb:')) &&
+        !JSON.stringify(s.Resource).includes('RequestBudgetTable'),
+    );
     expect(dynamo.map((s) => asArray(s.Action).sort())).toEqual(
       expect.arrayContaining([
         ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Scan'],
@@ -237,6 +295,29 @@ test('an existing bucket is imported, not created, and writes are scoped to its 
   expect(JSON.stringify(puts)).toContain(':s3:::customer-lake/vendors/localytics/*');
 });
 
+test('a budget table shared with another deployment is imported, by name or by ARN, not created', () => {
+  const byName = stackFromContext({ budgetTable: 'staging-request-budget' }).template;
+  // Only the deployment's own queued-job ledger is created.
+  byName.resourceCountIs('AWS::DynamoDB::Table', 1);
+  expect(Object.keys(byName.findResources('AWS::DynamoDB::Table'))).toEqual([
+    expect.stringMatching(/^SyncJobLedgerTable/),
+  ]);
+  expect(JSON.stringify(statements(byName))).toContain(':table/staging-request-budget');
+  const arn = 'arn:aws:dynamodb:eu-west-1:123456789012:table/production-request-budget';
+  const byArn = stackFromContext({ budgetTable: arn }).template;
+  byArn.resourceCountIs('AWS::DynamoDB::Table', 1);
+  const apiFunctions = byArn.findResources('AWS::Lambda::Function', {
+    Properties: { Environment: { Variables: { SECRET_ID: {} } } },
+  });
+  expect(Object.keys(apiFunctions)).toHaveLength(2);
+  for (const fn of Object.values(apiFunctions) as {
+    Properties: { Environment: { Variables: Record<string, unknown> } };
+  }[]) {
+    expect(fn.Properties.Environment.Variables.BUDGET_TABLE).toBe(arn);
+  }
+  expect(statements(byArn).filter((s) => JSON.stringify(s.Resource) === JSON.stringify(arn))).toHaveLength(2);
+});
+
 test('a customer-managed bucket key gets grants: encrypt for the copier, decrypt for the planner', () => {
   const { template } = stackFromContext({
     bucketName: 'customer-lake',
@@ -256,6 +337,9 @@ describe('configuration errors name what is wrong', () => {
     [{ apps: ['not-an-app'] }, /apps: "not-an-app" is not a Localytics app ID/],
     [{ apps: [] }, /apps must list at least one Localytics app ID when the logs dataset is synced/],
     [{ copierConcurrency: 1 }, /context "copierConcurrency"/],
+    [{ requestsPerMinute: 12.5 }, /context "requestsPerMinute" must be a positive whole number/],
+    [{ requestsPerMinute: '0' }, /context "requestsPerMinute" must be a positive whole number/],
+    [{ budgetTable: 'a' }, /context "budgetTable" must be a DynamoDB table name or table ARN/],
     [{ datasets: 'logs,events' }, /context "datasets"/],
     [{ bucketName: 'Bad_Bucket' }, /context "bucketName" is not a valid S3 bucket name/],
     [{ exportsScheduleTimeZone: 'Mars/Olympus' }, /exportsScheduleTimeZone" Mars\/Olympus is not an IANA time zone/],
@@ -293,6 +377,9 @@ describe('configuration errors name what is wrong', () => {
           backfillDays: 31,
         }),
     ).toThrow(/backfillDays must be from 1 to 30/);
+    expect(() => new LocalyticsExportSync(stack, 'Sync3', { ...props, batchSize: 5, requestsPerMinute: 2.5 })).toThrow(
+      /requestsPerMinute must be a positive whole number, got 2.5/,
+    );
   });
 });
 

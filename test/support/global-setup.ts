@@ -10,6 +10,8 @@ declare module 'vitest' {
     s3Endpoint: string;
     sqsEndpoint: string;
     dynamoDbEndpoint: string;
+    /** Where the stack is synthesized once, by the first test that needs the deployed assets. */
+    deploymentDir: string;
   }
 }
 
@@ -24,8 +26,11 @@ export default async function setup(project: TestProject) {
   project.provide('s3Endpoint', emulators.s3Endpoint);
   project.provide('sqsEndpoint', emulators.sqsEndpoint);
   project.provide('dynamoDbEndpoint', emulators.dynamoDbEndpoint);
+  const deploymentDir = await mkdtemp(path.join(os.tmpdir(), 'cdk.out-lsync-e2e-'));
+  project.provide('deploymentDir', deploymentDir);
   return async () => {
     await emulators.stop();
+    await rm(deploymentDir, { recursive: true, force: true });
     // Every byte the suite printed (workers' stdout/stderr, console calls) is scanned for leaked secrets.
     const leaks: Leak[] = [];
     let scanned = 0;

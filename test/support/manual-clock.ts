@@ -2,8 +2,8 @@ import type { Clock } from '../../functions/core/request-budget.js';
 
 /** A clock whose time moves only when the test says so; sleepers wake in time order. */
 export class ManualClock implements Clock {
-  private time: number;
-  private sleepers: { until: number; wake: () => void }[] = [];
+  protected time: number;
+  protected sleepers: { until: number; wake: () => void }[] = [];
 
   constructor(start = 0) {
     this.time = start;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll } from 'vitest';
 import { LocalyticsClient } from '../../functions/adapters/localytics-client.js';
-import { RequestBudget } from '../../functions/core/request-budget.js';
+import { InProcessRequestBudget } from '../../functions/core/request-budget.js';
 import {
   LocalyticsSimulator,
   SIMULATOR_DEFAULT_CREDENTIALS,
@@ -26,7 +26,7 @@ export function clientFor(simulator: LocalyticsSimulator, ratePerMinute = 6000, 
   return new LocalyticsClient({
     apiUrl: simulator.url,
     credentials,
-    budget: new RequestBudget({ ratePerMinute }),
+    budget: new InProcessRequestBudget({ ratePerMinute }),
     random,
   });
 }

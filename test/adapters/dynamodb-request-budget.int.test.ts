@@ -1,0 +1,246 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { DynamoDBClient, GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import {
+  BudgetTableError,
+  budgetItemKey,
+  DynamoDbRequestBudget,
+  type DynamoDbRequestBudgetOptions,
+} from '../../functions/adapters/dynamodb-request-budget.js';
+import type { Logger } from '../../functions/core/ports.js';
+import { BudgetUnavailable, BudgetWaitAborted } from '../../functions/core/request-budget.js';
+import { createDynamoDbClient, createTestTable } from '../support/dynamodb.js';
+import { SteppedClock } from '../support/stepped-clock.js';
+
+const API_KEY = 'budget-test-key-0123456789';
+const dynamo = createDynamoDbClient();
+
+/** Largest number of times inside any window (t - 60 s, t]. */
+function busiestMinute(times: readonly number[]): number {
+  return Math.max(0, ...times.map((end) => times.filter((time) => time > end - 60_000 && time <= end).length));
+}
+
+/** One "container": its own SDK client and budget instance over the shared table. */
+function container(table: string, clock: SteppedClock, options: Partial<DynamoDbRequestBudgetOptions> = {}) {
+  return new DynamoDbRequestBudget({
+    client: createDynamoDbClient(),
+    tableName: table,
+    apiKey: API_KEY,
+    ratePerMinute: 20,
+    clock,
+    ...options,
+  });
+}
+
+async function storedItem(table: string) {
+  const response = await dynamo.send(
+    new GetItemCommand({ TableName: table, Key: { pk: { S: budgetItemKey(API_KEY) } }, ConsistentRead: true }),
+  );
+  return response.Item;
+}
+
+function recordingLogger() {
+  const entries: { level: string; message: string; fields?: Record<string, unknown> }[] = [];
+  const at =
+    (level: string) =>
+    (message: string, fields?: Record<string, unknown>): void => {
+      entries.push({ level, message, fields });
+    };
+  const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+  return { logger, entries };
+}
+
+test('callers in four containers at once never hold more than the rate in any 60 s window, and use all of it', async () => {
+  const table = await createTestTable(dynamo);
+  const clock = new SteppedClock();
+  const start = clock.now();
+  const containers = Array.from({ length: 4 }, () => container(table, clock));
+  const granted: number[] = [];
+  // 4 containers × 5 concurrent callers × 3 requests = 60 requests at 20 per minute: three windows' worth.
+  const callers = containers.flatMap((budget) =>
+    Array.from({ length: 5 }, () => async () => {
+      for (let i = 0; i < 3; i++) {
+        await budget.acquire();
+        granted.push(clock.now());
+      }
+    }),
+  );
+  await clock.run(callers);
+
+  expect(granted).toHaveLength(60);
+  expect(busiestMinute(granted)).toBe(20);
+  const sorted = [...granted].sort((a, b) => a - b);
+  const gaps = sorted.slice(1).map((time, i) => time - (sorted[i] as number));
+  expect(Math.min(...gaps)).toBeGreaterThanOrEqual(3_000);
+  // The floor is 59 gaps of 3 s; each new window may add the 1 s margin: the key is used, not just respected.
+  expect((sorted.at(-1) as number) - start).toBeLessThanOrEqual(59 * 3_000 + 2 * 1_000);
+  const stats = containers.map((budget) => budget.stats);
+  expect(stats.reduce((total, s) => total + s.reserved, 0)).toBe(60);
+  expect(stats.reduce((total, s) => total + s.abandoned, 0)).toBe(0);
+  // Callers of one container waiting together share a conditional write: contention grows with containers only.
+  expect(stats.reduce((total, s) => total + s.commits, 0)).toBeLessThan(60);
+});
+
+test('a caller that cannot have a slot before its deadline reserves nothing and is told when to come back', async () => {
+  const table = await createTestTable(dynamo);
+  const clock = new SteppedClock();
+  const budget = container(table, clock, { ratePerMinute: 5 });
+  const start = clock.now();
+  await clock.run(Array.from({ length: 5 }, () => () => budget.acquire()));
+  const before = await storedItem(table);
+  const now = clock.now();
+  expect(now).toBe(start + 4 * 12_000);
+
+  const refused = await budget.acquire(undefined, { notAfter: now + 10_000 }).catch((error: unknown) => error);
+  expect(refused).toBeInstanceOf(BudgetUnavailable);
+  // The sixth slot is a whole window (plus the 1 s margin) after the first.
+  expect((refused as BudgetUnavailable).retryAfterMs).toBe(start + 61_000 - now);
+  expect(await storedItem(table)).toEqual(before);
+  expect(budget.stats.deferred).toBe(1);
+});
+
+test('a caller that wakes too late after its slot does not send then: it leaves the slot and reserves again', async () => {
+  const table = await createTestTable(dynamo);
+  const clock = new SteppedClock();
+  const { logger, entries } = recordingLogger();
+  const budget = container(table, clock, { ratePerMinute: 60, logger });
+  await clock.run([() => budget.acquire()]);
+  const first = clock.now();
+  // The next slot is 1 s away; the process stalls (a frozen container, a blocked event loop) for 5 s meanwhile.
+  const sleep = clock.sleep.bind(clock);
+  clock.sleep = async (ms) => {
+    clock.sleep = sleep;
+    await sleep(ms);
+    clock.jump(5_000);
+  };
+  await clock.run([() => budget.acquire()]);
+
+  expect(clock.now()).toBeGreaterThan(first + 5_000);
+  const slots = ((await storedItem(table))?.slots?.L ?? []).map((slot) => Number(slot.N));
+  expect(slots).toEqual([first, first + 1_000, clock.now()]);
+  expect(budget.stats).toMatchObject({ reserved: 3, commits: 3, abandoned: 1 });
+  expect(entries.map((entry) => entry.message)).toEqual(['request budget slot missed, reserving again']);
+});
+
+test('a 429 in one container pauses every container, also callers that reserved before it', async () => {
+  const table = await createTestTable(dynamo);
+  const clock = new SteppedClock();
+  const [a, b] = [container(table, clock, { ratePerMinute: 6 }), container(table, clock, { ratePerMinute: 6 })] as [
+    DynamoDbRequestBudget,
+    DynamoDbRequestBudget,
+  ];
+  const start = clock.now();
+  let granted = 0;
+  await clock.run([
+    async () => {
+      await b.acquire(); // slot now
+      await b.acquire(); // slot in 10 s, reserved before the pause
+      granted = clock.now();
+    },
+    async () => {
+      await clock.sleep(1_000);
+      await a.pause(30_000);
+    },
+  ]);
+  expect(granted).toBeGreaterThanOrEqual(start + 31_000);
+  expect(b.stats.abandoned).toBe(1);
+  expect(Number((await storedItem(table))?.pausedUntil?.N)).toBe(start + 31_000);
+});
+
+test('a caller whose deadline aborts the wait gets BudgetWaitAborted and sends nothing', async () => {
+  const table = await createTestTable(dynamo);
+  const clock = new SteppedClock();
+  const budget = container(table, clock, { ratePerMinute: 1 });
+  await clock.run([() => budget.acquire()]);
+  const deadline = new AbortController();
+  const waiting = budget.acquire(deadline.signal).catch((error: unknown) => error);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  deadline.abort();
+  expect(await waiting).toBeInstanceOf(BudgetWaitAborted);
+});
+
+test('the item is keyed by a hash of the API key: neither the key nor anything of it is stored', async () => {
+  const table = await createTestTable(dynamo);
+  const clock = new SteppedClock();
+  await clock.run([() => container(table, clock).acquire()]);
+  const scan = await dynamo.send(new ScanCommand({ TableName: table }));
+  expect(scan.Items).toHaveLength(1);
+  expect(scan.Items?.[0]?.pk?.S).toMatch(/^apikey#[0-9a-f]{32}$/);
+  expect(JSON.stringify(scan.Items)).not.toContain(API_KEY.slice(0, 12));
+  // TTL removes the item of a key that is no longer used, days after its last slot.
+  expect(Number(scan.Items?.[0]?.expiresAt?.N)).toBeGreaterThan(clock.now() / 1000 + 86_400);
+});
+
+test('a budget item written by something else is treated as a full window, repaired, and reported once', async () => {
+  const table = await createTestTable(dynamo);
+  await dynamo.send(
+    new PutItemCommand({
+      TableName: table,
+      Item: { pk: { S: budgetItemKey(API_KEY) }, v: { N: '7' }, slots: { S: 'not a list' } },
+    }),
+  );
+  const clock = new SteppedClock();
+  const { logger, entries } = recordingLogger();
+  const budget = container(table, clock, { logger });
+  const start = clock.now();
+
+  const refused = await budget.acquire(undefined, { notAfter: start + 30_000 }).catch((error: unknown) => error);
+  expect(refused).toBeInstanceOf(BudgetUnavailable);
+  expect((refused as BudgetUnavailable).retryAfterMs).toBe(61_000);
+  await clock.run([() => budget.acquire()]);
+  expect(clock.now()).toBe(start + 61_000);
+  expect(entries.filter((entry) => entry.level === 'error').map((entry) => entry.message)).toEqual([
+    'request budget item malformed, treating the window as full',
+  ]);
+  expect(await storedItem(table)).toMatchObject({ v: { N: '9' }, slots: { L: [{ N: String(start + 61_000) }] } });
+});
+
+test('a missing table is an error naming it', async () => {
+  const budget = container('no-such-budget-table', new SteppedClock());
+  await expect(budget.check()).rejects.toThrow(
+    new BudgetTableError('request budget table "no-such-budget-table" does not exist'),
+  );
+  await expect(budget.acquire()).rejects.toThrow(/request budget table "no-such-budget-table" does not exist/);
+});
+
+test('an unreachable table is an error naming it', async () => {
+  const closed = http.createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const port = (closed.address() as AddressInfo).port;
+  await new Promise((resolve) => closed.close(resolve));
+  const budget = container('budget', new SteppedClock(), { client: createDynamoDbClient(`http://127.0.0.1:${port}`) });
+  await expect(budget.check()).rejects.toThrow(/^request budget table "budget" cannot be used: .*ECONNREFUSED/);
+});
+
+describe('a table the role may not use', () => {
+  // DynamoDB answering AccessDeniedException, as it does for a role without the grant.
+  const server = http.createServer((request, response) => {
+    request.resume();
+    request.on('end', () => {
+      response.writeHead(400, { 'content-type': 'application/x-amz-json-1.0' });
+      response.end(
+        JSON.stringify({
+          __type: 'com.amazon.coral.service#AccessDeniedException',
+          message:
+            'User: arn:aws:sts::123456789012:assumed-role/copier/x is not authorized to perform: dynamodb:GetItem on resource: arn:aws:dynamodb:us-east-1:123456789012:table/budget',
+        }),
+      );
+    });
+  });
+  beforeAll(() => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve)));
+  afterAll(() => new Promise((resolve) => server.close(resolve)));
+
+  test('is an error naming it', async () => {
+    const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const client = new DynamoDBClient({
+      endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+    const budget = container('budget', new SteppedClock(), { client });
+    await expect(budget.acquire()).rejects.toThrow(
+      /^no access to request budget table "budget": .*not authorized to perform: dynamodb:GetItem/,
+    );
+  });
+});
