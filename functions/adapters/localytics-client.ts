@@ -226,6 +226,8 @@ export class LocalyticsClient implements ExportSource {
         response = await this.request(path, { signal, beforeSend });
       } catch (error) {
         if (signal?.aborted) throw stopped(describeError(error));
+        // No budget slot before the caller's deadline: nothing was sent, and asking again at once would not help.
+        if (budgetRetryAfterMs(error) !== undefined) throw error;
         if (attempt >= MAX_LIST_ATTEMPTS) throw error;
         if (await sleep(backoffMs(attempt - 1, { random: this.random }), signal)) throw stopped(describeError(error));
         continue;
