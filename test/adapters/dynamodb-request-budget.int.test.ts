@@ -244,3 +244,43 @@ describe('a table the role may not use', () => {
     );
   });
 });
+
+test('sharers with different rates all keep the smaller one while its user is active, then the larger', async () => {
+  // Found by a review: a deployment at 60/min beside a CLI run at 6/min stored its own rate on every write, so the
+  // two together made 29 calls in one minute.
+  const table = await createTestTable(dynamo);
+  const clock = new SteppedClock();
+  const small = container(table, clock, { ratePerMinute: 6 });
+  const large = container(table, clock, { ratePerMinute: 60 });
+  const granted: number[] = [];
+  await clock.run([
+    async () => {
+      for (let i = 0; i < 6; i++) {
+        await small.acquire();
+        granted.push(clock.now());
+      }
+    },
+    async () => {
+      await clock.sleep(100);
+      for (let i = 0; i < 30; i++) {
+        await large.acquire();
+        granted.push(clock.now());
+      }
+    },
+  ]);
+  expect(busiestMinute(granted)).toBeLessThanOrEqual(6);
+  // Ten minutes after the small sharer's last write, the larger rate is free to use again.
+  const lastSmall = granted.slice(0, 6).at(-1) as number;
+  const later: number[] = [];
+  await clock.run([
+    async () => {
+      await clock.sleep(Math.max(0, lastSmall + 10 * 60_000 - clock.now()) + 61_000);
+      for (let i = 0; i < 30; i++) {
+        await large.acquire();
+        later.push(clock.now());
+      }
+    },
+  ]);
+  expect(busiestMinute(later)).toBeGreaterThan(6);
+  expect(busiestMinute(later)).toBeLessThanOrEqual(60);
+});
