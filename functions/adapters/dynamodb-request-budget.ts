@@ -97,6 +97,8 @@ const MAX_WRITE_LEAD_MS = 500;
 const PAUSE_READ_REUSE_MS = 250;
 /** A caller waiting for a slot further off than this reads the shared pause again this long before it. */
 const PAUSE_CHECK_LEAD_MS = 500;
+/** The longest a 429's caller spends telling the other sharers (real time). */
+const PAUSE_SHARE_LIMIT_MS = 2_000;
 /** A smaller rate of another sharer governs everyone until that sharer has not written for this long. */
 const RATE_MEMORY_MS = 10 * 60_000;
 /** Items idle this long are removed by DynamoDB's TTL (a stale key's budget); any idle item is safe to remove. */
@@ -177,7 +179,11 @@ export class DynamoDbRequestBudget implements RequestBudget {
           this.stats.abandoned++;
           throw new BudgetWaitAborted();
         }
-        const pausedUntil = await this.sharedPausedUntil();
+        const pausedUntil = await untilAborted(this.sharedPausedUntil(), signal);
+        if (pausedUntil === undefined) {
+          this.stats.abandoned++;
+          throw new BudgetWaitAborted();
+        }
         if (pausedUntil > slot) this.localPausedUntil = Math.max(this.localPausedUntil, pausedUntil);
       }
       if (this.localPausedUntil > slot) {
@@ -203,12 +209,14 @@ export class DynamoDbRequestBudget implements RequestBudget {
   async pause(ms: number): Promise<void> {
     const until = this.clock.now() + ms;
     this.localPausedUntil = Math.max(this.localPausedUntil, until);
+    // Sharing the pause is worth a moment, not a caller's deadline: a table that hangs is given up on.
+    const signal = AbortSignal.timeout(PAUSE_SHARE_LIMIT_MS);
     try {
       for (let attempt = 1; ; attempt++) {
-        const state = await this.read();
+        const state = await this.read(signal);
         if (state.pausedUntil >= until) return;
         const base = state.malformed ? this.repaired() : state;
-        if (await this.write({ ...base, pausedUntil: until }, state)) return;
+        if (await this.write({ ...base, pausedUntil: until }, state, signal)) return;
         if (attempt >= this.maxAttempts) throw new BudgetTableError('too many concurrent writers');
         await new Promise((resolve) => setTimeout(resolve, this.contentionBackoff(attempt)));
       }
@@ -483,4 +491,20 @@ function numberOf(value: AttributeValue | undefined): number | undefined {
   if (value?.N === undefined) return undefined;
   const number = Number(value.N);
   return Number.isFinite(number) ? number : undefined;
+}
+
+/** `promise`'s value, or undefined as soon as `signal` aborts (the promise is left to settle on its own). */
+async function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T | undefined> {
+  if (!signal) return promise;
+  if (signal.aborted) return undefined;
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<undefined>((resolve) => {
+    onAbort = () => resolve(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([promise, aborted]);
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+  }
 }
