@@ -54,7 +54,8 @@ export async function benchBudget(options: BudgetBenchOptions): Promise<GroupRes
     });
     const dest = await mkdtemp(path.join(options.tmpRoot, 'budget-dest-'));
     try {
-      const to = floorHour(Date.now()) + HOUR_MS;
+      // `--to` is exclusive and at most the current hour: the window ends with the last complete hour.
+      const to = floorHour(Date.now());
       const from = to - options.hoursPerApp * HOUR_MS;
       progress(`budget: run ${rep + 1}/${options.runs}, ${apps.length} apps × ${options.hoursPerApp} hours`);
       const run = await timedOk(

@@ -21,7 +21,11 @@ const listOf = <T extends z.ZodTypeAny>(item: T) =>
       return parsed.data as z.infer<T>[];
     }),
   ]);
-const wholeNumber = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A number, or a string of digits (`-c key=value` gives strings); not `true`, `0x32`, `[50]` or `1e3`. */
+const integerInput = z.union([z.number(), z.string().trim().regex(/^[0-9]+$/).transform(Number)], {
+  error: 'must be a whole number',
+});
+const wholeNumber = (min: number, max: number) => integerInput.pipe(z.number().int().min(min).max(max));
 
 const configSchema = z.object({
   stackName: z
@@ -41,10 +45,15 @@ const configSchema = z.object({
   apps: listOf(z.string()).default([]),
   datasets: listOf(z.enum(DATASETS)).default([...DATASETS]),
   apiUrl: z.url().default('https://api.localytics.com'),
-  requestsPerMinute: z.coerce
-    .number()
-    .int('must be a positive whole number (requests per minute of the API key)')
-    .positive('must be a positive whole number (requests per minute of the API key)')
+  requestsPerMinute: integerInput
+    .pipe(
+      z
+        .number()
+        .int('must be a positive whole number (requests per minute of the API key)')
+        .positive('must be a positive whole number (requests per minute of the API key)')
+        // The shared budget's item holds one entry per request of the last minute, rewritten by each reservation.
+        .max(1000, 'must be at most 1000 (the shared request budget is sized for up to 1000 requests a minute)'),
+    )
     .default(50),
   budgetTable: z.string().regex(BUDGET_TABLE_REFERENCE, 'must be a DynamoDB table name or table ARN').optional(),
   copierConcurrency: wholeNumber(2, 1000).default(2),

@@ -72,8 +72,12 @@ interface BudgetState {
   /** Reserved slot times, epoch ms, ascending: the last `rate` reservations. */
   readonly slots: readonly number[];
   readonly pausedUntil: number;
-  /** The rate of the last writer: sharers with different rates keep the smaller one. */
+  /**
+   * The smallest rate of the sharers that wrote within `RATE_MEMORY_MS` (as of `rateSeenAt`): sharers with
+   * different rates all keep the smaller one, until its last user has been gone that long.
+   */
   readonly rate?: number;
+  readonly rateSeenAt?: number;
   /** The item exists but does not have this shape (something else wrote it). */
   readonly malformed?: { readonly rawVersion?: AttributeValue };
 }
@@ -93,6 +97,10 @@ const MAX_WRITE_LEAD_MS = 500;
 const PAUSE_READ_REUSE_MS = 250;
 /** A caller waiting for a slot further off than this reads the shared pause again this long before it. */
 const PAUSE_CHECK_LEAD_MS = 500;
+/** The longest a 429's caller spends telling the other sharers (real time). */
+const PAUSE_SHARE_LIMIT_MS = 2_000;
+/** A smaller rate of another sharer governs everyone until that sharer has not written for this long. */
+const RATE_MEMORY_MS = 10 * 60_000;
 /** Items idle this long are removed by DynamoDB's TTL (a stale key's budget); any idle item is safe to remove. */
 const ITEM_TTL_SECONDS = 7 * 24 * 3600;
 
@@ -171,7 +179,11 @@ export class DynamoDbRequestBudget implements RequestBudget {
           this.stats.abandoned++;
           throw new BudgetWaitAborted();
         }
-        const pausedUntil = await this.sharedPausedUntil();
+        const pausedUntil = await untilAborted(this.sharedPausedUntil(), signal);
+        if (pausedUntil === undefined) {
+          this.stats.abandoned++;
+          throw new BudgetWaitAborted();
+        }
         if (pausedUntil > slot) this.localPausedUntil = Math.max(this.localPausedUntil, pausedUntil);
       }
       if (this.localPausedUntil > slot) {
@@ -197,12 +209,14 @@ export class DynamoDbRequestBudget implements RequestBudget {
   async pause(ms: number): Promise<void> {
     const until = this.clock.now() + ms;
     this.localPausedUntil = Math.max(this.localPausedUntil, until);
+    // Sharing the pause is worth a moment, not a caller's deadline: a table that hangs is given up on.
+    const signal = AbortSignal.timeout(PAUSE_SHARE_LIMIT_MS);
     try {
       for (let attempt = 1; ; attempt++) {
-        const state = await this.read();
+        const state = await this.read(signal);
         if (state.pausedUntil >= until) return;
         const base = state.malformed ? this.repaired() : state;
-        if (await this.write({ ...base, pausedUntil: until }, state)) return;
+        if (await this.write({ ...base, pausedUntil: until }, state, signal)) return;
         if (attempt >= this.maxAttempts) throw new BudgetTableError('too many concurrent writers');
         await new Promise((resolve) => setTimeout(resolve, this.contentionBackoff(attempt)));
       }
@@ -250,7 +264,7 @@ export class DynamoDbRequestBudget implements RequestBudget {
         // A slot is never earlier than the write that reserves it can be done: one that is already due when the
         // write returns would be sent late (and so given up) whenever DynamoDB is slow.
         const now = this.clock.now() + this.writeLatencyMs;
-        const rate = Math.min(this.ratePerMinute, state.rate ?? this.ratePerMinute);
+        const rate = this.sharedRate(state).rate;
         const slots = [...state.slots];
         const granted: [PendingReservation, number][] = [];
         for (const request of round) {
@@ -352,6 +366,20 @@ export class DynamoDbRequestBudget implements RequestBudget {
     return { slots: [], pausedUntil: this.clock.now() + WINDOW_MS + this.marginMs };
   }
 
+  /** The rate every sharer keeps now: this one's, or a smaller one another sharer used recently. */
+  private sharedRate(state: BudgetState): { rate: number; seenAt: number } {
+    const now = this.clock.now();
+    if (
+      state.rate !== undefined &&
+      state.rate < this.ratePerMinute &&
+      state.rateSeenAt !== undefined &&
+      now - state.rateSeenAt < RATE_MEMORY_MS
+    ) {
+      return { rate: state.rate, seenAt: state.rateSeenAt };
+    }
+    return { rate: this.ratePerMinute, seenAt: now };
+  }
+
   private contentionBackoff(attempt: number): number {
     return backoffMs(attempt - 1, { baseMs: 20, maxMs: 500, random: this.random });
   }
@@ -373,6 +401,7 @@ export class DynamoDbRequestBudget implements RequestBudget {
     const version = (previous.version ?? 0) + 1;
     const newest = Math.max(next.pausedUntil, next.slots.at(-1) ?? 0, this.clock.now());
     const condition = conditionFor(previous);
+    const shared = this.sharedRate(previous);
     try {
       await this.client.send(
         new PutItemCommand({
@@ -382,7 +411,8 @@ export class DynamoDbRequestBudget implements RequestBudget {
             v: { N: String(version) },
             slots: { L: next.slots.map((slot) => ({ N: String(Math.round(slot)) })) },
             pausedUntil: { N: String(Math.round(next.pausedUntil)) },
-            rate: { N: String(this.ratePerMinute) },
+            rate: { N: String(shared.rate) },
+            rateSeenAt: { N: String(Math.round(shared.seenAt)) },
             expiresAt: { N: String(Math.ceil(newest / 1000) + ITEM_TTL_SECONDS) },
           },
           ConditionExpression: condition.expression,
@@ -443,6 +473,7 @@ function parseState(item: Record<string, AttributeValue>): BudgetState {
   };
   const pausedUntil = numberOf(item.pausedUntil);
   const rate = numberOf(item.rate);
+  const rateSeenAt = numberOf(item.rateSeenAt);
   const list = item.slots?.L;
   if (version === undefined || !Number.isInteger(version) || version < 0) return malformed;
   if (pausedUntil === undefined || !list || list.length > 100_000) return malformed;
@@ -453,11 +484,27 @@ function parseState(item: Record<string, AttributeValue>): BudgetState {
     if (slot === undefined || (slots.length > 0 && slot < (slots.at(-1) as number))) return malformed;
     slots.push(slot);
   }
-  return { version, slots, pausedUntil, rate };
+  return { version, slots, pausedUntil, rate, rateSeenAt };
 }
 
 function numberOf(value: AttributeValue | undefined): number | undefined {
   if (value?.N === undefined) return undefined;
   const number = Number(value.N);
   return Number.isFinite(number) ? number : undefined;
+}
+
+/** `promise`'s value, or undefined as soon as `signal` aborts (the promise is left to settle on its own). */
+async function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T | undefined> {
+  if (!signal) return promise;
+  if (signal.aborted) return undefined;
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<undefined>((resolve) => {
+    onAbort = () => resolve(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([promise, aborted]);
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+  }
 }

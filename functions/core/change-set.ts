@@ -142,7 +142,7 @@ export async function copyChangeSet(job: ProfileChangesJob, run: CopyRun, downlo
     inFlight.dispose();
   }
   // Counted once the claim was written: the request left (or was about to leave) this machine.
-  if (claim) run.apiRequests++;
+  if (claim && !(outcome.status === 'throttled' && outcome.byBudget)) run.apiRequests++;
   if (outcome.status === 'ready') {
     return saveAndCopy(
       run,

@@ -8,7 +8,7 @@ import { dataKey, jobFields, pendingChangeSetKey, type SyncJob } from './jobs.js
 import { audienceJobs, profileJobs } from './planner.js';
 import type { ExportListing, ExportSource, ListOptions, Logger, ObjectSink } from './ports.js';
 import { describeError } from './redact.js';
-import { type Clock, systemClock } from './request-budget.js';
+import { budgetRetryAfterMs, type Clock, systemClock } from './request-budget.js';
 import { isGzipHead, peekBytes, VerifyingStream } from './verify-stream.js';
 
 export type CopyOutcome =
@@ -221,14 +221,18 @@ async function confirmGeneration(run: CopyRun): Promise<void> {
   const job = run.job as SnapshotJob;
   const list = job.kind === 'audience' ? 'audiences' : 'profiles';
   let entries: ExportListing[];
+  const confirmation = confirmationList(run.deps.source, list, run.deps.signal);
   try {
-    const confirmation = confirmationList(run.deps.source, list, run.deps.signal);
-    if (confirmation.opened) run.apiRequests++;
     entries = await confirmation.entries;
+    if (confirmation.opened) run.apiRequests++;
   } catch (error) {
+    // No budget slot in time: the list was never sent; the job goes back like one whose file request found none.
+    const budgetWait = budgetRetryAfterMs(error);
+    if (confirmation.opened && budgetWait === undefined) run.apiRequests++;
     throw new ConfirmationUnavailable(
       `the ${list} list could not confirm the generation: ${describeError(error)}`,
-      error instanceof ThrottledError ? error.retryAfterMs : undefined,
+      budgetWait ?? (error instanceof ThrottledError ? error.retryAfterMs : undefined),
+      budgetWait !== undefined,
     );
   }
   const listed = job.kind === 'audience' ? audienceJobs(entries, []) : profileJobs(entries, []);
@@ -248,6 +252,8 @@ class ConfirmationUnavailable extends Error {
   constructor(
     message: string,
     readonly retryAfterMs?: number,
+    /** No request budget slot before the deadline (nothing was sent), rather than a 429. */
+    readonly byBudget = false,
   ) {
     super(message);
   }
@@ -332,7 +338,12 @@ async function downloadWithRetries(
       // The bytes were fine; the list was not: no point downloading again now.
       if (error instanceof ConfirmationUnavailable) {
         if (error.retryAfterMs !== undefined) {
-          return { status: 'throttled', retryAfterMs: error.retryAfterMs, apiRequests: run.apiRequests };
+          return {
+            status: 'throttled',
+            retryAfterMs: error.retryAfterMs,
+            byBudget: error.byBudget || undefined,
+            apiRequests: run.apiRequests,
+          };
         }
         return run.failed(error.message, true);
       }

@@ -6,7 +6,7 @@ import { parseJobMessage } from '../core/job-message.js';
 import { dataKey, type SyncJob } from '../core/jobs.js';
 import { processJobMessage } from '../core/process-job.js';
 import { describeError } from '../core/redact.js';
-import { budgetNotAfter, type Runtime, runtime } from './runtime.js';
+import { type Runtime, runtime } from './runtime.js';
 import { recordJob } from './telemetry.js';
 
 /** Stop copying this long before the function times out, so the job is handed back cleanly. */
@@ -22,7 +22,7 @@ export function createCopierHandler(getRuntime: () => Runtime) {
   return async (event: SQSEvent, context: Context) => {
     const rt = getRuntime();
     const deadlineAt = Date.now() + context.getRemainingTimeInMillis() - DEADLINE_MARGIN_MS;
-    const source = await rt.source({ budgetNotAfter: budgetNotAfter(Date.now(), deadlineAt) });
+    const source = await rt.source({ deadlineAt });
     const deadline = new AbortController();
     // After this the invocation is over (Lambda's hard timeout): a change-set claim is held until then.
     const holderDeadline = Date.now() + context.getRemainingTimeInMillis();

@@ -28,10 +28,11 @@ export interface Runtime {
   /** Hands a data object to the Parquet converter's queue (when the deployment has the Parquet layer). */
   readonly afterCopy?: (key: string) => Promise<void>;
   /**
-   * The Localytics client with current credentials (the secret is cached, re-read after its TTL), for one invocation:
-   * it takes no request budget slot later than `budgetNotAfter` (epoch ms).
+   * The Localytics client with current credentials (the secret is cached, re-read after its TTL), for one invocation
+   * whose work must end by `deadlineAt` (epoch ms): each call takes no request budget slot later than
+   * `budgetNotAfter(now, deadlineAt)`.
    */
-  source(invocation?: { readonly budgetNotAfter?: number }): Promise<LocalyticsClient>;
+  source(invocation?: { readonly deadlineAt?: number }): Promise<LocalyticsClient>;
 }
 
 /** The longest an invocation waits for a budget slot: sleeping copiers cost money and a slot a minute on is as good. */
@@ -97,20 +98,26 @@ export function createRuntime(env: Readonly<Record<string, string | undefined>>)
           }),
         };
       }
-      client.budget.notAfter = invocation.budgetNotAfter;
+      client.budget.deadlineAt = invocation.deadlineAt;
       return client.client;
     },
   };
 }
 
-/** The shared budget as one invocation sees it: no slot after its `notAfter` (Lambda runs one at a time). */
-class InvocationBudget implements RequestBudget {
-  notAfter: number | undefined;
+/**
+ * The shared budget as one invocation sees it (Lambda runs one at a time): each call waits at most what
+ * `budgetNotAfter` allows from the moment it asks, so that a call late in the invocation (the list that confirms a
+ * generation after a long download) still gets its share of the time left.
+ */
+export class InvocationBudget implements RequestBudget {
+  deadlineAt: number | undefined;
 
   constructor(private readonly shared: RequestBudget) {}
 
   acquire(signal?: AbortSignal, options: AcquireOptions = {}): Promise<void> {
-    return this.shared.acquire(signal, { notAfter: options.notAfter ?? this.notAfter });
+    const notAfter =
+      options.notAfter ?? (this.deadlineAt === undefined ? undefined : budgetNotAfter(Date.now(), this.deadlineAt));
+    return this.shared.acquire(signal, { notAfter });
   }
 
   pause(ms: number): Promise<void> {

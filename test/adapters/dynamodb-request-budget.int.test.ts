@@ -9,6 +9,7 @@ import {
   type DynamoDbRequestBudgetOptions,
 } from '../../functions/adapters/dynamodb-request-budget.js';
 import type { Logger } from '../../functions/core/ports.js';
+import type { Clock } from '../../functions/core/request-budget.js';
 import { BudgetUnavailable, BudgetWaitAborted } from '../../functions/core/request-budget.js';
 import { createDynamoDbClient, createTestTable } from '../support/dynamodb.js';
 import { SteppedClock } from '../support/stepped-clock.js';
@@ -243,4 +244,124 @@ describe('a table the role may not use', () => {
       /^no access to request budget table "budget": .*not authorized to perform: dynamodb:GetItem/,
     );
   });
+});
+
+test('sharers with different rates all keep the smaller one while its user is active, then the larger', async () => {
+  // Found by a review: a deployment at 60/min beside a CLI run at 6/min stored its own rate on every write, so the
+  // two together made 29 calls in one minute.
+  const table = await createTestTable(dynamo);
+  const clock = new SteppedClock();
+  const small = container(table, clock, { ratePerMinute: 6 });
+  const large = container(table, clock, { ratePerMinute: 60 });
+  const granted: number[] = [];
+  await clock.run([
+    async () => {
+      for (let i = 0; i < 6; i++) {
+        await small.acquire();
+        granted.push(clock.now());
+      }
+    },
+    async () => {
+      await clock.sleep(100);
+      for (let i = 0; i < 30; i++) {
+        await large.acquire();
+        granted.push(clock.now());
+      }
+    },
+  ]);
+  expect(busiestMinute(granted)).toBeLessThanOrEqual(6);
+  // Ten minutes after the small sharer's last write, the larger rate is free to use again.
+  const lastSmall = granted.slice(0, 6).at(-1) as number;
+  const later: number[] = [];
+  await clock.run([
+    async () => {
+      await clock.sleep(Math.max(0, lastSmall + 10 * 60_000 - clock.now()) + 61_000);
+      for (let i = 0; i < 30; i++) {
+        await large.acquire();
+        later.push(clock.now());
+      }
+    },
+  ]);
+  expect(busiestMinute(later)).toBeGreaterThan(6);
+  expect(busiestMinute(later)).toBeLessThanOrEqual(60);
+});
+
+// Found by a review: these waits ignored the caller's abort and held it up to 15 s (the SDK's 3 attempts x 5 s).
+function hangingClient(real: DynamoDBClient, state: { hang: boolean; hangFromRead?: number }): DynamoDBClient {
+  let reads = 0;
+  return {
+    send(command: unknown, options?: { abortSignal?: AbortSignal }) {
+      if (command instanceof GetItemCommand) reads++;
+      const hang = state.hang || (state.hangFromRead !== undefined && reads >= state.hangFromRead);
+      if (!hang || !(command instanceof GetItemCommand)) return real.send(command as never, options as never);
+      return new Promise((_resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(Object.assign(new Error('socket timeout'), { name: 'TimeoutError' })),
+          15_000,
+        );
+        options?.abortSignal?.addEventListener('abort', () => {
+          clearTimeout(timer);
+          reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+        });
+      });
+    },
+  } as unknown as DynamoDBClient;
+}
+
+/** Real time, but sleeps pass at once (virtual offset): the slot 60 s away comes immediately. */
+function fastClock(): Clock {
+  let offset = 0;
+  return {
+    now: () => Date.now() + offset,
+    sleep: async (ms) => {
+      offset += Math.max(0, ms);
+    },
+  };
+}
+
+test('a caller whose deadline aborts while it reads the shared pause before its slot stops at once', {
+  timeout: 30_000,
+}, async () => {
+  const real = createDynamoDbClient();
+  const table = await createTestTable(real);
+  // reads: 1 = first acquire's reserve, 2 = second acquire's reserve, 3 = its pause check before the slot
+  const state = { hang: false, hangFromRead: 3 };
+  const budget = new DynamoDbRequestBudget({
+    client: hangingClient(real, state),
+    tableName: table,
+    apiKey: 'k',
+    ratePerMinute: 1,
+    clock: fastClock(),
+  });
+  await budget.acquire();
+  // Second acquire: reserve (write) works; the pause check read before the slot hangs.
+  const deadline = new AbortController();
+  const started = Date.now();
+  const acquiring = budget.acquire(deadline.signal).then(
+    () => 'granted',
+    (error: Error) => error.name,
+  );
+  setTimeout(() => deadline.abort(), 400);
+  const outcome = await acquiring;
+  const tookMs = Date.now() - started;
+  expect(outcome).toBe('BudgetWaitAborted');
+  expect(tookMs).toBeLessThan(2_000);
+});
+
+test('sharing a 429 pause gives up on a table that hangs within about 2 s (the caller has a deadline)', {
+  timeout: 30_000,
+}, async () => {
+  const real = createDynamoDbClient();
+  const table = await createTestTable(real);
+  const state = { hang: true };
+  const budget = new DynamoDbRequestBudget({
+    client: hangingClient(real, state),
+    tableName: table,
+    apiKey: 'k',
+    ratePerMinute: 1,
+  });
+  const started = Date.now();
+  await budget.pause(5_000);
+  const tookMs = Date.now() - started;
+  expect(tookMs).toBeLessThan(3_000);
 });

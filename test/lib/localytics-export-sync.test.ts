@@ -339,6 +339,11 @@ describe('configuration errors name what is wrong', () => {
     [{ copierConcurrency: 1 }, /context "copierConcurrency"/],
     [{ requestsPerMinute: 12.5 }, /context "requestsPerMinute" must be a positive whole number/],
     [{ requestsPerMinute: '0' }, /context "requestsPerMinute" must be a positive whole number/],
+    // Not read as numbers by accident (a review found these accepted as 1 and 50).
+    [{ requestsPerMinute: true }, /context "requestsPerMinute" must be a whole number/],
+    [{ requestsPerMinute: '0x32' }, /context "requestsPerMinute" must be a whole number/],
+    [{ requestsPerMinute: [50] }, /context "requestsPerMinute" must be a whole number/],
+    [{ requestsPerMinute: 1e6 }, /context "requestsPerMinute" must be at most 1000/],
     [{ budgetTable: 'a' }, /context "budgetTable" must be a DynamoDB table name or table ARN/],
     [{ datasets: 'logs,events' }, /context "datasets"/],
     [{ bucketName: 'Bad_Bucket' }, /context "bucketName" is not a valid S3 bucket name/],
