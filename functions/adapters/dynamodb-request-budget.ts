@@ -19,6 +19,7 @@ import {
   type RequestBudget,
   sleepUnlessAborted,
   systemClock,
+  untilAborted,
   WINDOW_MS,
 } from '../core/request-budget.js';
 
@@ -491,20 +492,4 @@ function numberOf(value: AttributeValue | undefined): number | undefined {
   if (value?.N === undefined) return undefined;
   const number = Number(value.N);
   return Number.isFinite(number) ? number : undefined;
-}
-
-/** `promise`'s value, or undefined as soon as `signal` aborts (the promise is left to settle on its own). */
-async function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T | undefined> {
-  if (!signal) return promise;
-  if (signal.aborted) return undefined;
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<undefined>((resolve) => {
-    onAbort = () => resolve(undefined);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([promise, aborted]);
-  } finally {
-    if (onAbort) signal.removeEventListener('abort', onAbort);
-  }
 }

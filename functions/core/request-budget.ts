@@ -98,14 +98,27 @@ export async function sleepUnlessAborted(clock: Clock, ms: number, signal?: Abor
     await clock.sleep(ms);
     return false;
   }
-  if (signal.aborted) return true;
+  const slept = await untilAborted(
+    clock.sleep(ms, signal).then(() => true),
+    signal,
+  );
+  return slept === undefined || signal.aborted;
+}
+
+/**
+ * What `promise` gives, or undefined as soon as `signal` aborts (the promise is left to settle on its own): for
+ * waits that must end at a deadline whatever they wait on.
+ */
+export async function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T | undefined> {
+  if (!signal) return promise;
+  if (signal.aborted) return undefined;
   let onAbort: (() => void) | undefined;
-  const aborted = new Promise<boolean>((resolve) => {
-    onAbort = () => resolve(true);
+  const aborted = new Promise<undefined>((resolve) => {
+    onAbort = () => resolve(undefined);
     signal.addEventListener('abort', onAbort, { once: true });
   });
   try {
-    return await Promise.race([clock.sleep(ms, signal).then(() => signal.aborted), aborted]);
+    return await Promise.race([promise, aborted]);
   } finally {
     if (onAbort) signal.removeEventListener('abort', onAbort);
   }
