@@ -22,9 +22,19 @@ const listOf = <T extends z.ZodTypeAny>(item: T) =>
     }),
   ]);
 /** A number, or a string of digits (`-c key=value` gives strings); not `true`, `0x32`, `[50]` or `1e3`. */
-const integerInput = z.union([z.number(), z.string().trim().regex(/^[0-9]+$/).transform(Number)], {
-  error: 'must be a whole number',
-});
+const integerInput = z.union(
+  [
+    z.number(),
+    z
+      .string()
+      .trim()
+      .regex(/^[0-9]+$/)
+      .transform(Number),
+  ],
+  {
+    error: 'must be a whole number',
+  },
+);
 const wholeNumber = (min: number, max: number) => integerInput.pipe(z.number().int().min(min).max(max));
 
 const configSchema = z.object({

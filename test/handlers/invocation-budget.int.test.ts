@@ -66,10 +66,7 @@ test('a confirming list after a download longer than the first budget window sti
   );
   client.close();
   expect(result).toMatchObject({ action: 'done', outcome: { status: 'copied' }, apiRequests: 2 });
-  expect(apiPaths(mark)).toEqual([
-    expect.stringMatching(/^\/v1\/exports\/audiences\/.+/),
-    '/v1/exports/audiences',
-  ]);
+  expect(apiPaths(mark)).toEqual([expect.stringMatching(/^\/v1\/exports\/audiences\/.+/), '/v1/exports/audiences']);
   expect(queue.parked).toEqual([]);
 });
 
