@@ -518,8 +518,12 @@ async function killMidCopy(
     finished = true;
   });
   const alive = () => ('alive' in target ? target.alive : target.exitCode === null);
+  // A child that is already gone emits no more 'exit' (a CLI run can finish before this starts on a loaded machine:
+  // waiting for it hung a campaign process for 20 minutes).
   const exited =
-    'alive' in target ? undefined : new Promise((resolve) => (target as ChildProcess).once('exit', resolve));
+    'alive' in target || target.exitCode !== null || target.signalCode !== null
+      ? undefined
+      : new Promise((resolve) => target.once('exit', resolve));
   const end = Date.now() + 30_000;
   while (Date.now() < end && alive() && !finished && !midCopy()) await sleep(20);
   target.kill('SIGKILL');
