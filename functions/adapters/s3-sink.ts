@@ -228,7 +228,13 @@ export class S3Sink implements ObjectSink {
    * (s3rver) then store the SDK's aws-chunked framing as data: check the stored length, and remove a wrong object.
    */
   private async checkStoredLength(fullKey: string, length: number): Promise<void> {
-    const head = await this.client.send(new HeadObjectCommand({ Bucket: this.destination.bucket, Key: fullKey }));
+    let head = await this.client.send(new HeadObjectCommand({ Bucket: this.destination.bucket, Key: fullKey }));
+    // A concurrent writer of the same key (a duplicate job) may be storing the same bytes right now, and a store
+    // without atomic PUTs shows its object half written: look again before calling the object wrong.
+    for (let look = 1; look < 4 && head.ContentLength !== length; look++) {
+      await new Promise((resolve) => setTimeout(resolve, 250 * look));
+      head = await this.client.send(new HeadObjectCommand({ Bucket: this.destination.bucket, Key: fullKey }));
+    }
     if (head.ContentLength === length) return;
     const removed = await this.client
       .send(new DeleteObjectCommand({ Bucket: this.destination.bucket, Key: fullKey }))
