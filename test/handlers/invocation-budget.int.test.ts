@@ -50,21 +50,26 @@ async function setUp(ratePerMinute: number, downloadDelayMs = 0) {
   };
   const sink = new LocalDirSink(await tempDir());
   const queue = new RecordingQueue();
-  return { job, budget, client, sink, queue };
+  /** One delivery of the job (the last one: a failure would park it) in an invocation that ends `deadlineInMs` on. */
+  const deliver = async (deadlineInMs: number) => {
+    const now = Date.now();
+    budget.deadlineAt = now + deadlineInMs;
+    const mark = simulator.requests.length;
+    const result = await processJobMessage(
+      serializeJobMessage(newJobMessage(job, now)),
+      { source: client, sink, logger: silentLogger, queue, signal: AbortSignal.timeout(deadlineInMs + 30_000) },
+      { receiveCount: 5, maxReceiveCount: 5, now },
+    );
+    client.close();
+    return { result, mark };
+  };
+  return { sink, queue, deliver };
 }
 
 test('a confirming list after a download longer than the first budget window still gets its slot', async () => {
-  const { job, budget, client, sink, queue } = await setUp(600, 2_500);
-  const now = Date.now();
+  const { queue, deliver } = await setUp(600, 2_500);
   // 4 s to go: the file request may wait 2 s for a slot; the list, asked 2.5 s later, half of the 1.5 s then left.
-  budget.deadlineAt = now + 4_000;
-  const mark = simulator.requests.length;
-  const result = await processJobMessage(
-    serializeJobMessage(newJobMessage(job, now)),
-    { source: client, sink, logger: silentLogger, queue, signal: AbortSignal.timeout(30_000) },
-    { receiveCount: 5, maxReceiveCount: 5, now },
-  );
-  client.close();
+  const { result, mark } = await deliver(4_000);
   expect(result).toMatchObject({ action: 'done', outcome: { status: 'copied' }, apiRequests: 2 });
   expect(apiPaths(mark)).toEqual([expect.stringMatching(/^\/v1\/exports\/audiences\/.+/), '/v1/exports/audiences']);
   expect(queue.parked).toEqual([]);
@@ -72,17 +77,8 @@ test('a confirming list after a download longer than the first budget window sti
 
 test('a confirming list with no slot before the deadline hands the job back with a delay, never as a failure', async () => {
   // One request a minute: the file request takes the slot now, the list's would be a minute on.
-  const { job, budget, client, sink, queue } = await setUp(1);
-  const now = Date.now();
-  budget.deadlineAt = now + 30_000;
-  const mark = simulator.requests.length;
-  const result = await processJobMessage(
-    serializeJobMessage(newJobMessage(job, now)),
-    { source: client, sink, logger: silentLogger, queue, signal: AbortSignal.timeout(60_000) },
-    // The last delivery: a failure here would park the job.
-    { receiveCount: 5, maxReceiveCount: 5, now },
-  );
-  client.close();
+  const { sink, queue, deliver } = await setUp(1);
+  const { result, mark } = await deliver(30_000);
   // Only the file request was sent (and counted); nothing was committed.
   expect(result).toMatchObject({ action: 'requeued', reason: 'budget', apiRequests: 1 });
   expect((result as { delaySeconds: number }).delaySeconds).toBeGreaterThan(30);
