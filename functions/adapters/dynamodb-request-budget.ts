@@ -46,6 +46,12 @@ export interface DynamoDbRequestBudgetOptions {
    * send: it reserves again. Default 250.
    */
   readonly lateToleranceMs?: number;
+  /**
+   * Slots this process holds reserved and not yet used, at most. A process that dies loses the slots it holds (nobody
+   * else may use them: the call may have been sent), so holding few keeps the key busy when containers are killed;
+   * callers beyond it wait in the process until one of its slots is used. Default 2.
+   */
+  readonly maxReservedAhead?: number;
   /** Conditional writes tried for one round of reservations before callers are told to come back later. Default 16. */
   readonly maxAttempts?: number;
   readonly clock?: Clock;
@@ -138,6 +144,7 @@ export class DynamoDbRequestBudget implements RequestBudget {
   private readonly marginMs: number;
   private readonly lateToleranceMs: number;
   private readonly maxAttempts: number;
+  private readonly maxReservedAhead: number;
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly logger: Logger;
@@ -147,6 +154,8 @@ export class DynamoDbRequestBudget implements RequestBudget {
   /** Callers waiting for a reservation, answered in rounds by `reserveRounds`. */
   private readonly pending: PendingReservation[] = [];
   private reserving = false;
+  /** Slots reserved by this process whose callers have neither sent nor given them up yet. */
+  private held = 0;
   private pauseRead: { at: number; pausedUntil: Promise<number> } | undefined;
   /** Recent time a reservation write takes (moving average), ms. */
   private writeLatencyMs = 0;
@@ -159,9 +168,18 @@ export class DynamoDbRequestBudget implements RequestBudget {
     this.marginMs = options.marginMs ?? 1000;
     this.lateToleranceMs = options.lateToleranceMs ?? 250;
     this.maxAttempts = options.maxAttempts ?? 16;
+    this.maxReservedAhead = options.maxReservedAhead ?? 2;
+    if (!Number.isInteger(this.maxReservedAhead) || this.maxReservedAhead < 1) {
+      throw new RangeError(`maxReservedAhead must be a positive whole number, got ${this.maxReservedAhead}`);
+    }
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
     this.logger = options.logger ?? silentLogger;
+  }
+
+  /** Callers waiting in this process until one of its held slots is used (none while a round is under way). */
+  get waitingForRoom(): number {
+    return this.reserving ? 0 : this.pending.length;
   }
 
   /** Read the key's item once: a missing, unreachable or forbidden table fails here (`BudgetTableError`). */
@@ -173,38 +191,51 @@ export class DynamoDbRequestBudget implements RequestBudget {
     for (;;) {
       if (signal?.aborted) throw new BudgetWaitAborted();
       const slot = await this.reserve(options.notAfter, signal);
-      if (this.clock.now() < slot - PAUSE_CHECK_LEAD_MS) {
-        // A 429 elsewhere may pause the key while we wait: look again shortly before the slot (not at it, so that
-        // the read does not delay the request). The reservation stands if the item cannot be read.
-        if (await sleepUnlessAborted(this.clock, slot - PAUSE_CHECK_LEAD_MS - this.clock.now(), signal)) {
-          this.stats.abandoned++;
-          throw new BudgetWaitAborted();
-        }
-        const pausedUntil = await untilAborted(this.sharedPausedUntil(), signal);
-        if (pausedUntil === undefined) {
-          this.stats.abandoned++;
-          throw new BudgetWaitAborted();
-        }
-        if (pausedUntil > slot) this.localPausedUntil = Math.max(this.localPausedUntil, pausedUntil);
+      let send: boolean;
+      try {
+        send = await this.awaitSlot(slot, signal);
+      } finally {
+        // Used or given up: this process may reserve the next one for a caller waiting in it.
+        this.held--;
+        if (this.pending.length > 0 && !this.reserving) void this.reserveRounds();
       }
-      if (this.localPausedUntil > slot) {
-        this.stats.abandoned++;
-        continue;
-      }
-      const wait = slot - this.clock.now();
-      if (wait > 0 && (await sleepUnlessAborted(this.clock, wait, signal))) {
+      if (send) return;
+    }
+  }
+
+  /** Wait for a reserved slot: true when the caller may send now, false when it must reserve again. */
+  private async awaitSlot(slot: number, signal: AbortSignal | undefined): Promise<boolean> {
+    if (this.clock.now() < slot - PAUSE_CHECK_LEAD_MS) {
+      // A 429 elsewhere may pause the key while we wait: look again shortly before the slot (not at it, so that
+      // the read does not delay the request). The reservation stands if the item cannot be read.
+      if (await sleepUnlessAborted(this.clock, slot - PAUSE_CHECK_LEAD_MS - this.clock.now(), signal)) {
         this.stats.abandoned++;
         throw new BudgetWaitAborted();
       }
-      const late = this.clock.now() - slot;
-      if (late > this.lateToleranceMs) {
-        // Sending now could put more than `rate` calls in someone's window: leave the slot unused, take a new one.
+      const pausedUntil = await untilAborted(this.sharedPausedUntil(), signal);
+      if (pausedUntil === undefined) {
         this.stats.abandoned++;
-        this.logger.warn('request budget slot missed, reserving again', { lateMs: late });
-        continue;
+        throw new BudgetWaitAborted();
       }
-      return;
+      if (pausedUntil > slot) this.localPausedUntil = Math.max(this.localPausedUntil, pausedUntil);
     }
+    if (this.localPausedUntil > slot) {
+      this.stats.abandoned++;
+      return false;
+    }
+    const wait = slot - this.clock.now();
+    if (wait > 0 && (await sleepUnlessAborted(this.clock, wait, signal))) {
+      this.stats.abandoned++;
+      throw new BudgetWaitAborted();
+    }
+    const late = this.clock.now() - slot;
+    if (late > this.lateToleranceMs) {
+      // Sending now could put more than `rate` calls in someone's window: leave the slot unused, take a new one.
+      this.stats.abandoned++;
+      this.logger.warn('request budget slot missed, reserving again', { lateMs: late });
+      return false;
+    }
+    return true;
   }
 
   async pause(ms: number): Promise<void> {
@@ -233,7 +264,8 @@ export class DynamoDbRequestBudget implements RequestBudget {
   /**
    * Reserve the next slot, or reject with `BudgetUnavailable` when it would be after `notAfter`. The callers of this
    * process that wait at the same time share one conditional write (a group commit): contention on the item grows
-   * with the number of containers, not of callers.
+   * with the number of containers, not of callers. The process holds at most `maxReservedAhead` unused slots; the
+   * callers beyond them wait here (in order) until one is used, unless their slot would already be too late.
    */
   private reserve(notAfter: number | undefined, signal?: AbortSignal): Promise<number> {
     if (signal?.aborted) return Promise.reject(new BudgetWaitAborted());
@@ -248,12 +280,16 @@ export class DynamoDbRequestBudget implements RequestBudget {
     });
   }
 
-  /** Rounds of read, assign slots to every waiting caller, conditional write; until nobody waits. */
+  /**
+   * Rounds of read, assign slots to the waiting callers this process may still hold slots for, conditional write;
+   * until nobody waits or the process holds its most. Using a slot starts the rounds again (`acquire`).
+   */
   private async reserveRounds(): Promise<void> {
     this.reserving = true;
     try {
-      for (let attempt = 1; this.pending.length > 0; attempt++) {
+      for (let attempt = 1; this.pending.length > 0 && this.held < this.maxReservedAhead; attempt++) {
         const round = [...this.pending];
+        const room = this.maxReservedAhead - this.held;
         let state: BudgetState;
         try {
           state = await this.readValid();
@@ -271,14 +307,17 @@ export class DynamoDbRequestBudget implements RequestBudget {
         for (const request of round) {
           const slot = Math.max(state.pausedUntil, this.localPausedUntil, nextSlot(slots, rate, now, this.marginMs));
           if (request.notAfter !== undefined && slot > request.notAfter) {
-            // Nothing is reserved for it: the slot goes to the next caller.
+            // Nothing is reserved for it: the slot goes to the next caller. A caller waiting for room is told now
+            // too: its slot can only come later.
             this.stats.deferred++;
             this.settle(request, new BudgetUnavailable(slot - this.clock.now()));
           } else {
+            // Callers beyond the room keep waiting, behind the slots reserved now.
             slots.push(slot);
-            granted.push([request, slot]);
+            if (granted.length < room) granted.push([request, slot]);
           }
         }
+        slots.length = state.slots.length + granted.length;
         if (granted.length === 0) {
           attempt = 0;
           continue;
@@ -299,6 +338,7 @@ export class DynamoDbRequestBudget implements RequestBudget {
         if (written) {
           this.stats.reserved += granted.length;
           this.stats.commits++;
+          this.held += granted.length;
           for (const [request, slot] of granted) this.settle(request, slot);
           attempt = 0;
           continue;

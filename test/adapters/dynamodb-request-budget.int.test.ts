@@ -67,7 +67,7 @@ test('callers in four containers at once never hold more than the rate in any 60
       }
     }),
   );
-  await clock.run(callers);
+  await clock.run(callers, { blocked: () => containers.reduce((total, budget) => total + budget.waitingForRoom, 0) });
 
   expect(granted).toHaveLength(60);
   expect(busiestMinute(granted)).toBe(20);
@@ -83,12 +83,46 @@ test('callers in four containers at once never hold more than the rate in any 60
   expect(stats.reduce((total, s) => total + s.commits, 0)).toBeLessThan(60);
 });
 
+test('a container holds at most two unused slots: callers beyond wait in it, and a container that dies wastes only those', async () => {
+  const table = await createTestTable(dynamo);
+  const clock = new SteppedClock();
+  const start = clock.now();
+  const dying = container(table, clock);
+  const killed = new AbortController();
+  const callers = Array.from({ length: 5 }, () =>
+    dying.acquire(killed.signal).then(
+      () => clock.now(),
+      (error) => error,
+    ),
+  );
+  // The first slot is now (sent at once); the next two are held, the last two callers wait inside the container.
+  const deadline = Date.now() + 10_000;
+  while (!(dying.stats.reserved === 3 && dying.waitingForRoom === 2) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  expect(dying.stats.reserved).toBe(3);
+  expect(dying.waitingForRoom).toBe(2);
+  const stored = (await storedItem(table))?.slots?.L?.map((slot) => Number(slot.N));
+  expect(stored).toEqual([start, start + 3_000, start + 6_000]);
+
+  killed.abort(); // the container is killed: the slots it holds are lost, nothing else
+  const outcomes = await Promise.all(callers);
+  expect(outcomes[0]).toBe(start);
+  for (const outcome of outcomes.slice(1)) expect(outcome).toBeInstanceOf(BudgetWaitAborted);
+  const survivor = container(table, clock);
+  await clock.run([() => survivor.acquire()]);
+  expect(clock.now()).toBe(start + 9_000);
+});
+
 test('a caller that cannot have a slot before its deadline reserves nothing and is told when to come back', async () => {
   const table = await createTestTable(dynamo);
   const clock = new SteppedClock();
   const budget = container(table, clock, { ratePerMinute: 5 });
   const start = clock.now();
-  await clock.run(Array.from({ length: 5 }, () => () => budget.acquire()));
+  await clock.run(
+    Array.from({ length: 5 }, () => () => budget.acquire()),
+    { blocked: () => budget.waitingForRoom },
+  );
   const before = await storedItem(table);
   const now = clock.now();
   expect(now).toBe(start + 4 * 12_000);

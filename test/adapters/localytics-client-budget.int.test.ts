@@ -78,11 +78,14 @@ test('a beforeSend that holds its slot too long (a slow change-set claim) sends 
       clock,
     });
     const logJob = (i: number) => ({ kind: 'log_hour' as const, appUuid: 'app', hour: Date.UTC(2026, 0, 1, i) });
-    await clock.run([
-      () => client.resolve(logJob(1), { beforeSend: () => clock.sleep(1_500) }),
-      () => client.resolve(logJob(2)),
-      () => client.resolve(logJob(3)),
-    ]);
+    await clock.run(
+      [
+        () => client.resolve(logJob(1), { beforeSend: () => clock.sleep(1_500) }),
+        () => client.resolve(logJob(2)),
+        () => client.resolve(logJob(3)),
+      ],
+      { blocked: () => budget.waitingForRoom },
+    );
     client.close();
     expect(arrivals).toHaveLength(3);
     const busiest = Math.max(...arrivals.map((end) => arrivals.filter((t) => t > end - 60_000 && t <= end).length));

@@ -14,8 +14,12 @@ export class SteppedClock extends ManualClock {
     this.time += ms;
   }
 
-  /** Run `participants` to completion, advancing time to the earliest sleeper whenever all of them sleep. */
-  async run<T>(participants: (() => Promise<T>)[]): Promise<T[]> {
+  /**
+   * Run `participants` to completion, advancing time to the earliest sleeper whenever all of them sleep. `blocked`
+   * counts participants waiting on another one (not on the clock, not on I/O), e.g. callers waiting inside a request
+   * budget for a slot another caller holds: they count as asleep.
+   */
+  async run<T>(participants: (() => Promise<T>)[], options: { blocked?: () => number } = {}): Promise<T[]> {
     let running = participants.length;
     const results = Promise.all(
       participants.map(async (participant) => {
@@ -32,7 +36,8 @@ export class SteppedClock extends ManualClock {
     });
     while (running > 0 && !failed) {
       await new Promise((resolve) => setTimeout(resolve, 1));
-      if (running === 0 || this.sleepers.length < running) continue;
+      if (running === 0 || this.sleepers.length === 0) continue;
+      if (this.sleepers.length + (options.blocked?.() ?? 0) < running) continue;
       this.sleepers.sort((a, b) => a.until - b.until);
       const next = this.sleepers.shift() as { until: number; wake: () => void };
       this.time = Math.max(this.time, next.until);
