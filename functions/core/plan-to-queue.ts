@@ -71,6 +71,11 @@ export interface PlannerDependencies {
 
 const SEND_BATCH = 10;
 const MAX_SQS_DELAY_SECONDS = 900;
+/**
+ * Jobs are released this long before their turn at the key's pace: the copiers then always find work waiting (a batch
+ * to fill, a container to start, a killed batch's jobs to replace), and the key does not idle while they fetch it.
+ */
+const RELEASE_AHEAD_SECONDS = 15;
 
 /**
  * The planner's use case. Each missing file becomes one queue message, but only once: a job is claimed in the
@@ -146,7 +151,8 @@ export async function planToQueue(
   const selected: SyncJob[] = [...dailyExports, ...logs.slice(0, room)];
 
   const secondsPerRequest = 60 / settings.requestsPerMinute;
-  // Released after the work already queued: each message's delay is its place in line at the key's pace.
+  // Released after the work already queued: each message's delay is its place in line at the key's pace, less a
+  // little so that the copiers are already waiting when its turn comes.
   let position = snapshot.queued.size;
   let enqueued = 0;
   let next = 0;
@@ -160,7 +166,10 @@ export async function planToQueue(
     const claimed = await claimAll(deps.ledger, batch, now);
     alreadyQueued += batch.length - claimed.length;
     if (claimed.length === 0) continue;
-    const delaySeconds = Math.min(MAX_SQS_DELAY_SECONDS, Math.floor(position * secondsPerRequest));
+    const delaySeconds = Math.min(
+      MAX_SQS_DELAY_SECONDS,
+      Math.max(0, Math.floor(position * secondsPerRequest) - RELEASE_AHEAD_SECONDS),
+    );
     try {
       await deps.queue.enqueue(
         claimed.map((job) => newJobMessage(job, now)),

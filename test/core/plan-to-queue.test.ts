@@ -109,12 +109,15 @@ test('the first backfill sends the oldest hours up to the queue limit and marks 
   await expectLedgerMatchesQueue(world, start);
 });
 
-test('messages are released at the key pace: a delay that grows with the work ahead, at most 15 minutes', async () => {
+test('messages are released at the key pace, 15 s before their turn: a delay that grows with the work ahead, at most 15 minutes', async () => {
   const world = await setup();
   await planToQueue('exports', { ...settings, queueAheadMinutes: 200 }, deps(world), start);
   const delays = world.queue.sent.map((entry) => entry.delaySeconds);
-  // 10 a minute: the batch at position 10·k waits 60·k seconds; from position 150 on, SQS's maximum of 900 s.
-  expect(delays.slice(0, 31).filter((_, index) => index % 10 === 0)).toEqual([0, 60, 120, 180]);
+  // 10 a minute: the batch at position 10·k waits 60·k − 15 seconds (the first none); from position 160 on, SQS's
+  // maximum of 900 s.
+  expect(delays.slice(0, 31).filter((_, index) => index % 10 === 0)).toEqual([0, 45, 105, 165]);
+  expect(delays[160]).toBe(900);
+  expect(delays[150]).toBe(885);
   expect(delays.at(-1)).toBe(900);
   expect([...delays].sort((a, b) => a - b)).toEqual(delays);
 });
