@@ -182,9 +182,27 @@ export class DynamoDbRequestBudget implements RequestBudget {
     return this.reserving ? 0 : this.pending.length;
   }
 
-  /** Read the key's item once: a missing, unreachable or forbidden table fails here (`BudgetTableError`). */
+  /**
+   * Read the key's item once and probe that it may be written: a missing, unreachable or forbidden table (reading or
+   * writing) fails here (`BudgetTableError`), before any API call. The probe is a PutItem whose condition can never
+   * hold: DynamoDB checks the permission first, and then writes nothing.
+   */
   async check(): Promise<void> {
     await this.read();
+    try {
+      await this.client.send(
+        new PutItemCommand({
+          TableName: this.tableName,
+          Item: { pk: { S: this.key } },
+          ConditionExpression: 'attribute_exists(#pk) AND attribute_not_exists(#pk)',
+          ExpressionAttributeNames: { '#pk': 'pk' },
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return;
+      throw this.tableError(error);
+    }
+    throw new BudgetTableError(`request budget table "${this.tableName}" accepted a write it must refuse`);
   }
 
   async acquire(signal?: AbortSignal, options: AcquireOptions = {}): Promise<void> {

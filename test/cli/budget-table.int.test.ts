@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -8,6 +9,7 @@ import { floorHour, formatHour, HOUR_MS } from '../../functions/core/hours.js';
 import { LocalyticsSimulator } from '../../functions/simulator/server.js';
 import { runCli } from '../support/cli.js';
 import { createDynamoDbClient, createTestTable, dynamoDbEndpoint } from '../support/dynamodb.js';
+import { closeServer, listenOnLoopback } from '../support/loopback-server.js';
 import { credentialEnv, credentials } from '../support/simulator.js';
 
 const RATE_PER_MINUTE = 120;
@@ -59,6 +61,59 @@ test('--budget-table naming a missing table stops with exit 2 before any API cal
   expect(run.code).toBe(2);
   expect(run.stderr).toMatch(/^error: --budget-table: request budget table "no-such-budget" does not exist[^\n]*\n$/);
   expect(simulator.requests.length).toBe(before);
+});
+
+test('--budget-table on a table the CLI may read but not write stops with exit 2 before any API call', async () => {
+  const table = await createTestTable(createDynamoDbClient());
+  // A DynamoDB endpoint that forwards to dynalite but refuses writes, as IAM does for a read-only role.
+  const upstream = new URL(dynamoDbEndpoint());
+  const writes: string[] = [];
+  const readOnly = http.createServer((request, response) => {
+    const target = String(request.headers['x-amz-target'] ?? '');
+    if (/\.(PutItem|UpdateItem|DeleteItem|BatchWriteItem|TransactWriteItems)$/.test(target)) {
+      writes.push(target);
+      request.resume();
+      response.writeHead(400, { 'content-type': 'application/x-amz-json-1.0' });
+      response.end(
+        JSON.stringify({
+          __type: 'com.amazonaws.dynamodb.v20120810#AccessDeniedException',
+          message: `User: arn:aws:iam::123456789012:user/reader is not authorized to perform: ${target.split('.')[1]}`,
+        }),
+      );
+      return;
+    }
+    const forward = http.request(
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        method: request.method,
+        path: request.url,
+        headers: request.headers,
+      },
+      (answer) => {
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(response);
+      },
+    );
+    request.pipe(forward);
+  });
+  const url = await listenOnLoopback(readOnly);
+  try {
+    const before = simulator.requests.length;
+    // The SDK reads its endpoint from the process environment.
+    process.env.AWS_ENDPOINT_URL_DYNAMODB = url;
+    const run = await runCli(syncArgs(2, table), { ...credentialEnv, ...dynamoEnv(), AWS_ENDPOINT_URL_DYNAMODB: url });
+    process.env.AWS_ENDPOINT_URL_DYNAMODB = dynamoDbEndpoint();
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(
+      new RegExp(`^error: --budget-table: no access to request budget table "${table}"[^\\n]*\\n$`),
+    );
+    expect(writes).toEqual(['DynamoDB_20120810.PutItem']);
+    expect(simulator.requests.length).toBe(before);
+  } finally {
+    process.env.AWS_ENDPOINT_URL_DYNAMODB = dynamoDbEndpoint();
+    await closeServer(readOnly);
+  }
 });
 
 test('a CLI run with --budget-table and a deployment share one budget: together at the key rate, no 429', async () => {
