@@ -95,6 +95,7 @@ interface PendingReservation {
   readonly resolve: (slot: number) => void;
   readonly reject: (error: Error) => void;
   onAbort?: () => void;
+  checked?: boolean;
 }
 
 const EMPTY: BudgetState = { slots: [], pausedUntil: 0 };
@@ -305,9 +306,11 @@ export class DynamoDbRequestBudget implements RequestBudget {
   private async reserveRounds(): Promise<void> {
     this.reserving = true;
     try {
-      for (let attempt = 1; this.pending.length > 0 && this.held < this.maxReservedAhead; attempt++) {
-        const round = [...this.pending];
+      for (let attempt = 1; this.pending.length > 0; attempt++) {
         const room = this.maxReservedAhead - this.held;
+        // Full: still tell the callers that arrived since the last pass whether their slot is too late.
+        if (room <= 0 && !this.pending.some((request) => request.notAfter !== undefined && !request.checked)) break;
+        let round = [...this.pending];
         let state: BudgetState;
         try {
           state = await this.readValid();
@@ -318,6 +321,7 @@ export class DynamoDbRequestBudget implements RequestBudget {
         }
         // A slot is never earlier than the write that reserves it can be done: one that is already due when the
         // write returns would be sent late (and so given up) whenever DynamoDB is slow.
+        round = round.filter((request) => this.pending.includes(request));
         const now = this.clock.now() + this.writeLatencyMs;
         const rate = this.sharedRate(state).rate;
         const slots = [...state.slots];
@@ -333,6 +337,7 @@ export class DynamoDbRequestBudget implements RequestBudget {
             // Callers beyond the room keep waiting, behind the slots reserved now.
             slots.push(slot);
             if (granted.length < room) granted.push([request, slot]);
+            else request.checked = true;
           }
         }
         slots.length = state.slots.length + granted.length;
@@ -356,8 +361,10 @@ export class DynamoDbRequestBudget implements RequestBudget {
         if (written) {
           this.stats.reserved += granted.length;
           this.stats.commits++;
-          this.held += granted.length;
-          for (const [request, slot] of granted) this.settle(request, slot);
+          for (const [request, slot] of granted) {
+            if (this.settle(request, slot)) this.held++;
+            else this.stats.abandoned++;
+          }
           attempt = 0;
           continue;
         }
@@ -380,13 +387,14 @@ export class DynamoDbRequestBudget implements RequestBudget {
   }
 
   /** Answer a waiting caller once: its slot, or why it has none. */
-  private settle(request: PendingReservation, outcome: number | Error): void {
+  private settle(request: PendingReservation, outcome: number | Error): boolean {
     const index = this.pending.indexOf(request);
-    if (index < 0) return;
+    if (index < 0) return false;
     this.pending.splice(index, 1);
     if (request.onAbort) request.signal?.removeEventListener('abort', request.onAbort);
     if (typeof outcome === 'number') request.resolve(outcome);
     else request.reject(outcome);
+    return true;
   }
 
   /** The item, repaired first when something else wrote it in another shape. */
