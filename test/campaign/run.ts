@@ -35,7 +35,7 @@ try {
     const result = await runSeed(seed, servers);
     results.push(result);
     process.stderr.write(
-      `seed ${seed} ${result.path.padEnd(6)} ${passed(result) ? 'ok  ' : 'FAIL'} ${result.faults.join(',')}${passed(result) ? '' : ` -> ${result.problems.join('; ')}`}\n`,
+      `seed ${seed} ${result.path.padEnd(6)} ${passed(result) ? 'ok  ' : 'FAIL'} rounds ${result.rounds} ${result.faults.join(',')}${passed(result) ? '' : ` -> ${result.problems.join('; ')}`}\n`,
     );
   }
 } finally {
