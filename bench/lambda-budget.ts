@@ -257,7 +257,7 @@ async function runOnce(
     if (process.env.LSYNC_BENCH_DUMP) {
       await writeFile(
         `${process.env.LSYNC_BENCH_DUMP}-${concurrency}.times.json`,
-        JSON.stringify({ started, ended: Date.now(), times }),
+        JSON.stringify({ started, ended, times }),
       );
     }
     let busiest = 0;
@@ -323,7 +323,7 @@ class EventSource {
     private readonly concurrency: number,
   ) {}
 
-  /** One started container per poller plus two spares, before the clock starts. */
+  /** One started container per poller plus the spares, before the clock starts. */
   async warmUp(): Promise<void> {
     for (let i = 0; i < this.concurrency + SPARES; i++) this.spares.push(this.startSpare());
     await Promise.all(this.spares);
@@ -342,10 +342,10 @@ class EventSource {
     return starting;
   }
 
-  /** A fresh execution environment (a spare), replacing it with a new spare in the background. */
+  /** A fresh execution environment (a spare); new spares start in the background while fewer than `SPARES` wait. */
   private async freshContainer(): Promise<LambdaContainer> {
     const next = this.spares.shift() ?? this.startSpare();
-    // Keep two spares: the pollers' first containers come from the ones started before the clock, not from ten
+    // The pollers' first containers come from the ones started before the clock, not from ten
     // processes starting at once on this machine's cores while the run begins.
     while (this.spares.length < SPARES) this.spares.push(this.startSpare());
     this.containers++;

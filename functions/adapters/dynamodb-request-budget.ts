@@ -319,9 +319,10 @@ export class DynamoDbRequestBudget implements RequestBudget {
           attempt = 0;
           continue;
         }
+        // Callers that gave up during the read get no slot: nobody would use or release it.
+        round = round.filter((request) => this.pending.includes(request));
         // A slot is never earlier than the write that reserves it can be done: one that is already due when the
         // write returns would be sent late (and so given up) whenever DynamoDB is slow.
-        round = round.filter((request) => this.pending.includes(request));
         const now = this.clock.now() + this.writeLatencyMs;
         const rate = this.sharedRate(state).rate;
         const slots = [...state.slots];
