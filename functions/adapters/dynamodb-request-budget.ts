@@ -14,9 +14,14 @@ import {
   BudgetUnavailable,
   BudgetWaitAborted,
   type Clock,
+  checkAllowance,
   checkRatePerMinute,
+  DEFAULT_MARGIN_MS,
+  DEFAULT_SEND_ALLOWANCE_MS,
+  type DueSlot,
   nextSlot,
   type RequestBudget,
+  sendWithinAllowance,
   sleepUnlessAborted,
   systemClock,
   untilAborted,
@@ -36,16 +41,16 @@ export interface DynamoDbRequestBudgetOptions {
   /** The key's requests per minute: a whole number. */
   readonly ratePerMinute: number;
   /**
-   * Extra width of the 60 s window, ms. It must cover a caller's allowed lateness (`lateToleranceMs`), the spread of
+   * Extra width of the 60 s window, ms. It must cover a caller's send allowance (`sendAllowanceMs`), the spread of
    * send latencies (a fresh TLS connection against a pooled one) and the clock skew between the machines that share
    * the budget. Default 1000.
    */
   readonly marginMs?: number;
   /**
-   * A caller that wakes this much after its slot (a stalled event loop, a frozen container, a clock jump) does not
-   * send: it reserves again. Default 250.
+   * A request that would leave this much after its slot (a stalled event loop, a frozen container, a clock jump, a
+   * slow `beforeSend`) does not: it reserves again (see `sendWithinAllowance`). Default 250.
    */
-  readonly lateToleranceMs?: number;
+  readonly sendAllowanceMs?: number;
   /**
    * Slots this process holds reserved and not yet used, at most. A process that dies loses the slots it holds (nobody
    * else may use them: the call may have been sent), so holding few keeps the key busy when containers are killed;
@@ -68,7 +73,7 @@ export interface DynamoDbBudgetStats {
   conflicts: number;
   /** Acquires that found no slot before their `notAfter` (nothing reserved). */
   deferred: number;
-  /** Reserved slots not used: the caller woke too late, or a 429 pause came first. */
+  /** Reserved slots not used: the request would have left too late, a 429 pause came first, or the caller stopped. */
   abandoned: number;
 }
 
@@ -132,9 +137,9 @@ export function budgetItemKey(apiKey: string): string {
  * reservations are serialized by DynamoDB, so the slots of all callers together keep the rule. A slot may lie in the
  * future: the caller sleeps until it. A caller that dies after reserving only wastes its slot.
  *
- * Sending on time matters as much: a caller that wakes later than `lateToleranceMs` after its slot reserves again
- * instead of sending. As long as every sender's lateness plus latency spread plus clock skew stays under `marginMs`,
- * the server never sees more than `rate` calls in a 60 s window.
+ * Sending on time matters as much: a request that would leave later than `sendAllowanceMs` after its slot reserves
+ * again instead (`sendWithinAllowance`, the rule every budget shares). As long as the allowance plus latency spread
+ * plus clock skew stays under `marginMs`, the server never sees more than `rate` calls in a 60 s window.
  */
 export class DynamoDbRequestBudget implements RequestBudget {
   readonly ratePerMinute: number;
@@ -143,7 +148,7 @@ export class DynamoDbRequestBudget implements RequestBudget {
   private readonly client: DynamoDBClient;
   private readonly key: string;
   private readonly marginMs: number;
-  private readonly lateToleranceMs: number;
+  private readonly sendAllowanceMs: number;
   private readonly maxAttempts: number;
   private readonly maxReservedAhead: number;
   private readonly clock: Clock;
@@ -166,8 +171,10 @@ export class DynamoDbRequestBudget implements RequestBudget {
     this.tableName = options.tableName;
     this.client = options.client;
     this.key = budgetItemKey(options.apiKey);
-    this.marginMs = options.marginMs ?? 1000;
-    this.lateToleranceMs = options.lateToleranceMs ?? 250;
+    ({ marginMs: this.marginMs, sendAllowanceMs: this.sendAllowanceMs } = checkAllowance(
+      options.marginMs ?? DEFAULT_MARGIN_MS,
+      options.sendAllowanceMs ?? DEFAULT_SEND_ALLOWANCE_MS,
+    ));
     this.maxAttempts = options.maxAttempts ?? 16;
     this.maxReservedAhead = options.maxReservedAhead ?? 2;
     if (!Number.isInteger(this.maxReservedAhead) || this.maxReservedAhead < 1) {
@@ -206,23 +213,39 @@ export class DynamoDbRequestBudget implements RequestBudget {
     throw new BudgetTableError(`request budget table "${this.tableName}" accepted a write it must refuse`);
   }
 
-  async acquire(signal?: AbortSignal, options: AcquireOptions = {}): Promise<void> {
-    for (;;) {
-      if (signal?.aborted) throw new BudgetWaitAborted();
-      const slot = await this.reserve(options.notAfter, signal);
-      let send: boolean;
-      try {
-        send = await this.awaitSlot(slot, signal);
-      } finally {
-        // Used or given up: this process may reserve the next one for a caller waiting in it.
-        this.held--;
-        if (this.pending.length > 0 && !this.reserving) void this.reserveRounds();
-      }
-      if (send) return;
-    }
+  acquire(signal?: AbortSignal, options: AcquireOptions = {}): Promise<void> {
+    return sendWithinAllowance(
+      () => this.nextDue(signal, options.notAfter),
+      this.clock,
+      this.sendAllowanceMs,
+      signal,
+      options.beforeSend,
+    );
   }
 
-  /** Wait for a reserved slot: true when the caller may send now, false when it must reserve again. */
+  /** Reserve a slot and wait for it; undefined when a 429 pause came first (reserve again). */
+  private async nextDue(signal: AbortSignal | undefined, notAfter: number | undefined): Promise<DueSlot | undefined> {
+    const slot = await this.reserve(notAfter, signal);
+    let due: boolean;
+    try {
+      due = await this.awaitSlot(slot, signal);
+    } finally {
+      // Due or given up: this process may reserve the next one for a caller waiting in it.
+      this.held--;
+      if (this.pending.length > 0 && !this.reserving) void this.reserveRounds();
+    }
+    if (!due) return undefined;
+    return {
+      at: slot,
+      // The slot stays in the item: nobody else may use it (DynamoDB cannot tell a late send from none).
+      unused: (lateMs) => {
+        this.stats.abandoned++;
+        if (lateMs !== undefined) this.logger.warn('request budget slot missed, reserving again', { lateMs });
+      },
+    };
+  }
+
+  /** Wait for a reserved slot: true when it is due, false when a 429 pause came first (reserve again). */
   private async awaitSlot(slot: number, signal: AbortSignal | undefined): Promise<boolean> {
     if (this.clock.now() < slot - PAUSE_CHECK_LEAD_MS) {
       // A 429 elsewhere may pause the key while we wait: look again shortly before the slot (not at it, so that
@@ -246,13 +269,6 @@ export class DynamoDbRequestBudget implements RequestBudget {
     if (wait > 0 && (await sleepUnlessAborted(this.clock, wait, signal))) {
       this.stats.abandoned++;
       throw new BudgetWaitAborted();
-    }
-    const late = this.clock.now() - slot;
-    if (late > this.lateToleranceMs) {
-      // Sending now could put more than `rate` calls in someone's window: leave the slot unused, take a new one.
-      this.stats.abandoned++;
-      this.logger.warn('request budget slot missed, reserving again', { lateMs: late });
-      return false;
     }
     return true;
   }
