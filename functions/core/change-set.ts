@@ -125,7 +125,16 @@ export async function copyChangeSet(job: ProfileChangesJob, run: CopyRun, downlo
     claim = { record, version };
     // Another run may have copied this change set (and removed its record) between our check and our claim: asking
     // now would consume the next change set and write it over that one.
-    if (await deps.sink.exists(run.key)) {
+    let copiedMeanwhile: boolean;
+    try {
+      copiedMeanwhile = await deps.sink.exists(run.key);
+    } catch (error) {
+      // Nothing was sent, nothing consumed: the claim is released and the job retried, no loss reported.
+      throw new RequestNotSentError(`could not check the destination after claiming: ${describeError(error)}`, {
+        cause: error,
+      });
+    }
+    if (copiedMeanwhile) {
       await deps.sink.delete(stateKey).catch(() => undefined);
       claim = undefined;
       throw new AlreadyPresent();

@@ -45,3 +45,33 @@ test('on S3, of three runs that find the same stale claim exactly one takes it o
   expect(keys.filter((key) => key.startsWith('lake/_state/profile_changes_lost/'))).toHaveLength(1);
   expect(keys.filter((key) => key.startsWith('lake/_state/profile_changes/'))).toEqual([]);
 });
+
+test('a transient S3 error in the check after the claim releases the claim and retries: no loss reported (issue 18 item 3)', async () => {
+  const client = createS3Client(proxy.url);
+  const bucket = await createTestBucket(client);
+  const sink = new S3Sink(client, { bucket, prefix: 'lake' });
+  // S3 fails the existence check that follows the claim (a ListObjectsV2), on every attempt the SDK makes.
+  const failingAfterClaim = new Proxy(sink, {
+    get(target, property, receiver) {
+      if (property !== 'createText') return Reflect.get(target, property, receiver);
+      return async (...args: Parameters<S3Sink['createText']>) => {
+        const version = await target.createText(...args);
+        proxy.failNext('Other', 3);
+        return version;
+      };
+    },
+  });
+  const source = new ChangeSetSource(consumed);
+  const clock = { now: Date.now, sleep: async () => {} };
+  const first = await copyJob(changes, { source, sink: failingAfterClaim, logger: silentLogger, clock });
+  expect(first).toMatchObject({ status: 'failed', retryable: true });
+  expect(first.status === 'failed' && first.reason).not.toMatch(/lost/);
+  expect(source.sent).toBe(0);
+  const keys = await listAllKeys(client, bucket, 'lake/');
+  expect(keys.filter((key) => key.startsWith('lake/_state/'))).toEqual([]);
+
+  // The retry claims again and copies the change set.
+  const retry = await copyJob(changes, { source, sink, logger: silentLogger, clock });
+  expect(retry.status).toBe('copied');
+  expect(source.sent).toBe(1);
+});
