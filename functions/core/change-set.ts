@@ -58,6 +58,8 @@ const LEGACY_CLAIM_TTL_MS = 15 * 60_000;
  * plus saving the `Location`, so that a claim is never abandoned mid-request by its own deadline.
  */
 export const REQUEST_ALLOWANCE_MS = 45_000;
+/** A claim's holder: the random UUID this code writes (`randomUUID`). */
+const HOLDER = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Once sent, a change-set request is let run this long past a soft stop (Ctrl-C, the copier's deadline). */
 const DEFAULT_IN_FLIGHT_GRACE_MS = 1_500;
 
@@ -358,11 +360,13 @@ async function readChangeSetRecord(
   if (stored === undefined) return undefined;
   try {
     const record = JSON.parse(stored.text) as ChangeSetRecord;
+    // The holder becomes part of a marker's key: only what this code writes (absent on records before 0.2).
     const valid =
-      (record.state === 'resolved' && typeof record.location === 'string') ||
-      ((record.state === 'requesting' || record.state === 'claimed') &&
-        typeof record.claimedAt === 'string' &&
-        Number.isFinite(staleAfter(record)));
+      (record.holder === undefined || (typeof record.holder === 'string' && HOLDER.test(record.holder))) &&
+      ((record.state === 'resolved' && typeof record.location === 'string') ||
+        ((record.state === 'requesting' || record.state === 'claimed') &&
+          typeof record.claimedAt === 'string' &&
+          Number.isFinite(staleAfter(record))));
     if (valid) return { record, version: stored.version };
   } catch {
     // fall through

@@ -28,7 +28,7 @@ test('on S3, of three runs that find the same stale claim exactly one takes it o
       profileDbId: '61',
       generatedAt: changes.generatedAt,
       key: dataKey(changes),
-      holder: 'dead-holder',
+      holder: '0b5c3a4e-8f1d-4c2a-9e7b-6d5f4a3b2c1d',
       claimedAt: new Date(Date.now() - 4 * 60_000).toISOString(),
       staleAfter: new Date(Date.now() - 61_000).toISOString(),
     }),
