@@ -132,7 +132,14 @@ export class LocalyticsClient implements ExportSource {
       if (!location) {
         return failure(new ApiResponseError(`${status} without a Location header from ${path}`, path), false);
       }
-      return { status: 'ready', location: new URL(location, `${this.apiUrl}${path}`).toString() };
+      let url: URL;
+      try {
+        url = new URL(location, `${this.apiUrl}${path}`);
+      } catch {
+        // Sent and answered: the export may be consumed (a change set). The value may hold a signature: not quoted.
+        return failure(new ApiResponseError(`${status} with a Location that is not a URL from ${path}`, path), false);
+      }
+      return { status: 'ready', location: url.toString() };
     }
     if (status === 429) return { status: 'throttled', retryAfterMs: await this.throttle(response) };
     if (status === 401 || status === 403) {

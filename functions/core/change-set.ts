@@ -149,6 +149,10 @@ export async function copyChangeSet(job: ProfileChangesJob, run: CopyRun, downlo
   let outcome: ResolveOutcome;
   try {
     outcome = await deps.source.resolve(job, { signal: deps.signal, inFlightSignal: inFlight.signal, beforeSend });
+  } catch (error) {
+    // The port answers failures as values; one that throws anyway is a failure too, judged below like any other
+    // (once the claim was written: possibly consumed, reported now rather than when the claim goes stale).
+    outcome = { status: 'failed', error: error instanceof Error ? error : new Error(String(error)), retryable: false };
   } finally {
     inFlight.dispose();
   }

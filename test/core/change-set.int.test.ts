@@ -1,9 +1,13 @@
+import http from 'node:http';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { LocalyticsClient } from '../../functions/adapters/localytics-client.js';
 import { S3Sink } from '../../functions/adapters/s3-sink.js';
 import { copyJob } from '../../functions/core/copy-job.js';
 import { dataKey, type ProfileChangesJob, pendingChangeSetKey } from '../../functions/core/jobs.js';
 import { silentLogger } from '../../functions/core/ports.js';
+import { InProcessRequestBudget } from '../../functions/core/request-budget.js';
 import { ChangeSetSource, consumed } from '../support/change-set-source.js';
+import { closeServer, listenOnLoopback } from '../support/loopback-server.js';
 import { createS3Client, createTestBucket, listAllKeys, s3Endpoint } from '../support/s3.js';
 import { S3RecordingProxy } from '../support/s3-proxy.js';
 
@@ -74,4 +78,36 @@ test('a transient S3 error in the check after the claim releases the claim and r
   const retry = await copyJob(changes, { source, sink, logger: silentLogger, clock });
   expect(retry.status).toBe('copied');
   expect(source.sent).toBe(1);
+});
+
+test('a malformed Location after the request was sent is a failure that says so, and the loss is reported at once (issue 21 item 9)', async () => {
+  const client = createS3Client(proxy.url);
+  const bucket = await createTestBucket(client);
+  const sink = new S3Sink(client, { bucket, prefix: 'lake' });
+  // "Localytics" consumed the change set and answered a Location that is not a URL.
+  const api = http.createServer((request, response) => {
+    request.resume();
+    response.writeHead(302, { location: 'https://exa mple.com/set-1?X-Amz-Signature=abc' }).end();
+  });
+  const apiUrl = await listenOnLoopback(api);
+  const source = new LocalyticsClient({
+    apiUrl,
+    credentials: { apiKey: 'change-set-test-key', apiSecret: 'change-set-test-secret' },
+    budget: new InProcessRequestBudget({ ratePerMinute: 6000 }),
+  });
+  try {
+    const clock = { now: Date.now, sleep: async () => {} };
+    const outcome = await copyJob(changes, { source, sink, logger: silentLogger, clock });
+    expect(outcome).toMatchObject({ status: 'failed', retryable: false });
+    const reason = outcome.status === 'failed' ? outcome.reason : '';
+    expect(reason).toMatch(/302 with a Location that is not a URL/);
+    expect(reason).toMatch(/change set lost/);
+    expect(reason).not.toMatch(/Signature/);
+    const keys = await listAllKeys(client, bucket, 'lake/');
+    expect(keys.filter((key) => key.startsWith('lake/_state/profile_changes_lost/'))).toHaveLength(1);
+    expect(keys.filter((key) => key.startsWith('lake/_state/profile_changes/'))).toEqual([]);
+  } finally {
+    source.close();
+    await closeServer(api);
+  }
 });

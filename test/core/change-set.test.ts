@@ -172,6 +172,20 @@ describe('what a failed change-set request means (issue 10, item 2)', () => {
     expect(await sink.readText(stateKey)).toBeUndefined();
   });
 
+  test('an answer the source could not even turn into an outcome (it threw) is reported as possibly consumed at once', async () => {
+    const dir = await tempDir();
+    const sink = new LocalDirSink(dir);
+    const source = new ChangeSetSource(() => {
+      throw new TypeError('Invalid URL');
+    });
+    const outcome = await copyJob(changes, { source, sink, logger: silentLogger, clock: noWait });
+    expect(outcome).toMatchObject({ status: 'failed', retryable: false });
+    expect(outcome.status === 'failed' && outcome.reason).toMatch(/Invalid URL.*may have consumed a change set/);
+    expect(await lostMarkers(dir)).toHaveLength(1);
+    // Not left for a later run to find stale and report 3 minutes on.
+    expect(await sink.readText(stateKey)).toBeUndefined();
+  });
+
   test('a request that never left the machine (connection refused) is simply retried: no marker, no claim left', async () => {
     const dir = await tempDir();
     const sink = new LocalDirSink(dir);
