@@ -10,20 +10,14 @@ import { backoffMs } from '../core/backoff.js';
 import { type Logger, silentLogger } from '../core/ports.js';
 import { describeError } from '../core/redact.js';
 import {
-  type AcquireOptions,
   BudgetUnavailable,
   BudgetWaitAborted,
-  type Clock,
-  checkAllowance,
   checkRatePerMinute,
-  DEFAULT_MARGIN_MS,
-  DEFAULT_SEND_ALLOWANCE_MS,
   type DueSlot,
   nextSlot,
-  type RequestBudget,
-  sendWithinAllowance,
+  SlotBudget,
+  type SlotBudgetOptions,
   sleepUnlessAborted,
-  systemClock,
   untilAborted,
   WINDOW_MS,
 } from '../core/request-budget.js';
@@ -33,24 +27,17 @@ export class BudgetTableError extends Error {
   override readonly name = 'BudgetTableError';
 }
 
-export interface DynamoDbRequestBudgetOptions {
+/**
+ * `marginMs` (default 1000) must cover the send allowance (`sendAllowanceMs`, default 250), the spread of send
+ * latencies (a fresh TLS connection against a pooled one) and the clock skew between the machines sharing the budget.
+ */
+export interface DynamoDbRequestBudgetOptions extends SlotBudgetOptions {
   readonly client: DynamoDBClient;
   readonly tableName: string;
   /** The API key whose budget this is. Only a hash of it is stored. */
   readonly apiKey: string;
   /** The key's requests per minute: a whole number. */
   readonly ratePerMinute: number;
-  /**
-   * Extra width of the 60 s window, ms. It must cover a caller's send allowance (`sendAllowanceMs`), the spread of
-   * send latencies (a fresh TLS connection against a pooled one) and the clock skew between the machines that share
-   * the budget. Default 1000.
-   */
-  readonly marginMs?: number;
-  /**
-   * A request that would leave this much after its slot (a stalled event loop, a frozen container, a clock jump, a
-   * slow `beforeSend`) does not: it reserves again (see `sendWithinAllowance`). Default 250.
-   */
-  readonly sendAllowanceMs?: number;
   /**
    * Slots this process holds reserved and not yet used, at most. A process that dies loses the slots it holds (nobody
    * else may use them: the call may have been sent), so holding few keeps the key busy when containers are killed;
@@ -59,7 +46,6 @@ export interface DynamoDbRequestBudgetOptions {
   readonly maxReservedAhead?: number;
   /** Conditional writes tried for one round of reservations before callers are told to come back later. Default 16. */
   readonly maxAttempts?: number;
-  readonly clock?: Clock;
   readonly random?: () => number;
   readonly logger?: Logger;
 }
@@ -138,20 +124,17 @@ export function budgetItemKey(apiKey: string): string {
  * future: the caller sleeps until it. A caller that dies after reserving only wastes its slot.
  *
  * Sending on time matters as much: a request that would leave later than `sendAllowanceMs` after its slot reserves
- * again instead (`sendWithinAllowance`, the rule every budget shares). As long as the allowance plus latency spread
+ * again instead (`SlotBudget.acquire`, the rule every budget shares). As long as the allowance plus latency spread
  * plus clock skew stays under `marginMs`, the server never sees more than `rate` calls in a 60 s window.
  */
-export class DynamoDbRequestBudget implements RequestBudget {
+export class DynamoDbRequestBudget extends SlotBudget {
   readonly ratePerMinute: number;
   readonly tableName: string;
   readonly stats: DynamoDbBudgetStats = { reserved: 0, commits: 0, conflicts: 0, deferred: 0, abandoned: 0 };
   private readonly client: DynamoDBClient;
   private readonly key: string;
-  private readonly marginMs: number;
-  private readonly sendAllowanceMs: number;
   private readonly maxAttempts: number;
   private readonly maxReservedAhead: number;
-  private readonly clock: Clock;
   private readonly random: () => number;
   private readonly logger: Logger;
   /** Pauses this process asked for or saw (known before the shared item says so). */
@@ -167,20 +150,16 @@ export class DynamoDbRequestBudget implements RequestBudget {
   private writeLatencyMs = 0;
 
   constructor(options: DynamoDbRequestBudgetOptions) {
+    super(options);
     this.ratePerMinute = checkRatePerMinute(options.ratePerMinute);
     this.tableName = options.tableName;
     this.client = options.client;
     this.key = budgetItemKey(options.apiKey);
-    ({ marginMs: this.marginMs, sendAllowanceMs: this.sendAllowanceMs } = checkAllowance(
-      options.marginMs ?? DEFAULT_MARGIN_MS,
-      options.sendAllowanceMs ?? DEFAULT_SEND_ALLOWANCE_MS,
-    ));
     this.maxAttempts = options.maxAttempts ?? 16;
     this.maxReservedAhead = options.maxReservedAhead ?? 2;
     if (!Number.isInteger(this.maxReservedAhead) || this.maxReservedAhead < 1) {
       throw new RangeError(`maxReservedAhead must be a positive whole number, got ${this.maxReservedAhead}`);
     }
-    this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
     this.logger = options.logger ?? silentLogger;
   }
@@ -213,18 +192,7 @@ export class DynamoDbRequestBudget implements RequestBudget {
     throw new BudgetTableError(`request budget table "${this.tableName}" accepted a write it must refuse`);
   }
 
-  acquire(signal?: AbortSignal, options: AcquireOptions = {}): Promise<void> {
-    return sendWithinAllowance(
-      () => this.nextDue(signal, options.notAfter),
-      this.clock,
-      this.sendAllowanceMs,
-      signal,
-      options.beforeSend,
-    );
-  }
-
-  /** Reserve a slot and wait for it; undefined when a 429 pause came first (reserve again). */
-  private async nextDue(signal: AbortSignal | undefined, notAfter: number | undefined): Promise<DueSlot | undefined> {
+  protected async nextDue(signal: AbortSignal | undefined, notAfter: number | undefined): Promise<DueSlot | undefined> {
     const slot = await this.reserve(notAfter, signal);
     let due: boolean;
     try {

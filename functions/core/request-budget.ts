@@ -141,20 +141,7 @@ export async function untilAborted<T>(promise: Promise<T>, signal: AbortSignal |
   }
 }
 
-/** The margin and send allowance of a budget, checked: the margin must hold the allowance. */
-export function checkAllowance(
-  marginMs: number,
-  sendAllowanceMs: number,
-): { marginMs: number; sendAllowanceMs: number } {
-  if (!(sendAllowanceMs >= 0) || !(marginMs > sendAllowanceMs)) {
-    throw new RangeError(
-      `the window margin (${marginMs} ms) must be larger than the send allowance (${sendAllowanceMs} ms) it holds`,
-    );
-  }
-  return { marginMs, sendAllowanceMs };
-}
-
-/** A reserved slot whose time has come, as a budget hands it to `sendWithinAllowance`. */
+/** A reserved slot whose time has come, as a budget's `nextDue` hands it to `SlotBudget.acquire`. */
 export interface DueSlot {
   /** The slot's time, epoch ms. */
   readonly at: number;
@@ -162,75 +149,97 @@ export interface DueSlot {
   unused(lateMs?: number): void;
 }
 
-/**
- * The rule every budget keeps, and the only place it lives: a request leaves at most `sendAllowanceMs` after its
- * slot. `nextDue` reserves a slot and waits for it (undefined: reserve again, e.g. a 429 paused the budget
- * meanwhile); `beforeSend` runs once, on the first slot that comes; then a request that would leave later than the
- * allowance gives its slot up and takes a new one. Because the allowance is within the window's margin, requests that
- * leave on time keep the rate in every 60 s window at the server, whatever the caller did between slot and send.
- */
-export async function sendWithinAllowance(
-  nextDue: () => Promise<DueSlot | undefined>,
-  clock: Clock,
-  sendAllowanceMs: number,
-  signal: AbortSignal | undefined,
-  beforeSend: (() => Promise<void>) | undefined,
-): Promise<void> {
-  let prepared = beforeSend === undefined;
-  for (;;) {
-    if (signal?.aborted) throw new BudgetWaitAborted();
-    const slot = await nextDue();
-    if (!slot) continue;
-    if (!prepared) {
-      try {
-        await beforeSend?.();
-      } catch (error) {
-        slot.unused();
-        throw error;
-      }
-      prepared = true;
-    }
-    if (signal?.aborted) {
-      slot.unused();
-      throw new BudgetWaitAborted();
-    }
-    const late = clock.now() - slot.at;
-    if (late <= sendAllowanceMs) return;
-    slot.unused(late);
-  }
-}
-
-export interface InProcessRequestBudgetOptions {
-  /** Requests per minute: a whole number. */
-  readonly ratePerMinute: number;
+export interface SlotBudgetOptions {
   /** Extra width of the sliding window, ms (see `DEFAULT_MARGIN_MS`). Default 1000. */
   readonly marginMs?: number;
-  /** A request that would leave this much after its slot takes a new one (see `sendWithinAllowance`). Default 250. */
+  /** A request that would leave this much after its slot takes a new one (see `SlotBudget.acquire`). Default 250. */
   readonly sendAllowanceMs?: number;
   readonly clock?: Clock;
+}
+
+/**
+ * What every budget shares: slots reserved ahead (`nextDue`, each budget its own way), and the rule for sending on
+ * them, which lives only here.
+ */
+export abstract class SlotBudget implements RequestBudget {
+  protected readonly marginMs: number;
+  protected readonly sendAllowanceMs: number;
+  protected readonly clock: Clock;
+
+  constructor(options: SlotBudgetOptions) {
+    this.marginMs = options.marginMs ?? DEFAULT_MARGIN_MS;
+    this.sendAllowanceMs = options.sendAllowanceMs ?? DEFAULT_SEND_ALLOWANCE_MS;
+    if (!(this.sendAllowanceMs >= 0) || !(this.marginMs > this.sendAllowanceMs)) {
+      throw new RangeError(
+        `the window margin (${this.marginMs} ms) must be larger than the send allowance (${this.sendAllowanceMs} ms) it holds`,
+      );
+    }
+    this.clock = options.clock ?? systemClock;
+  }
+
+  /**
+   * The rule: a request leaves at most `sendAllowanceMs` after its slot. `beforeSend` runs once, on the first slot
+   * that comes; then a request that would leave later than the allowance gives its slot up and takes a new one.
+   * Because the allowance is within the window's margin, requests that leave on time keep the rate in every 60 s
+   * window at the server, whatever the caller did between slot and send.
+   */
+  async acquire(signal?: AbortSignal, options: AcquireOptions = {}): Promise<void> {
+    const { beforeSend } = options;
+    let prepared = beforeSend === undefined;
+    for (;;) {
+      if (signal?.aborted) throw new BudgetWaitAborted();
+      const slot = await this.nextDue(signal, options.notAfter);
+      if (!slot) continue;
+      if (!prepared) {
+        try {
+          await beforeSend?.();
+        } catch (error) {
+          slot.unused();
+          throw error;
+        }
+        prepared = true;
+      }
+      if (signal?.aborted) {
+        slot.unused();
+        throw new BudgetWaitAborted();
+      }
+      const late = this.clock.now() - slot.at;
+      if (late <= this.sendAllowanceMs) return;
+      slot.unused(late);
+    }
+  }
+
+  abstract pause(ms: number): Promise<void>;
+
+  /**
+   * Reserve the next slot and wait until it is due. Undefined: reserve again (a 429 paused the budget meanwhile).
+   * Rejects with `BudgetWaitAborted` or `BudgetUnavailable` when nothing may be sent.
+   */
+  protected abstract nextDue(
+    signal: AbortSignal | undefined,
+    notAfter: number | undefined,
+  ): Promise<DueSlot | undefined>;
+}
+
+export interface InProcessRequestBudgetOptions extends SlotBudgetOptions {
+  /** Requests per minute: a whole number. */
+  readonly ratePerMinute: number;
 }
 
 /**
  * The budget of one process. Slots are reserved synchronously, so any number of concurrent callers share it fairly,
  * first come first served. A `429` pauses the whole budget.
  */
-export class InProcessRequestBudget implements RequestBudget {
+export class InProcessRequestBudget extends SlotBudget {
   readonly ratePerMinute: number;
-  private readonly marginMs: number;
-  private readonly sendAllowanceMs: number;
-  private readonly clock: Clock;
   /** Granted slot times, oldest first; at most twice the rate kept (a released slot leaves a hole). */
   private readonly granted: number[] = [];
   private pausedUntil = 0;
   private grantedTotal = 0;
 
   constructor(options: InProcessRequestBudgetOptions) {
+    super(options);
     this.ratePerMinute = checkRatePerMinute(options.ratePerMinute);
-    ({ marginMs: this.marginMs, sendAllowanceMs: this.sendAllowanceMs } = checkAllowance(
-      options.marginMs ?? DEFAULT_MARGIN_MS,
-      options.sendAllowanceMs ?? DEFAULT_SEND_ALLOWANCE_MS,
-    ));
-    this.clock = options.clock ?? systemClock;
   }
 
   /** Requests granted so far. */
@@ -238,22 +247,11 @@ export class InProcessRequestBudget implements RequestBudget {
     return this.grantedTotal;
   }
 
-  acquire(signal?: AbortSignal, options: AcquireOptions = {}): Promise<void> {
-    return sendWithinAllowance(
-      () => this.nextDue(signal, options.notAfter),
-      this.clock,
-      this.sendAllowanceMs,
-      signal,
-      options.beforeSend,
-    );
-  }
-
   async pause(ms: number): Promise<void> {
     this.pausedUntil = Math.max(this.pausedUntil, this.clock.now() + ms);
   }
 
-  /** Reserve the next slot and wait for it; undefined when a 429 paused the budget meanwhile (reserve again). */
-  private async nextDue(signal: AbortSignal | undefined, notAfter: number | undefined): Promise<DueSlot | undefined> {
+  protected async nextDue(signal: AbortSignal | undefined, notAfter: number | undefined): Promise<DueSlot | undefined> {
     const slot = this.reserve();
     const wait = slot - this.clock.now();
     if (notAfter !== undefined && slot > notAfter) {
