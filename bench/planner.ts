@@ -11,7 +11,7 @@ import { CreateQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDbJobLedger } from '../functions/adapters/dynamodb-job-ledger.js';
 import { floorHour, HOUR_MS, hoursBetween, LOG_RETENTION_MS } from '../functions/core/hours.js';
 import { ledgerId } from '../functions/core/job-ledger.js';
-import { parseJobMessage } from '../functions/core/job-message.js';
+import { type JobMessage, parseJobMessage } from '../functions/core/job-message.js';
 import { dataKey, type LogHourJob } from '../functions/core/jobs.js';
 import { createTestTable } from '../test/support/dynamodb.js';
 import { syntheticApps } from '../test/support/synthetic-apps.js';
@@ -103,7 +103,8 @@ export async function benchPlanner(options: PlannerBenchOptions): Promise<GroupR
       const ledger = new DynamoDbJobLedger(dynalite.client, ledgerTable);
       const backfill = { ...base, ...queues, ledgerTable, prefix, apps };
       const first = await run('first', { ...backfill, task: 'exports' });
-      const queued = await queuedJobs(sqs.endpoint, queues.name);
+      const messages = await queuedMessages(sqs.endpoint, queues.name);
+      const queued = messages.map((message) => message.job as LogHourJob);
       expectOldestFirst('first backfill', queued, apps, hours, CAPACITY);
       check('first backfill', first.enqueued === CAPACITY && first.logHoursMissing === apps.length * hours.length);
 
@@ -112,7 +113,7 @@ export async function benchPlanner(options: PlannerBenchOptions): Promise<GroupR
         prefix,
         queued.map((job) => dataKey(job)),
       );
-      for (const job of queued) await ledger.release(ledgerId(job));
+      for (const message of messages) await ledger.release(ledgerId(message.job), message.ledgerClaim);
       const topup = await run('topup', { ...backfill, task: 'topup' });
       const both = await queuedJobs(sqs.endpoint, queues.name);
       // The queue still holds the first messages too (nobody deleted them): together, the oldest, each once.
@@ -173,7 +174,7 @@ async function createQueues(client: SQSClient, name: string) {
 }
 
 /** Every message of a queue, ready or delayed, from fauxqs' inspection endpoint (nothing is received). */
-async function queuedJobs(endpoint: string, queue: string): Promise<LogHourJob[]> {
+async function queuedMessages(endpoint: string, queue: string): Promise<JobMessage[]> {
   const response = await fetch(`${endpoint}/_fauxqs/queues/${queue}`);
   if (!response.ok) throw new Error(`fauxqs inspection of ${queue} answered ${response.status}`);
   const state = (await response.json()) as {
@@ -181,7 +182,11 @@ async function queuedJobs(endpoint: string, queue: string): Promise<LogHourJob[]
   };
   return Object.values(state.messages)
     .flat()
-    .map((entry) => parseJobMessage(entry.body ?? entry.message?.body ?? '').job as LogHourJob);
+    .map((entry) => parseJobMessage(entry.body ?? entry.message?.body ?? ''));
+}
+
+async function queuedJobs(endpoint: string, queue: string): Promise<LogHourJob[]> {
+  return (await queuedMessages(endpoint, queue)).map((message) => message.job as LogHourJob);
 }
 
 interface Scale {

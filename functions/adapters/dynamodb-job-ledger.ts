@@ -14,7 +14,7 @@ const BACKLOG_KEY = '#backlog';
 
 /**
  * The `JobLedger` on a DynamoDB table of this deployment (partition key `pk`, TTL attribute `expiresAt` in epoch
- * seconds). One small item per queued or parked job, plus the backlog mark. DynamoDB deletes expired items lazily
+ * seconds). One small item per queued or parked job (a queued one names its claim: `claim`), plus the backlog mark. DynamoDB deletes expired items lazily
  * (hours, sometimes days later), so every read and every claim compares `expiresAt` with the clock itself.
  */
 export class DynamoDbJobLedger implements JobLedger {
@@ -59,12 +59,12 @@ export class DynamoDbJobLedger implements JobLedger {
     return { queued, parked, backlogFrom };
   }
 
-  async claim(id: string, until: number, now: number): Promise<boolean> {
+  async claim(id: string, until: number, now: number, claimId: string): Promise<boolean> {
     try {
       await this.client.send(
         new PutItemCommand({
           TableName: this.tableName,
-          Item: item(id, 'queued', until),
+          Item: item(id, 'queued', until, claimId),
           ConditionExpression: 'attribute_not_exists(pk) OR expiresAt <= :now',
           ExpressionAttributeValues: { ':now': { N: String(toSeconds(now)) } },
         }),
@@ -76,16 +76,34 @@ export class DynamoDbJobLedger implements JobLedger {
     }
   }
 
-  async keep(id: string, until: number): Promise<void> {
-    await this.put('keep', item(id, 'queued', until));
+  async keep(id: string, until: number, claimId: string | undefined): Promise<void> {
+    await this.put('keep', item(id, 'queued', until, claimId));
   }
 
   async rest(id: string, until: number): Promise<void> {
     await this.put('rest', item(id, 'parked', until));
   }
 
-  async release(id: string): Promise<void> {
-    await this.delete('release', id);
+  async release(id: string, claimId: string | undefined): Promise<void> {
+    try {
+      await this.client.send(
+        new DeleteItemCommand({
+          TableName: this.tableName,
+          Key: { pk: { S: id } },
+          ...(claimId === undefined
+            ? { ConditionExpression: 'attribute_not_exists(#claim)', ExpressionAttributeNames: { '#claim': 'claim' } }
+            : {
+                ConditionExpression: '#claim = :claim',
+                ExpressionAttributeNames: { '#claim': 'claim' },
+                ExpressionAttributeValues: { ':claim': { S: claimId } },
+              }),
+        }),
+      );
+    } catch (error) {
+      // The entry is another claim's (a newer planner run's, or a parked job's): it stands.
+      if (error instanceof ConditionalCheckFailedException) return;
+      throw this.failure('release', error);
+    }
   }
 
   async markBacklog(from: number, until: number): Promise<void> {
@@ -118,12 +136,6 @@ export class DynamoDbJobLedger implements JobLedger {
     await this.call(operation, () => this.client.send(new PutItemCommand({ TableName: this.tableName, Item: entry })));
   }
 
-  private async delete(operation: string, id: string): Promise<void> {
-    await this.call(operation, () =>
-      this.client.send(new DeleteItemCommand({ TableName: this.tableName, Key: { pk: { S: id } } })),
-    );
-  }
-
   private async call<T>(operation: string, send: () => Promise<T>): Promise<T> {
     try {
       return await send();
@@ -138,8 +150,14 @@ export class DynamoDbJobLedger implements JobLedger {
   }
 }
 
-function item(id: string, state: 'queued' | 'parked', until: number): Record<string, AttributeValue> {
-  return { pk: { S: id }, state: { S: state }, expiresAt: { N: String(toSeconds(until)) } };
+function item(id: string, state: 'queued' | 'parked', until: number, claimId?: string): Record<string, AttributeValue> {
+  const entry: Record<string, AttributeValue> = {
+    pk: { S: id },
+    state: { S: state },
+    expiresAt: { N: String(toSeconds(until)) },
+  };
+  if (claimId !== undefined) entry.claim = { S: claimId };
+  return entry;
 }
 
 /** DynamoDB's TTL attribute holds epoch seconds; rounding up keeps an entry alive at least until `ms`. */

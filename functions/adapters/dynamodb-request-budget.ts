@@ -10,15 +10,14 @@ import { backoffMs } from '../core/backoff.js';
 import { type Logger, silentLogger } from '../core/ports.js';
 import { describeError } from '../core/redact.js';
 import {
-  type AcquireOptions,
   BudgetUnavailable,
   BudgetWaitAborted,
-  type Clock,
   checkRatePerMinute,
+  type DueSlot,
   nextSlot,
-  type RequestBudget,
+  SlotBudget,
+  type SlotBudgetOptions,
   sleepUnlessAborted,
-  systemClock,
   untilAborted,
   WINDOW_MS,
 } from '../core/request-budget.js';
@@ -28,24 +27,17 @@ export class BudgetTableError extends Error {
   override readonly name = 'BudgetTableError';
 }
 
-export interface DynamoDbRequestBudgetOptions {
+/**
+ * `marginMs` (default 1000) must cover the send allowance (`sendAllowanceMs`, default 250), the spread of send
+ * latencies (a fresh TLS connection against a pooled one) and the clock skew between the machines sharing the budget.
+ */
+export interface DynamoDbRequestBudgetOptions extends SlotBudgetOptions {
   readonly client: DynamoDBClient;
   readonly tableName: string;
   /** The API key whose budget this is. Only a hash of it is stored. */
   readonly apiKey: string;
   /** The key's requests per minute: a whole number. */
   readonly ratePerMinute: number;
-  /**
-   * Extra width of the 60 s window, ms. It must cover a caller's allowed lateness (`lateToleranceMs`), the spread of
-   * send latencies (a fresh TLS connection against a pooled one) and the clock skew between the machines that share
-   * the budget. Default 1000.
-   */
-  readonly marginMs?: number;
-  /**
-   * A caller that wakes this much after its slot (a stalled event loop, a frozen container, a clock jump) does not
-   * send: it reserves again. Default 250.
-   */
-  readonly lateToleranceMs?: number;
   /**
    * Slots this process holds reserved and not yet used, at most. A process that dies loses the slots it holds (nobody
    * else may use them: the call may have been sent), so holding few keeps the key busy when containers are killed;
@@ -54,7 +46,6 @@ export interface DynamoDbRequestBudgetOptions {
   readonly maxReservedAhead?: number;
   /** Conditional writes tried for one round of reservations before callers are told to come back later. Default 16. */
   readonly maxAttempts?: number;
-  readonly clock?: Clock;
   readonly random?: () => number;
   readonly logger?: Logger;
 }
@@ -68,7 +59,7 @@ export interface DynamoDbBudgetStats {
   conflicts: number;
   /** Acquires that found no slot before their `notAfter` (nothing reserved). */
   deferred: number;
-  /** Reserved slots not used: the caller woke too late, or a 429 pause came first. */
+  /** Reserved slots not used: the request would have left too late, a 429 pause came first, or the caller stopped. */
   abandoned: number;
 }
 
@@ -132,21 +123,18 @@ export function budgetItemKey(apiKey: string): string {
  * reservations are serialized by DynamoDB, so the slots of all callers together keep the rule. A slot may lie in the
  * future: the caller sleeps until it. A caller that dies after reserving only wastes its slot.
  *
- * Sending on time matters as much: a caller that wakes later than `lateToleranceMs` after its slot reserves again
- * instead of sending. As long as every sender's lateness plus latency spread plus clock skew stays under `marginMs`,
- * the server never sees more than `rate` calls in a 60 s window.
+ * Sending on time matters as much: a request that would leave later than `sendAllowanceMs` after its slot reserves
+ * again instead (`SlotBudget.acquire`, the rule every budget shares). As long as the allowance plus latency spread
+ * plus clock skew stays under `marginMs`, the server never sees more than `rate` calls in a 60 s window.
  */
-export class DynamoDbRequestBudget implements RequestBudget {
+export class DynamoDbRequestBudget extends SlotBudget {
   readonly ratePerMinute: number;
   readonly tableName: string;
   readonly stats: DynamoDbBudgetStats = { reserved: 0, commits: 0, conflicts: 0, deferred: 0, abandoned: 0 };
   private readonly client: DynamoDBClient;
   private readonly key: string;
-  private readonly marginMs: number;
-  private readonly lateToleranceMs: number;
   private readonly maxAttempts: number;
   private readonly maxReservedAhead: number;
-  private readonly clock: Clock;
   private readonly random: () => number;
   private readonly logger: Logger;
   /** Pauses this process asked for or saw (known before the shared item says so). */
@@ -162,18 +150,16 @@ export class DynamoDbRequestBudget implements RequestBudget {
   private writeLatencyMs = 0;
 
   constructor(options: DynamoDbRequestBudgetOptions) {
+    super(options);
     this.ratePerMinute = checkRatePerMinute(options.ratePerMinute);
     this.tableName = options.tableName;
     this.client = options.client;
     this.key = budgetItemKey(options.apiKey);
-    this.marginMs = options.marginMs ?? 1000;
-    this.lateToleranceMs = options.lateToleranceMs ?? 250;
     this.maxAttempts = options.maxAttempts ?? 16;
     this.maxReservedAhead = options.maxReservedAhead ?? 2;
     if (!Number.isInteger(this.maxReservedAhead) || this.maxReservedAhead < 1) {
       throw new RangeError(`maxReservedAhead must be a positive whole number, got ${this.maxReservedAhead}`);
     }
-    this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
     this.logger = options.logger ?? silentLogger;
   }
@@ -206,23 +192,28 @@ export class DynamoDbRequestBudget implements RequestBudget {
     throw new BudgetTableError(`request budget table "${this.tableName}" accepted a write it must refuse`);
   }
 
-  async acquire(signal?: AbortSignal, options: AcquireOptions = {}): Promise<void> {
-    for (;;) {
-      if (signal?.aborted) throw new BudgetWaitAborted();
-      const slot = await this.reserve(options.notAfter, signal);
-      let send: boolean;
-      try {
-        send = await this.awaitSlot(slot, signal);
-      } finally {
-        // Used or given up: this process may reserve the next one for a caller waiting in it.
-        this.held--;
-        if (this.pending.length > 0 && !this.reserving) void this.reserveRounds();
-      }
-      if (send) return;
+  protected async nextDue(signal: AbortSignal | undefined, notAfter: number | undefined): Promise<DueSlot | undefined> {
+    const slot = await this.reserve(notAfter, signal);
+    let due: boolean;
+    try {
+      due = await this.awaitSlot(slot, signal);
+    } finally {
+      // Due or given up: this process may reserve the next one for a caller waiting in it.
+      this.held--;
+      if (this.pending.length > 0 && !this.reserving) void this.reserveRounds();
     }
+    if (!due) return undefined;
+    return {
+      at: slot,
+      // The slot stays in the item: nobody else may use it (DynamoDB cannot tell a late send from none).
+      unused: (lateMs) => {
+        this.stats.abandoned++;
+        if (lateMs !== undefined) this.logger.warn('request budget slot missed, reserving again', { lateMs });
+      },
+    };
   }
 
-  /** Wait for a reserved slot: true when the caller may send now, false when it must reserve again. */
+  /** Wait for a reserved slot: true when it is due, false when a 429 pause came first (reserve again). */
   private async awaitSlot(slot: number, signal: AbortSignal | undefined): Promise<boolean> {
     if (this.clock.now() < slot - PAUSE_CHECK_LEAD_MS) {
       // A 429 elsewhere may pause the key while we wait: look again shortly before the slot (not at it, so that
@@ -246,13 +237,6 @@ export class DynamoDbRequestBudget implements RequestBudget {
     if (wait > 0 && (await sleepUnlessAborted(this.clock, wait, signal))) {
       this.stats.abandoned++;
       throw new BudgetWaitAborted();
-    }
-    const late = this.clock.now() - slot;
-    if (late > this.lateToleranceMs) {
-      // Sending now could put more than `rate` calls in someone's window: leave the slot unused, take a new one.
-      this.stats.abandoned++;
-      this.logger.warn('request budget slot missed, reserving again', { lateMs: late });
-      return false;
     }
     return true;
   }

@@ -25,7 +25,7 @@ import type {
   ResolveOutcome,
 } from '../core/ports.js';
 import { describeError, redactUrl, registerSecret } from '../core/redact.js';
-import { budgetRetryAfterMs, type Clock, type RequestBudget, systemClock } from '../core/request-budget.js';
+import { budgetRetryAfterMs, type RequestBudget } from '../core/request-budget.js';
 import '../core/schema.js';
 import { sleep } from '../core/sleep.js';
 import { assertAllowedLocation, type LocationPolicy } from './location-policy.js';
@@ -63,15 +63,7 @@ export interface LocalyticsClientOptions {
   readonly downloadIdleTimeoutMs?: number;
   readonly locationPolicy?: Partial<LocationPolicy>;
   readonly random?: () => number;
-  /** The budget's clock (tests: virtual time), to tell how long a `beforeSend` held a slot. */
-  readonly clock?: Clock;
 }
-
-/**
- * A `beforeSend` (the change-set claim: a few S3 calls) that holds a slot longer than this sends on a new slot: the
- * budget's margin (1 s) covers a send up to its late-wake tolerance (250 ms) plus this, not an S3 call that hangs.
- */
-const BEFORE_SEND_SLACK_MS = 500;
 
 export interface ClientStats {
   apiRequests: number;
@@ -89,7 +81,6 @@ export class LocalyticsClient implements ExportSource {
   private readonly downloadIdleTimeoutMs: number;
   private readonly policy: LocationPolicy;
   private readonly random: () => number;
-  private readonly clock: Clock;
   private consecutiveThrottles = 0;
   private readonly httpAgent = new http.Agent({ keepAlive: true });
   private readonly httpsAgent = new https.Agent({ keepAlive: true });
@@ -110,7 +101,6 @@ export class LocalyticsClient implements ExportSource {
       allowAnyHost: options.locationPolicy?.allowAnyHost ?? false,
     };
     this.random = options.random ?? Math.random;
-    this.clock = options.clock ?? systemClock;
   }
 
   listAudiences(options: ListOptions = {}): Promise<ExportListing[]> {
@@ -142,7 +132,14 @@ export class LocalyticsClient implements ExportSource {
       if (!location) {
         return failure(new ApiResponseError(`${status} without a Location header from ${path}`, path), false);
       }
-      return { status: 'ready', location: new URL(location, `${this.apiUrl}${path}`).toString() };
+      let url: URL;
+      try {
+        url = new URL(location, `${this.apiUrl}${path}`);
+      } catch {
+        // Sent and answered: the export may be consumed (a change set). The value may hold a signature: not quoted.
+        return failure(new ApiResponseError(`${status} with a Location that is not a URL from ${path}`, path), false);
+      }
+      return { status: 'ready', location: url.toString() };
     }
     if (status === 429) return { status: 'throttled', retryAfterMs: await this.throttle(response) };
     if (status === 401 || status === 403) {
@@ -308,29 +305,31 @@ export class LocalyticsClient implements ExportSource {
    * an error thrown by `beforeSend` is passed through as it is (nothing was sent).
    */
   private async request(path: string, options: ResolveOptions = {}): Promise<Response> {
+    // The budget runs `beforeSend` once the slot is due and decides whether the request may still leave on it.
+    let refusal: { error: unknown } | undefined;
+    const { beforeSend } = options;
     try {
-      await this.budget.acquire(options.signal);
+      await this.budget.acquire(options.signal, {
+        beforeSend:
+          beforeSend &&
+          (async () => {
+            try {
+              await beforeSend();
+            } catch (error) {
+              refusal = { error };
+              throw error;
+            }
+          }),
+      });
     } catch (error) {
+      if (refusal) throw refusal.error;
       throw new RequestNotSentError(describeError(error), { cause: error });
     }
     if (options.signal?.aborted) throw new RequestNotSentError(`request to ${path} not sent: stopped`);
-    if (options.beforeSend) {
-      const slotTakenAt = this.clock.now();
-      await options.beforeSend();
-      // Stopped while beforeSend ran: still nothing sent.
-      if (options.signal?.aborted) throw new RequestNotSentError(`request to ${path} not sent: stopped`);
-      if (this.clock.now() - slotTakenAt > BEFORE_SEND_SLACK_MS) {
-        // Sent now, the request could be late enough to put more than the rate in someone's window: a new slot.
-        try {
-          await this.budget.acquire(options.signal);
-        } catch (error) {
-          throw new RequestNotSentError(describeError(error), { cause: error });
-        }
-        if (options.signal?.aborted) throw new RequestNotSentError(`request to ${path} not sent: stopped`);
-      }
-    }
-    this.stats.apiRequests++;
     const inFlight = options.inFlightSignal ?? options.signal;
+    // A late slot's new wait may outlast what the holder of a change-set claim may do: then nothing is sent.
+    if (inFlight?.aborted) throw new RequestNotSentError(`request to ${path} not sent: stopped`);
+    this.stats.apiRequests++;
     const timeout = AbortSignal.timeout(this.requestTimeoutMs);
     try {
       return await fetch(`${this.apiUrl}${path}`, {

@@ -3,6 +3,7 @@ import type { JobLedger, LedgerSnapshot } from '../core/job-ledger.js';
 interface Entry {
   readonly state: 'queued' | 'parked';
   readonly until: number;
+  readonly claimId?: string;
 }
 
 /** The `JobLedger` in one process's memory (tests, and one-process runs that have a queue of their own). */
@@ -22,23 +23,23 @@ export class MemoryJobLedger implements JobLedger {
     return { queued, parked, backlogFrom };
   }
 
-  async claim(id: string, until: number, now: number): Promise<boolean> {
+  async claim(id: string, until: number, now: number, claimId: string): Promise<boolean> {
     const entry = this.entries.get(id);
     if (entry && entry.until > now) return false;
-    this.entries.set(id, { state: 'queued', until });
+    this.entries.set(id, { state: 'queued', until, claimId });
     return true;
   }
 
-  async keep(id: string, until: number): Promise<void> {
-    this.entries.set(id, { state: 'queued', until });
+  async keep(id: string, until: number, claimId: string | undefined): Promise<void> {
+    this.entries.set(id, { state: 'queued', until, claimId });
   }
 
   async rest(id: string, until: number): Promise<void> {
     this.entries.set(id, { state: 'parked', until });
   }
 
-  async release(id: string): Promise<void> {
-    this.entries.delete(id);
+  async release(id: string, claimId: string | undefined): Promise<void> {
+    if (this.entries.get(id)?.claimId === claimId) this.entries.delete(id);
   }
 
   async markBacklog(from: number, until: number): Promise<void> {

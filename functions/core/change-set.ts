@@ -58,6 +58,8 @@ const LEGACY_CLAIM_TTL_MS = 15 * 60_000;
  * plus saving the `Location`, so that a claim is never abandoned mid-request by its own deadline.
  */
 export const REQUEST_ALLOWANCE_MS = 45_000;
+/** A claim's holder: the random UUID this code writes (`randomUUID`). */
+const HOLDER = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Once sent, a change-set request is let run this long past a soft stop (Ctrl-C, the copier's deadline). */
 const DEFAULT_IN_FLIGHT_GRACE_MS = 1_500;
 
@@ -125,7 +127,16 @@ export async function copyChangeSet(job: ProfileChangesJob, run: CopyRun, downlo
     claim = { record, version };
     // Another run may have copied this change set (and removed its record) between our check and our claim: asking
     // now would consume the next change set and write it over that one.
-    if (await deps.sink.exists(run.key)) {
+    let copiedMeanwhile: boolean;
+    try {
+      copiedMeanwhile = await deps.sink.exists(run.key);
+    } catch (error) {
+      // Nothing was sent, nothing consumed: the claim is released and the job retried, no loss reported.
+      throw new RequestNotSentError(`could not check the destination after claiming: ${describeError(error)}`, {
+        cause: error,
+      });
+    }
+    if (copiedMeanwhile) {
       await deps.sink.delete(stateKey).catch(() => undefined);
       claim = undefined;
       throw new AlreadyPresent();
@@ -138,6 +149,10 @@ export async function copyChangeSet(job: ProfileChangesJob, run: CopyRun, downlo
   let outcome: ResolveOutcome;
   try {
     outcome = await deps.source.resolve(job, { signal: deps.signal, inFlightSignal: inFlight.signal, beforeSend });
+  } catch (error) {
+    // The port answers failures as values; one that throws anyway is a failure too, judged below like any other
+    // (once the claim was written: possibly consumed, reported now rather than when the claim goes stale).
+    outcome = { status: 'failed', error: error instanceof Error ? error : new Error(String(error)), retryable: false };
   } finally {
     inFlight.dispose();
   }
@@ -349,11 +364,13 @@ async function readChangeSetRecord(
   if (stored === undefined) return undefined;
   try {
     const record = JSON.parse(stored.text) as ChangeSetRecord;
+    // The holder becomes part of a marker's key: only what this code writes (absent on records before 0.2).
     const valid =
-      (record.state === 'resolved' && typeof record.location === 'string') ||
-      ((record.state === 'requesting' || record.state === 'claimed') &&
-        typeof record.claimedAt === 'string' &&
-        Number.isFinite(staleAfter(record)));
+      (record.holder === undefined || (typeof record.holder === 'string' && HOLDER.test(record.holder))) &&
+      ((record.state === 'resolved' && typeof record.location === 'string') ||
+        ((record.state === 'requesting' || record.state === 'claimed') &&
+          typeof record.claimedAt === 'string' &&
+          Number.isFinite(staleAfter(record))));
     if (valid) return { record, version: stored.version };
   } catch {
     // fall through

@@ -1,4 +1,5 @@
 import { HOUR_MS } from './hours.js';
+import type { JobMessage } from './job-message.js';
 import { jobId, type SyncJob } from './jobs.js';
 import type { ProcessResult } from './process-job.js';
 
@@ -14,14 +15,24 @@ export interface JobLedger {
   readonly location: string;
   /** The live entries (expired ones excluded), read once at the start of a planner run. */
   read(now: number): Promise<LedgerSnapshot>;
-  /** Record a job as queued until `until`, unless a live entry for it exists: false then (someone else has it). */
-  claim(id: string, until: number, now: number): Promise<boolean>;
-  /** The job is still queued (handed back with a delay): keep its entry until `until`. */
-  keep(id: string, until: number): Promise<void>;
+  /**
+   * Record a job as queued until `until` under `claimId` (the planner run's, carried by the job's message), unless a
+   * live entry for it exists: false then (someone else has it).
+   */
+  claim(id: string, until: number, now: number, claimId: string): Promise<boolean>;
+  /**
+   * The job is still queued (handed back with a delay): keep its entry until `until`, under the claim of the message
+   * that waits again (undefined: a message sent before claims had ids).
+   */
+  keep(id: string, until: number, claimId: string | undefined): Promise<void>;
   /** The job was parked: planning leaves it alone until `until`. */
   rest(id: string, until: number): Promise<void>;
-  /** Forget a job: it ended (copied, present, left to the next planning), or its message could not be sent. */
-  release(id: string): Promise<void>;
+  /**
+   * Forget a job: it ended (copied, present, left to the next planning), or its message could not be sent. Only the
+   * entry of `claimId` goes (undefined: only one written without a claim): a stale duplicate of an older message
+   * must not remove a newer claim, or the next planner run would send the job again.
+   */
+  release(id: string, claimId: string | undefined): Promise<void>;
   /** Planning left missing log hours from `from` on for later runs (until `until`, when it forgets it). */
   markBacklog(from: number, until: number): Promise<void>;
   /** Forget the backlog mark if it still says `from` (a newer mark by another run stands). */
@@ -59,19 +70,20 @@ export function ledgerId(job: SyncJob): string {
  */
 export async function settleLedgerEntry(
   ledger: JobLedger,
-  job: SyncJob,
+  message: Pick<JobMessage, 'job' | 'ledgerClaim'>,
   result: ProcessResult,
   now: number,
 ): Promise<void> {
-  const id = ledgerId(job);
+  const id = ledgerId(message.job);
+  const claimId = message.ledgerClaim;
   switch (result.action) {
     case 'done':
     case 'left_for_planner':
-      return ledger.release(id);
+      return ledger.release(id, claimId);
     case 'requeued':
-      return ledger.keep(id, now + result.delaySeconds * 1000 + QUEUED_ENTRY_TTL_MS);
+      return ledger.keep(id, now + result.delaySeconds * 1000 + QUEUED_ENTRY_TTL_MS, claimId);
     case 'retry':
-      return ledger.keep(id, now + result.visibilitySeconds * 1000 + QUEUED_ENTRY_TTL_MS);
+      return ledger.keep(id, now + result.visibilitySeconds * 1000 + QUEUED_ENTRY_TTL_MS, claimId);
     case 'parked':
       return ledger.rest(id, now + PARKED_ENTRY_TTL_MS);
   }

@@ -13,6 +13,8 @@ export interface JobMessage {
   readonly plannedAt: string;
   /** Times a copier ran out of time on this job and handed it back. */
   readonly interruptions?: number;
+  /** The job ledger claim it was sent under (absent before 0.2): only it may release the job's entry. */
+  readonly ledgerClaim?: string;
 }
 
 const positiveId = z.string().check(z.refine(isPositiveIntegerId, 'must be a positive integer'));
@@ -41,14 +43,16 @@ const messageSchema = z.object({
   requeues: z.int().check(z.nonnegative()),
   plannedAt: z.string(),
   interruptions: z.optional(z.int().check(z.nonnegative())),
+  ledgerClaim: z.optional(z.string().check(z.minLength(1), z.maxLength(100))),
 });
 
 export class MalformedMessageError extends Error {
   override readonly name = 'MalformedMessageError';
 }
 
-export function newJobMessage(job: SyncJob, now: number): JobMessage {
-  return { v: 1, job, requeues: 0, plannedAt: new Date(now).toISOString() };
+export function newJobMessage(job: SyncJob, now: number, ledgerClaim?: string): JobMessage {
+  const message: JobMessage = { v: 1, job, requeues: 0, plannedAt: new Date(now).toISOString() };
+  return ledgerClaim === undefined ? message : { ...message, ledgerClaim };
 }
 
 export function serializeJobMessage(message: JobMessage): string {

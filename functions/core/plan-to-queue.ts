@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { EnqueueError } from './errors.js';
 import { DAY_MS, floorHour, HOUR_MS, LOG_RETENTION_MS, parseHour } from './hours.js';
 import type { Dataset } from './identifiers.js';
@@ -153,6 +154,8 @@ export async function planToQueue(
   const secondsPerRequest = 60 / settings.requestsPerMinute;
   // Released after the work already queued: each message's delay is its place in line at the key's pace, less a
   // little so that the copiers are already waiting when its turn comes.
+  // This run's claims in the ledger: only a message it sent (or this run) may release them.
+  const claimId = randomUUID();
   let position = snapshot.queued.size;
   let enqueued = 0;
   let next = 0;
@@ -163,7 +166,7 @@ export async function planToQueue(
       break;
     }
     const batch = selected.slice(next, next + SEND_BATCH);
-    const claimed = await claimAll(deps.ledger, batch, now);
+    const claimed = await claimAll(deps.ledger, batch, now, claimId);
     alreadyQueued += batch.length - claimed.length;
     if (claimed.length === 0) continue;
     const delaySeconds = Math.min(
@@ -172,14 +175,14 @@ export async function planToQueue(
     );
     try {
       await deps.queue.enqueue(
-        claimed.map((job) => newJobMessage(job, now)),
+        claimed.map((job) => newJobMessage(job, now, claimId)),
         { delaySeconds },
       );
     } catch (error) {
       // Unsent jobs must not stay claimed: the next run sends them. When the queue says which were refused, only
       // those are released (the others are queued); otherwise all, and at worst one is sent twice, never lost.
       const unsent = error instanceof EnqueueError ? error.unsent.map((message) => message.job as SyncJob) : claimed;
-      await Promise.allSettled(unsent.map((job) => deps.ledger.release(ledgerId(job))));
+      await Promise.allSettled(unsent.map((job) => deps.ledger.release(ledgerId(job), claimId)));
       throw error;
     }
     position += claimed.length;
@@ -247,15 +250,20 @@ function indexLedger(snapshot: LedgerSnapshot): (job: SyncJob) => 'queued' | 'pa
 }
 
 /** Claim a batch in the ledger at once; the jobs someone else already holds are dropped. */
-async function claimAll(ledger: JobLedger, batch: readonly SyncJob[], now: number): Promise<SyncJob[]> {
+async function claimAll(
+  ledger: JobLedger,
+  batch: readonly SyncJob[],
+  now: number,
+  claimId: string,
+): Promise<SyncJob[]> {
   const results = await Promise.allSettled(
-    batch.map((job) => ledger.claim(ledgerId(job), now + QUEUED_ENTRY_TTL_MS, now)),
+    batch.map((job) => ledger.claim(ledgerId(job), now + QUEUED_ENTRY_TTL_MS, now, claimId)),
   );
   const failure = results.find((result) => result.status === 'rejected');
   if (failure) {
     // Nothing of a failing batch is sent: undo the claims that did succeed.
     await Promise.allSettled(
-      batch.filter((_, index) => isClaimed(results[index])).map((job) => ledger.release(ledgerId(job))),
+      batch.filter((_, index) => isClaimed(results[index])).map((job) => ledger.release(ledgerId(job), claimId)),
     );
     throw failure.reason;
   }

@@ -26,13 +26,20 @@ export interface AcquireOptions {
    * and the copy need). No later slot is reserved: `acquire` rejects with `BudgetUnavailable` at once instead.
    */
   readonly notAfter?: number;
+  /**
+   * Work that must happen once the slot is due and before the request leaves (the change-set claim: a few S3 calls).
+   * The budget runs it once, then applies its send allowance to the time it took: a request it made too late takes a
+   * new slot. An error it throws rejects `acquire` as it is (nothing was sent).
+   */
+  readonly beforeSend?: () => Promise<void>;
 }
 
 /** The port: one slot per API request. */
 export interface RequestBudget {
   /**
-   * Resolves when the caller may send one request. Rejects with `BudgetWaitAborted` when `signal` aborts first and
-   * with `BudgetUnavailable` when no slot is free by `options.notAfter`; either way nothing may be sent.
+   * Resolves when the caller may send one request: it must send at once (no `await` in between). Rejects with
+   * `BudgetWaitAborted` when `signal` aborts first and with `BudgetUnavailable` when no slot is free by
+   * `options.notAfter`; either way nothing may be sent.
    */
   acquire(signal?: AbortSignal, options?: AcquireOptions): Promise<void>;
   /** Stop granting slots until `ms` from now (a 429 answer), for every caller sharing the budget. Never rejects. */
@@ -40,6 +47,16 @@ export interface RequestBudget {
 }
 
 export const WINDOW_MS = 60_000;
+/**
+ * How long after its slot a request may still leave, ms: a later one (a stalled or frozen process, a clock jump, a
+ * slow `beforeSend`) takes a new slot instead. The margin must hold it.
+ */
+export const DEFAULT_SEND_ALLOWANCE_MS = 250;
+/**
+ * Extra width of the 60 s window, ms: the send allowance, plus the spread of send latencies (a fresh TLS connection
+ * against a pooled one) and the clock skew between the machines that share a budget.
+ */
+export const DEFAULT_MARGIN_MS = 1_000;
 
 /** A budget table as users name it: a DynamoDB table name, or a table ARN (a table in another region). */
 export const BUDGET_TABLE_REFERENCE =
@@ -124,31 +141,105 @@ export async function untilAborted<T>(promise: Promise<T>, signal: AbortSignal |
   }
 }
 
-export interface InProcessRequestBudgetOptions {
+/** A reserved slot whose time has come, as a budget's `nextDue` hands it to `SlotBudget.acquire`. */
+export interface DueSlot {
+  /** The slot's time, epoch ms. */
+  readonly at: number;
+  /** No request leaves on this slot (it would be late, the caller stopped, or `beforeSend` failed). */
+  unused(lateMs?: number): void;
+}
+
+export interface SlotBudgetOptions {
+  /** Extra width of the sliding window, ms (see `DEFAULT_MARGIN_MS`). Default 1000. */
+  readonly marginMs?: number;
+  /** A request that would leave this much after its slot takes a new one (see `SlotBudget.acquire`). Default 250. */
+  readonly sendAllowanceMs?: number;
+  readonly clock?: Clock;
+}
+
+/**
+ * What every budget shares: slots reserved ahead (`nextDue`, each budget its own way), and the rule for sending on
+ * them, which lives only here.
+ */
+export abstract class SlotBudget implements RequestBudget {
+  protected readonly marginMs: number;
+  protected readonly sendAllowanceMs: number;
+  protected readonly clock: Clock;
+
+  constructor(options: SlotBudgetOptions) {
+    this.marginMs = options.marginMs ?? DEFAULT_MARGIN_MS;
+    this.sendAllowanceMs = options.sendAllowanceMs ?? DEFAULT_SEND_ALLOWANCE_MS;
+    if (!(this.sendAllowanceMs >= 0) || !(this.marginMs > this.sendAllowanceMs)) {
+      throw new RangeError(
+        `the window margin (${this.marginMs} ms) must be larger than the send allowance (${this.sendAllowanceMs} ms) it holds`,
+      );
+    }
+    this.clock = options.clock ?? systemClock;
+  }
+
+  /**
+   * The rule: a request leaves at most `sendAllowanceMs` after its slot. `beforeSend` runs once, on the first slot
+   * that comes; then a request that would leave later than the allowance gives its slot up and takes a new one.
+   * Because the allowance is within the window's margin, requests that leave on time keep the rate in every 60 s
+   * window at the server, whatever the caller did between slot and send.
+   */
+  async acquire(signal?: AbortSignal, options: AcquireOptions = {}): Promise<void> {
+    const { beforeSend } = options;
+    let prepared = beforeSend === undefined;
+    for (;;) {
+      if (signal?.aborted) throw new BudgetWaitAborted();
+      const slot = await this.nextDue(signal, options.notAfter);
+      if (!slot) continue;
+      if (!prepared) {
+        try {
+          await beforeSend?.();
+        } catch (error) {
+          slot.unused();
+          throw error;
+        }
+        prepared = true;
+      }
+      if (signal?.aborted) {
+        slot.unused();
+        throw new BudgetWaitAborted();
+      }
+      const late = this.clock.now() - slot.at;
+      if (late <= this.sendAllowanceMs) return;
+      slot.unused(late);
+    }
+  }
+
+  abstract pause(ms: number): Promise<void>;
+
+  /**
+   * Reserve the next slot and wait until it is due. Undefined: reserve again (a 429 paused the budget meanwhile).
+   * Rejects with `BudgetWaitAborted` or `BudgetUnavailable` when nothing may be sent.
+   */
+  protected abstract nextDue(
+    signal: AbortSignal | undefined,
+    notAfter: number | undefined,
+  ): Promise<DueSlot | undefined>;
+}
+
+export interface InProcessRequestBudgetOptions extends SlotBudgetOptions {
   /** Requests per minute: a whole number. */
   readonly ratePerMinute: number;
-  /** Extra width of the sliding window, ms: covers jitter between our clock and the server's. Default 250. */
-  readonly marginMs?: number;
-  readonly clock?: Clock;
 }
 
 /**
  * The budget of one process. Slots are reserved synchronously, so any number of concurrent callers share it fairly,
  * first come first served. A `429` pauses the whole budget.
  */
-export class InProcessRequestBudget implements RequestBudget {
+export class InProcessRequestBudget extends SlotBudget {
   readonly ratePerMinute: number;
-  private readonly marginMs: number;
-  private readonly clock: Clock;
   /** Granted slot times, oldest first; at most twice the rate kept (a released slot leaves a hole). */
   private readonly granted: number[] = [];
   private pausedUntil = 0;
   private grantedTotal = 0;
 
   constructor(options: InProcessRequestBudgetOptions) {
+    super(options);
     this.ratePerMinute = checkRatePerMinute(options.ratePerMinute);
-    this.marginMs = options.marginMs ?? 250;
-    this.clock = options.clock ?? systemClock;
   }
 
   /** Requests granted so far. */
@@ -156,33 +247,28 @@ export class InProcessRequestBudget implements RequestBudget {
     return this.grantedTotal;
   }
 
-  async acquire(signal?: AbortSignal, options: AcquireOptions = {}): Promise<void> {
-    for (;;) {
-      if (signal?.aborted) throw new BudgetWaitAborted();
-      const slot = this.reserve();
-      const wait = slot - this.clock.now();
-      if (options.notAfter !== undefined && slot > options.notAfter) {
-        this.release(slot);
-        throw new BudgetUnavailable(wait);
-      }
-      if (wait > 0) {
-        const aborted = await sleepUnlessAborted(this.clock, wait, signal);
-        if (aborted) {
-          this.release(slot);
-          throw new BudgetWaitAborted();
-        }
-      }
-      // A 429 may have paused the budget while we slept: give the slot back and queue again.
-      if (this.pausedUntil > slot) {
-        this.release(slot);
-        continue;
-      }
-      return;
-    }
-  }
-
   async pause(ms: number): Promise<void> {
     this.pausedUntil = Math.max(this.pausedUntil, this.clock.now() + ms);
+  }
+
+  protected async nextDue(signal: AbortSignal | undefined, notAfter: number | undefined): Promise<DueSlot | undefined> {
+    const slot = this.reserve();
+    const wait = slot - this.clock.now();
+    if (notAfter !== undefined && slot > notAfter) {
+      this.release(slot);
+      throw new BudgetUnavailable(wait);
+    }
+    if (wait > 0 && (await sleepUnlessAborted(this.clock, wait, signal))) {
+      this.release(slot);
+      throw new BudgetWaitAborted();
+    }
+    // A 429 may have paused the budget while we slept: give the slot back and queue again.
+    if (this.pausedUntil > slot) {
+      this.release(slot);
+      return undefined;
+    }
+    // Not used after all (late, stopped): nobody was sent on it, so it is free again.
+    return { at: slot, unused: () => this.release(slot) };
   }
 
   private reserve(): number {

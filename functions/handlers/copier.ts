@@ -2,8 +2,8 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { floorHour, HOUR_MS } from '../core/hours.js';
 import { settleLedgerEntry } from '../core/job-ledger.js';
-import { parseJobMessage } from '../core/job-message.js';
-import { dataKey, type SyncJob } from '../core/jobs.js';
+import { type JobMessage, parseJobMessage } from '../core/job-message.js';
+import { dataKey } from '../core/jobs.js';
 import { processJobMessage } from '../core/process-job.js';
 import { describeError } from '../core/redact.js';
 import { type Runtime, runtime } from './runtime.js';
@@ -61,7 +61,7 @@ export function createCopierHandler(getRuntime: () => Runtime) {
         },
       );
       recordJob(rt.metrics, result, Date.now() - started);
-      const settled = jobOf(record.body);
+      const settled = messageOf(record.body);
       if (settled) {
         // Every ledger entry expires on its own: a failed update delays a replan at worst, so it fails no job.
         await settleLedgerEntry(rt.ledger, settled, result, Date.now()).catch((error: unknown) =>
@@ -92,16 +92,16 @@ function nextHourlyWindowStart(config: { logLagHours: number; lookbackHours: num
   return floorHour(now + HOUR_MS - config.logLagHours * HOUR_MS) - config.lookbackHours * HOUR_MS;
 }
 
-function jobOf(body: string): SyncJob | undefined {
+function messageOf(body: string): JobMessage | undefined {
   try {
-    return parseJobMessage(body).job;
+    return parseJobMessage(body);
   } catch {
     return undefined;
   }
 }
 
 function jobKeyOf(body: string): string | undefined {
-  const job = jobOf(body);
+  const job = messageOf(body)?.job;
   return job && dataKey(job);
 }
 

@@ -117,7 +117,7 @@ export class InvocationBudget implements RequestBudget {
   acquire(signal?: AbortSignal, options: AcquireOptions = {}): Promise<void> {
     const notAfter =
       options.notAfter ?? (this.deadlineAt === undefined ? undefined : budgetNotAfter(Date.now(), this.deadlineAt));
-    return this.shared.acquire(signal, { notAfter });
+    return this.shared.acquire(signal, { ...options, notAfter });
   }
 
   pause(ms: number): Promise<void> {

@@ -33,13 +33,16 @@ async function lostMarkers(dir: string): Promise<string[]> {
   );
 }
 
+/** The holder of a claim another run left: a random UUID, as this code writes. */
+const deadHolder = '0b5c3a4e-8f1d-4c2a-9e7b-6d5f4a3b2c1d';
+
 function claimRecord(overrides: Record<string, unknown>) {
   return JSON.stringify({
     state: 'requesting',
     profileDbId: '60',
     generatedAt: changes.generatedAt,
     key: dataKey(changes),
-    holder: 'dead-holder',
+    holder: deadHolder,
     claimedAt: new Date(Date.now() - 4 * 60_000).toISOString(),
     // Past, by more than the tolerated clock skew between two machines (a minute).
     staleAfter: new Date(Date.now() - 61_000).toISOString(),
@@ -166,6 +169,20 @@ describe('what a failed change-set request means (issue 10, item 2)', () => {
     expect(outcome).toMatchObject({ status: 'failed', retryable: false });
     expect(outcome.status === 'failed' && outcome.reason).toMatch(/may have consumed a change set/);
     expect(await lostMarkers(dir)).toHaveLength(1);
+    expect(await sink.readText(stateKey)).toBeUndefined();
+  });
+
+  test('an answer the source could not even turn into an outcome (it threw) is reported as possibly consumed at once', async () => {
+    const dir = await tempDir();
+    const sink = new LocalDirSink(dir);
+    const source = new ChangeSetSource(() => {
+      throw new TypeError('Invalid URL');
+    });
+    const outcome = await copyJob(changes, { source, sink, logger: silentLogger, clock: noWait });
+    expect(outcome).toMatchObject({ status: 'failed', retryable: false });
+    expect(outcome.status === 'failed' && outcome.reason).toMatch(/Invalid URL.*may have consumed a change set/);
+    expect(await lostMarkers(dir)).toHaveLength(1);
+    // Not left for a later run to find stale and report 3 minutes on.
     expect(await sink.readText(stateKey)).toBeUndefined();
   });
 
@@ -317,5 +334,37 @@ describe('the Location of a consumed change set', () => {
     expect(outcome.status).toBe('present');
     expect(source.sent).toBe(0);
     expect(await real.readText(stateKey)).toBeUndefined();
+  });
+});
+
+describe('a claim record is input from storage (issue 21 item 6)', () => {
+  test('a holder that is not the id this code writes is refused: no marker is written outside its folder, nothing is sent', async () => {
+    const dir = await tempDir();
+    const sink = new LocalDirSink(dir);
+    const seen = '{"exports":{}}';
+    await sink.writeText('_state/exports_seen.json', seen);
+    // Its lost marker would have been `_state/profile_changes_lost/<db>/<time>./../../../exports_seen.json`.
+    await sink.writeText(stateKey, claimRecord({ holder: '/../../../exports_seen' }));
+    const source = new ChangeSetSource(consumed);
+    const outcome = await copyJob(changes, { source, sink, logger: silentLogger, clock: noWait });
+    expect(await sink.readText('_state/exports_seen.json')).toBe(seen);
+    expect(outcome).toMatchObject({ status: 'failed' });
+    expect(outcome.status === 'failed' && outcome.reason).toMatch(/change set record .* is unreadable/);
+    expect(source.resolveCalls).toBe(0);
+    expect(await lostMarkers(dir)).toEqual([]);
+  });
+
+  test('a stale claim of this code (a random UUID holder) is still taken over and its marker named by that holder', async () => {
+    const dir = await tempDir();
+    const sink = new LocalDirSink(dir);
+    await sink.writeText(stateKey, claimRecord({}));
+    const outcome = await copyJob(changes, {
+      source: new ChangeSetSource(consumed),
+      sink,
+      logger: silentLogger,
+      clock: noWait,
+    });
+    expect(outcome.status).toBe('copied');
+    expect(await lostMarkers(dir)).toEqual([`profiledb_id=60/20260102T130000Z.${deadHolder}.json`]);
   });
 });

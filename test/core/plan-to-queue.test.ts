@@ -45,8 +45,8 @@ class RecordingQueue implements JobQueue {
   async requeue() {}
   async park() {}
   /** Take `count` messages off the queue, as copiers would (any order SQS likes: here the first ones). */
-  take(count: number): SyncJob[] {
-    return this.sent.splice(0, count).map((entry) => entry.message.job);
+  take(count: number): JobMessage[] {
+    return this.sent.splice(0, count).map((entry) => entry.message);
   }
   ids(): string[] {
     return this.sent.map((entry) => ledgerId(entry.message.job));
@@ -78,11 +78,11 @@ function deps(world: World, extra: { source?: ExportSource; signal?: AbortSignal
 }
 
 /** What a copier does with a job that landed: the object exists, the ledger entry goes. */
-async function finish(world: World, jobs: readonly SyncJob[], now: number) {
-  for (const job of jobs) {
-    await world.sink.writeText(dataKey(job), 'x');
-    const outcome = { status: 'present', key: dataKey(job) } as const;
-    await settleLedgerEntry(world.ledger, job, { action: 'done', outcome, apiRequests: 0 }, now);
+async function finish(world: World, messages: readonly JobMessage[], now: number) {
+  for (const message of messages) {
+    await world.sink.writeText(dataKey(message.job), 'x');
+    const outcome = { status: 'present', key: dataKey(message.job) } as const;
+    await settleLedgerEntry(world.ledger, message, { action: 'done', outcome, apiRequests: 0 }, now);
   }
 }
 
@@ -175,7 +175,7 @@ test('a queued entry whose message was lost expires, and the job is sent again',
   const world = await setup();
   const one = { ...settings, apps: [apps[0] as string], backfillDays: 1, queueAheadMinutes: 100 };
   await planToQueue('exports', one, deps(world), start);
-  const [lost] = world.queue.take(world.queue.sent.length).slice(-1) as [SyncJob];
+  const lost = world.queue.take(world.queue.sent.length).at(-1)?.job as SyncJob;
   await planToQueue('exports', one, deps(world), start + HOUR_MS);
   expect(world.queue.ids()).not.toContain(ledgerId(lost));
   const later = start + QUEUED_ENTRY_TTL_MS + 60_000;
@@ -211,8 +211,9 @@ test('a parked job is not planned again until its park expires', async () => {
   const world = await setup();
   const one = { ...settings, apps: [apps[0] as string], backfillDays: 1, queueAheadMinutes: 100 };
   await planToQueue('exports', one, deps(world), start);
-  const gap = world.queue.sent.pop()?.message.job as SyncJob;
-  await settleLedgerEntry(world.ledger, gap, { action: 'parked', reason: '404', apiRequests: 1 }, start);
+  const parked = world.queue.sent.pop()?.message as JobMessage;
+  const gap = parked.job;
+  await settleLedgerEntry(world.ledger, parked, { action: 'parked', reason: '404', apiRequests: 1 }, start);
   const again = await planToQueue('exports', one, deps(world), start + HOUR_MS);
   expect(again).toMatchObject({ enqueued: 1, parkedRecently: 1 });
   expect(world.queue.ids()).not.toContain(ledgerId(gap));
@@ -263,7 +264,7 @@ test('a job another run claimed meanwhile is not sent twice', async () => {
       value: async (now: number) => {
         const snapshot = await world.ledger.read(now);
         // Between this run's read and its claims, another run claims the oldest hour.
-        await world.ledger.claim(ledgerId(oldest), now + HOUR_MS, now);
+        await world.ledger.claim(ledgerId(oldest), now + HOUR_MS, now, 'claim-of-another-run');
         return snapshot;
       },
     },

@@ -1,6 +1,7 @@
 import { expect, test } from 'vitest';
 import { BudgetUnavailable, InProcessRequestBudget } from '../../functions/core/request-budget.js';
 import { ManualClock } from '../support/manual-clock.js';
+import { SteppedClock } from '../support/stepped-clock.js';
 
 /** Largest number of grants inside any window (t - 60 s, t]. */
 function maxPerMinute(times: number[]): number {
@@ -37,7 +38,8 @@ test('spaces requests evenly at 60 s / rate, so 200 calls take about 4 minutes a
   const times = await grantTimes(budget, clock, 8, 25);
   const gaps = times.slice(1).map((time, i) => time - (times[i] as number));
   expect(Math.min(...gaps)).toBeGreaterThanOrEqual(1200);
-  expect(times.at(-1)).toBeLessThan(200 * 1200 + 10 * 250);
+  // Four full windows, each widened by the 1 s margin.
+  expect(times.at(-1)).toBeLessThan(200 * 1200 + 4 * 1_000);
 });
 
 test('a pause (after a 429) holds every caller until it ends', async () => {
@@ -89,4 +91,71 @@ test('a caller whose deadline comes first stops waiting, gives its slot back, an
   deadline.abort();
   expect(await waiting).toBe('BudgetWaitAborted');
   expect(budget.used).toBe(0);
+});
+
+test('a caller that wakes later than the allowance after its slot (a stalled process) takes a new slot', async () => {
+  // Issue 18 item 2: the in-process budget had no late-wake check. At rate 2, a caller due at 30 s that woke at
+  // 30.8 s sent then, and the calls at 60.25 s and 90.25 s put three in one minute.
+  const clock = new SteppedClock(0);
+  const budget = new InProcessRequestBudget({ ratePerMinute: 2, clock });
+  const sent: number[] = [];
+  const send = async () => {
+    await budget.acquire();
+    sent.push(clock.now());
+  };
+  await send();
+  const stalled = send();
+  await new Promise((resolve) => setImmediate(resolve));
+  clock.jump(30_800);
+  await clock.runAll();
+  await stalled;
+  const later = [send(), send()];
+  await clock.runAll();
+  await Promise.all(later);
+  expect(sent).toHaveLength(4);
+  expect(maxPerMinute(sent)).toBeLessThanOrEqual(2);
+});
+
+test('a beforeSend that outlasts the allowance runs once, and its request leaves on a new slot, on time', async () => {
+  const clock = new SteppedClock(0);
+  const budget = new InProcessRequestBudget({ ratePerMinute: 2, clock });
+  let prepared = 0;
+  let sentAt: number | undefined;
+  await clock.run([
+    async () => {
+      await budget.acquire(undefined, {
+        beforeSend: async () => {
+          prepared++;
+          await clock.sleep(400);
+        },
+      });
+      sentAt = clock.now();
+    },
+  ]);
+  expect(prepared).toBe(1);
+  // The first slot (0) was given back; the next one is the earliest after the claim: at 0.4 s, the window is empty.
+  expect(sentAt).toBe(400);
+  expect(budget.used).toBe(1);
+});
+
+test('an error from beforeSend rejects acquire as it is, and its slot is free for the next caller', async () => {
+  const clock = new SteppedClock(0);
+  const budget = new InProcessRequestBudget({ ratePerMinute: 2, clock });
+  const refused = new Error('claim held by another run');
+  await expect(
+    budget.acquire(undefined, {
+      beforeSend: async () => {
+        throw refused;
+      },
+    }),
+  ).rejects.toBe(refused);
+  expect(budget.used).toBe(0);
+  await budget.acquire();
+  expect(clock.now()).toBe(0);
+});
+
+test('the window margin must hold the send allowance', () => {
+  expect(() => new InProcessRequestBudget({ ratePerMinute: 2, marginMs: 250, sendAllowanceMs: 250 })).toThrow(
+    /margin \(250 ms\) must be larger than the send allowance \(250 ms\)/,
+  );
 });

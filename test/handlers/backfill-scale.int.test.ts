@@ -120,18 +120,18 @@ test('a 1,000-app backfill: every planner run keeps each missing hour in the que
           await queue.requeue(received, 2);
           await settleLedgerEntry(
             ledger,
-            job,
+            received,
             { action: 'requeued', reason: 'not_ready', delaySeconds: 2, apiRequests: 1 },
             now,
           );
         } else if (extra.park && parked.size === 0) {
           await queue.park(message.Body as string, 'test');
-          await settleLedgerEntry(ledger, job, { action: 'parked', reason: 'test', apiRequests: 1 }, now);
+          await settleLedgerEntry(ledger, received, { action: 'parked', reason: 'test', apiRequests: 1 }, now);
           parked.add(ledgerId(job));
         } else {
           await sink.writeText(dataKey(job), '{}');
           const outcome = { status: 'present', key: dataKey(job) } as const;
-          await settleLedgerEntry(ledger, job, { action: 'done', outcome, apiRequests: 1 }, now);
+          await settleLedgerEntry(ledger, received, { action: 'done', outcome, apiRequests: 1 }, now);
           landed.add(ledgerId(job));
         }
         done++;

@@ -352,13 +352,30 @@ describe('the queued-job ledger', () => {
     const late: SyncJob = { kind: 'log_hour', appUuid: unknownApp, hour: floorHour(Date.now()) - 9 * HOUR_MS };
     const forbidden: SyncJob = { kind: 'audience', audienceId: '999', identifierType: 'idfa', generatedAt: 0 };
     for (const job of [late, forbidden]) {
-      await ledger().claim(ledgerId(job), Date.now() + HOUR_MS, Date.now());
-      await send(serializeJobMessage(newJobMessage(job, Date.now())));
+      await ledger().claim(ledgerId(job), Date.now() + HOUR_MS, Date.now(), 'claim-of-this-test');
+      await send(serializeJobMessage(newJobMessage(job, Date.now(), 'claim-of-this-test')));
     }
     await pollUntilEmpty(deployment.eventSource, queues, copier);
     const after = await ledger().read(Date.now());
     expect(after.queued).toEqual(new Set([ledgerId(late)]));
     expect(after.parked).toEqual(new Set([ledgerId(forbidden)]));
+  });
+
+  test('a stale duplicate message leaves the newer claim of its job: the job is not sent again (issue 18 item 8)', async () => {
+    const { copier, deployment } = await deploy({ DATASETS: 'logs' });
+    const job = logJob(floorHour(Date.now()) - 10 * HOUR_MS);
+    // A planner run claimed the job and sent it; it was copied.
+    await ledger().claim(ledgerId(job), Date.now() + HOUR_MS, Date.now(), 'claim-of-run-1');
+    const first = serializeJobMessage(newJobMessage(job, Date.now(), 'claim-of-run-1'));
+    await send(first);
+    await pollUntilEmpty(deployment.eventSource, queues, copier);
+    expect((await ledger().read(Date.now())).queued.size).toBe(0);
+    // A later run holds a newer claim of the same job (its message waits in the queue)...
+    await ledger().claim(ledgerId(job), Date.now() + HOUR_MS, Date.now(), 'claim-of-run-2');
+    // ...when SQS delivers the first message once more.
+    await send(first);
+    await pollUntilEmpty(deployment.eventSource, queues, copier);
+    expect((await ledger().read(Date.now())).queued).toEqual(new Set([ledgerId(job)]));
   });
 
   test('a planner out of time sends nothing half: the ledger and the queue agree, the window is backlog', async () => {
