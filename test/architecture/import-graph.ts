@@ -74,6 +74,8 @@ export function layeringViolations(files: SourceFiles): string[] {
         continue;
       }
       const target = resolve(file, specifier, files);
+      // Data such as package.json belongs to no layer; only code imports are checked.
+      if (!/\.(ts|mts|mjs|js)$/.test(target)) continue;
       const targetLayer = layerOf(target);
       const allowed =
         targetLayer !== undefined &&
