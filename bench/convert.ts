@@ -18,7 +18,7 @@ import { DUCKDB_TYPES, quoteLiteral, readJsonLines } from '../functions/adapters
 import { HOUR_MS } from '../functions/core/hours.js';
 import { dataKey } from '../functions/core/jobs.js';
 import { DEFAULT_DATASET, DEMO_APPS, logRows, serializeRows } from '../functions/simulator/dataset.js';
-import { RAW_LOGS } from '../lib/catalog/tables.js';
+import { RAW_LOGS } from '../functions/core/tables.js';
 import { fixed, type GroupResult, infoRow, newGroup, ratio, table, targetRow } from './report.js';
 import { CLI, REPO } from './services.js';
 import { MiB, median, progress, rssMiB, type TimedRun, timedOk } from './support.js';

@@ -2,7 +2,7 @@ import { Stack } from 'aws-cdk-lib';
 import { CfnDatabase, CfnTable } from 'aws-cdk-lib/aws-glue';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { PARQUET_FOLDER, type PartitionDefinition, TABLES, type TableDefinition } from './catalog/tables.js';
+import { PARQUET_FOLDER, type PartitionDefinition, TABLES, type TableDefinition } from '../functions/core/tables.js';
 
 export interface CatalogProps {
   readonly bucket: IBucket;

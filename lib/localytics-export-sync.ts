@@ -10,7 +10,7 @@ import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { InvocationType, Trigger } from 'aws-cdk-lib/triggers';
 import { Construct } from 'constructs';
 import { DATASETS, type Dataset, isAppUuid } from '../functions/core/identifiers.js';
-import type { TableDefinition } from './catalog/tables.js';
+import type { TableDefinition } from '../functions/core/tables.js';
 import { Catalog } from './catalog.js';
 import { ExportQueue } from './export-queue.js';
 import { JobLedgerTable } from './job-ledger-table.js';

@@ -17,12 +17,12 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { PARQUET_FOLDER, TABLES } from '../functions/core/tables.js';
 import { METRIC, METRICS_NAMESPACE } from '../functions/handlers/telemetry.js';
-import { DUCKDB_BINDING, duckDbLayerDir } from '../scripts/fetch-native.mjs';
-import { PARQUET_FOLDER, TABLES } from './catalog/tables.js';
 import { ExportQueue } from './export-queue.js';
 import type { Monitoring } from './monitoring.js';
 import { acknowledgeExpectedWildcards } from './nag-acknowledgements.js';
+import { DUCKDB_BINDING, duckDbLayerDir } from './native-packages.mjs';
 import { SyncFunction } from './sync-function.js';
 
 export interface ParquetConverterProps {

@@ -1,13 +1,6 @@
-export interface PinnedPackage {
-  readonly name: string;
-  readonly version: string;
-  /** `sha512-<base64>`, as in package-lock.json. */
-  readonly integrity: string;
-}
-export const REPO: string;
-export const CACHE: string;
-export const DUCKDB_BINDING: string;
-export function lockedPackage(name: string): PinnedPackage;
+import type { PinnedPackage } from '../lib/native-packages.mjs';
+
+export { CACHE, DUCKDB_BINDING, duckDbLayerDir, lockedPackage, REPO } from '../lib/native-packages.mjs';
+export type { PinnedPackage };
 export function fetchPackage(pkg: PinnedPackage, dir: string): string;
-export function duckDbLayerDir(pkg?: PinnedPackage): string;
 export function fetchDuckDbLayer(): string;

@@ -18,18 +18,9 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DUCKDB_BINDING, duckDbLayerDir, lockedPackage, REPO } from '../lib/native-packages.mjs';
 
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const CACHE = path.join(REPO, 'node_modules', '.cache', 'localytics-export-sync');
-export const DUCKDB_BINDING = '@duckdb/node-bindings-linux-arm64';
-
-/** Name, version and integrity of a package as package-lock.json pins it (optional platform packages included). */
-export function lockedPackage(name) {
-  const lock = JSON.parse(readFileSync(path.join(REPO, 'package-lock.json'), 'utf8'));
-  const entry = lock.packages?.[`node_modules/${name}`];
-  if (!entry?.version || !entry.integrity) throw new Error(`package-lock.json does not pin ${name}`);
-  return { name, version: entry.version, integrity: entry.integrity };
-}
+export { CACHE, DUCKDB_BINDING, duckDbLayerDir, lockedPackage, REPO } from '../lib/native-packages.mjs';
 
 /**
  * The package's files under `dir` (the tarball's `package/` folder), fetched once: a directory that exists holds a
@@ -61,11 +52,6 @@ export function fetchPackage({ name, version, integrity }, dir) {
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
-}
-
-/** The Lambda layer directory holding the linux-arm64 DuckDB binding (`nodejs/node_modules/...`, on NODE_PATH). */
-export function duckDbLayerDir(pkg = lockedPackage(DUCKDB_BINDING)) {
-  return path.join(CACHE, `duckdb-layer-${pkg.version}-linux-arm64`);
 }
 
 export function fetchDuckDbLayer() {

@@ -9,7 +9,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDbJobLedger } from '../../functions/adapters/dynamodb-job-ledger.js';
 import { S3Sink } from '../../functions/adapters/s3-sink.js';
-import { SqsJobQueue } from '../../functions/adapters/sqs-job-queue.js';
+import { SqsJobQueue } from '../../functions/adapters/sqs-queue.js';
 import { planToQueue } from '../../functions/core/plan-to-queue.js';
 import type { ExportSource } from '../../functions/core/ports.js';
 import { silentLogger } from '../../functions/core/ports.js';

@@ -1,8 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
-import type { ColumnDefinition, HiveType, TableDefinition } from '../../lib/catalog/tables.js';
-import { sourceKey } from '../../lib/catalog/tables.js';
 import {
   ParquetEncodeError,
   type ParquetEncodeRequest,
@@ -10,6 +8,8 @@ import {
   type ParquetEncoder,
 } from '../core/convert-file.js';
 import { describeError } from '../core/redact.js';
+import type { ColumnDefinition, HiveType, TableDefinition } from '../core/tables.js';
+import { sourceKey } from '../core/tables.js';
 
 /** DuckDB's spelling of each Hive column type. The Parquet files carry these types; Athena reads them as the Hive ones. */
 export const DUCKDB_TYPES: Record<HiveType, string> = {

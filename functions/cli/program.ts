@@ -1,4 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
+import packageJson from '../../package.json' with { type: 'json' };
 import { ConfigError } from '../core/errors.js';
 import { describeError } from '../core/redact.js';
 import { convertCommand } from './convert-command.js';
@@ -16,6 +17,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   };
   const program = new Command('localytics-sync')
     .description('Copy Localytics exports (raw logs, audiences, profiles) into S3 or a local directory.')
+    .version(`localytics-sync ${packageJson.version}`, '-V, --version', 'print the version')
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .showHelpAfterError('(run with --help for usage)');
@@ -50,6 +52,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     )
     .option('--parquet', 'also write the typed Parquet copy of each file copied (parquet/<table>/...)')
     .option('--verbose', 'structured logs on stderr')
+    .option('--dry-run', 'make only the list requests; print the files, API requests and floor time a sync would take')
     .action(async (options) => {
       await run(() => syncCommand(options, io))();
     });

@@ -1,8 +1,10 @@
 import { DEFAULT_API_URL, LocalyticsClient } from '../adapters/localytics-client.js';
 import type { ConvertSummary } from '../core/convert-layer.js';
 import { jobId } from '../core/jobs.js';
+import { planSync } from '../core/planner.js';
 import type { ObjectSink } from '../core/ports.js';
 import { runSync, type SyncSummary } from '../core/sync.js';
+import { previewSync, type SyncPreview } from '../core/sync-preview.js';
 import { convertCopied, formatConvertSummary } from './convert-command.js';
 import { type CliIo, EXIT_FAILURES, EXIT_OK } from './io.js';
 import {
@@ -14,7 +16,7 @@ import {
   parseWindow,
   UsageError,
 } from './options.js';
-import { formatBytes, formatSyncSummary } from './report.js';
+import { formatBytes, formatSyncPreview, formatSyncSummary } from './report.js';
 import { checkDestination, createLogger, createRequestBudget, createSink, loadCredentials } from './wiring.js';
 
 export interface SyncCommandOptions {
@@ -34,6 +36,8 @@ export interface SyncCommandOptions {
   budgetTable?: string;
   /** Also convert each file copied to its Parquet twin, in the same run. */
   parquet?: boolean;
+  /** Make only the list requests and print what a sync would copy, the requests it would make and their floor time. */
+  dryRun?: boolean;
 }
 
 export interface SyncRunResult {
@@ -47,6 +51,11 @@ export interface SyncRunResult {
 
 /** `localytics-sync sync`: validate everything, then plan and copy. Usage errors throw `UsageError` (exit 2). */
 export async function syncCommand(options: SyncCommandOptions, io: CliIo): Promise<number> {
+  if (options.dryRun) {
+    const preview = await previewSyncCommand(options, io);
+    io.stdout(options.json ? `${JSON.stringify(preview, null, 2)}\n` : formatSyncPreview(preview));
+    return preview.listFailures.length > 0 ? EXIT_FAILURES : EXIT_OK;
+  }
   const result = await runSyncCommand(options, io);
   if (options.json) {
     io.stdout(
@@ -59,11 +68,8 @@ export async function syncCommand(options: SyncCommandOptions, io: CliIo): Promi
   return result.exitCode;
 }
 
-export async function runSyncCommand(
-  options: SyncCommandOptions,
-  io: CliIo,
-  overrides: { sink?: ObjectSink } = {},
-): Promise<SyncRunResult> {
+/** Everything `sync` and `sync --dry-run` validate and open before their first API call (usage errors exit 2). */
+async function prepareSync(options: SyncCommandOptions, io: CliIo, overrides: { sink?: ObjectSink } = {}) {
   const destination = parseDestination(options.dest);
   const datasets = parseDatasets(options.datasets);
   const apps = parseApps(options.apps ?? io.env.LOCALYTICS_APPS);
@@ -93,6 +99,41 @@ export async function runSyncCommand(
     budget: await createRequestBudget(options.budgetTable, rate, credentials.apiKey, logger),
     locationPolicy: { extraHosts },
   });
+  const request = { destination, datasets, apps, window, rate, concurrency };
+  return { request, sink, client, logger, checkJson } as const;
+}
+
+/** `sync --dry-run`: the plan of the window, made with the list requests only; nothing is written or removed. */
+export async function previewSyncCommand(options: SyncCommandOptions, io: CliIo): Promise<SyncPreview> {
+  const { request, sink, client, logger } = await prepareSync(options, io);
+  const interrupt = new AbortController();
+  const stopListening = io.onInterrupt?.(() => interrupt.abort());
+  try {
+    const { datasets, apps, window } = request;
+    const plan = await planSync(
+      { datasets, apps, from: window.from, to: window.to, now: io.now(), signal: interrupt.signal, readOnly: true },
+      { source: client, sink, logger },
+    );
+    return previewSync(plan, {
+      destination: sink.location,
+      from: window.from,
+      to: window.to,
+      rate: request.rate,
+      listRequests: client.stats.apiRequests,
+    });
+  } finally {
+    stopListening?.();
+    client.close();
+  }
+}
+
+export async function runSyncCommand(
+  options: SyncCommandOptions,
+  io: CliIo,
+  overrides: { sink?: ObjectSink } = {},
+): Promise<SyncRunResult> {
+  const { request, sink, client, logger, checkJson } = await prepareSync(options, io, overrides);
+  const { destination, datasets, apps, window, concurrency } = request;
   const progress = io.interactive && !options.json ? createProgress(io) : undefined;
   // Ctrl-C: stop starting jobs and abort the ones in flight (their uploads are aborted, temp files removed).
   const interrupt = new AbortController();

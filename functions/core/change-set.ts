@@ -15,7 +15,7 @@
  * simply retried or failed.
  */
 import { randomUUID } from 'node:crypto';
-import type { CopyOutcome, CopyRun } from './copy-job.js';
+import type { CopyOutcome, CopyRun } from './copy-run.js';
 import { AuthError, PermanentJobError, RequestNotSentError, SinkError } from './errors.js';
 import { compactTimestamp } from './hours.js';
 import {

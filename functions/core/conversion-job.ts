@@ -1,5 +1,15 @@
 import * as z from 'zod/mini';
 import { type ConvertDependencies, type ConvertOutcome, convertFile } from './convert-file.js';
+import {
+  type Delivery,
+  type DeliveryQueue,
+  type HandedBack,
+  handBack,
+  type Parked,
+  parseOrPark,
+  type Retry,
+  settleFailure,
+} from './delivery.js';
 import { MalformedMessageError } from './job-message.js';
 import { parquetTargetOf } from './parquet-layer.js';
 import './schema.js';
@@ -42,13 +52,7 @@ export function parseConversionMessage(body: string): ConversionMessage {
 }
 
 /** The converter's queue (SQS in AWS): fed by the copier, one message per file copied. */
-export interface ConversionQueue {
-  enqueue(message: ConversionMessage): Promise<void>;
-  /** Put a conversion back with a delay (out of time). Not a failure. */
-  requeue(message: ConversionMessage, delaySeconds: number): Promise<void>;
-  /** Park a conversion in the dead-letter queue with the reason it cannot be done. `body` is the raw message. */
-  park(body: string, reason: string): Promise<void>;
-}
+export type ConversionQueue = DeliveryQueue<ConversionMessage>;
 
 export interface ProcessConversionOptions {
   /** SQS's ApproximateReceiveCount of this delivery. */
@@ -63,10 +67,9 @@ export interface ProcessConversionOptions {
 
 export type ConversionResult =
   | { readonly action: 'done'; readonly outcome: ConvertOutcome }
-  | { readonly action: 'requeued'; readonly reason: 'interrupted' }
-  | { readonly action: 'parked'; readonly reason: string }
-  /** Leave the message on the queue: SQS delivers it again after `visibilitySeconds`. */
-  | { readonly action: 'retry'; readonly reason: string; readonly visibilitySeconds: number };
+  | HandedBack
+  | Parked
+  | Retry;
 
 /**
  * The converter's use case: one queue message in, one decision out. Converted or already there: done. Out of time:
@@ -78,15 +81,15 @@ export async function processConversionMessage(
   deps: ConvertDependencies & { readonly queue: ConversionQueue },
   options: ProcessConversionOptions,
 ): Promise<ConversionResult> {
-  let message: ConversionMessage;
-  try {
-    message = parseConversionMessage(body);
-  } catch (error) {
-    const reason = error instanceof MalformedMessageError ? error.message : 'message could not be read';
-    await deps.queue.park(body, reason);
-    deps.logger.error('conversion parked', { reason });
-    return { action: 'parked', reason };
-  }
+  const delivery: Delivery<ConversionMessage> = {
+    ...options,
+    queue: deps.queue,
+    logger: deps.logger,
+    parkedLog: 'conversion parked',
+  };
+  const parsed = await parseOrPark(body, parseConversionMessage, delivery);
+  if (!('message' in parsed)) return parsed;
+  const { message } = parsed;
   const outcome = await convertFile(message.key, deps);
   const fields = { jsonKey: message.key };
   switch (outcome.status) {
@@ -94,28 +97,11 @@ export async function processConversionMessage(
     case 'present':
       return { action: 'done', outcome };
     case 'interrupted': {
-      const interruptions = (message.interruptions ?? 0) + 1;
-      if (interruptions >= (options.maxInterruptions ?? 3)) {
-        const reason = `could not be converted within the converter's timeout ${interruptions} times: raise the converter's timeout or memory`;
-        await deps.queue.park(JSON.stringify(message), reason);
-        deps.logger.error('conversion parked', { ...fields, reason });
-        return { action: 'parked', reason };
-      }
-      await deps.queue.requeue({ ...message, interruptions }, 0);
-      return { action: 'requeued', reason: 'interrupted' };
+      const tooOften = (times: number) =>
+        `could not be converted within the converter's timeout ${times} times: raise the converter's timeout or memory`;
+      return handBack(message, delivery, fields, options.maxInterruptions ?? 3, tooOften);
     }
-    case 'failed': {
-      if (!outcome.retryable || options.receiveCount >= options.maxReceiveCount) {
-        const reason = outcome.retryable
-          ? `${outcome.reason} (after ${options.receiveCount} deliveries)`
-          : outcome.reason;
-        await deps.queue.park(JSON.stringify(message), reason);
-        deps.logger.error('conversion parked', { ...fields, reason });
-        return { action: 'parked', reason };
-      }
-      const base = options.retryBaseSeconds ?? 30;
-      const visibilitySeconds = Math.min(43_200, base * 2 ** Math.max(0, options.receiveCount - 1));
-      return { action: 'retry', reason: outcome.reason, visibilitySeconds };
-    }
+    case 'failed':
+      return settleFailure(message, outcome, delivery, fields);
   }
 }

@@ -3,10 +3,10 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { TableDefinition } from '../../lib/catalog/tables.js';
 import { parquetTargetOf } from './parquet-layer.js';
 import type { Logger, ObjectSink } from './ports.js';
 import { describeError } from './redact.js';
+import type { TableDefinition } from './tables.js';
 
 /** Reads stored objects back from the destination (the JSON layer, for conversion). */
 export interface StoredObjectReader {
@@ -176,7 +176,7 @@ export function conversionWarnings(result: ParquetEncodeResult): string[] {
     const shown = result.unknownFields.slice(0, 10).join(', ');
     const more = result.unknownFields.length > 10 ? ` and ${result.unknownFields.length - 10} more` : '';
     warnings.push(
-      `field(s) not in the table's schema, kept in the JSON layer but not in Parquet: ${shown}${more} (add a column to lib/catalog/tables.ts to keep one)`,
+      `field(s) not in the table's schema, kept in the JSON layer but not in Parquet: ${shown}${more} (add a column to functions/core/tables.ts to keep one)`,
     );
   }
   return warnings;

@@ -1,6 +1,6 @@
-import { TABLES, type TableDefinition } from '../../lib/catalog/tables.js';
 import { type ConvertDependencies, type ConvertOutcome, convertFile } from './convert-file.js';
 import { parquetTableFolder, parquetTargetOf } from './parquet-layer.js';
+import { TABLES, type TableDefinition } from './tables.js';
 
 export interface ConvertSummary {
   readonly destination: string;

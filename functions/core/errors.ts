@@ -76,12 +76,12 @@ export class SinkError extends Error {
   override readonly name = 'SinkError';
 }
 
-/** A queue refused some jobs (after its retries): `unsent` lists them; the others were sent. */
+/** A queue refused some messages (after its retries): `unsent` lists them; the others were sent. */
 export class EnqueueError extends Error {
   override readonly name = 'EnqueueError';
   constructor(
     message: string,
-    readonly unsent: readonly { readonly job: unknown }[],
+    readonly unsent: readonly unknown[],
   ) {
     super(message);
   }

@@ -47,7 +47,7 @@ export function exportName(job: SyncJob): string | undefined {
 
 /**
  * Compare the lists read this run (only those that were read: a failed list says nothing) with the exports seen
- * before; answer the concerns and remember what was listed. The state is best effort: if it cannot be read or
+ * before; answer the concerns and remember what was listed (unless `record` is false: a dry run). The state is best effort: if it cannot be read or
  * written, exports that vanished go unnoticed for a run, and the rest still works.
  */
 export async function watchExports(
@@ -55,6 +55,7 @@ export async function watchExports(
   deps: { readonly sink: ObjectSink; readonly logger: Logger },
   now: number,
   staleAfterHours: number,
+  options: { readonly record: boolean } = { record: true },
 ): Promise<ExportConcern[]> {
   const seen = await readSeen(deps);
   const concerns: ExportConcern[] = [];
@@ -90,9 +91,11 @@ export async function watchExports(
   }
   // Lists not read this run keep what was seen of them.
   for (const [name, before] of Object.entries(seen)) if (!listed.has(before.list)) next[name] = before;
-  await deps.sink
-    .writeText(EXPORTS_SEEN_KEY, JSON.stringify(next))
-    .catch((error: unknown) => deps.logger.warn('could not save the exports seen', { reason: describeError(error) }));
+  if (options.record) {
+    await deps.sink
+      .writeText(EXPORTS_SEEN_KEY, JSON.stringify(next))
+      .catch((error: unknown) => deps.logger.warn('could not save the exports seen', { reason: describeError(error) }));
+  }
   for (const concern of concerns) {
     deps.logger.warn(concern.reason === 'vanished' ? 'export vanished' : 'export not refreshed', { ...concern });
   }

@@ -1,4 +1,4 @@
-import { PARQUET_FOLDER, TABLES, type TableDefinition } from '../../lib/catalog/tables.js';
+import { PARQUET_FOLDER, TABLES, type TableDefinition } from './tables.js';
 
 /**
  * The Parquet layer: one typed Parquet file per JSON data object, derived from it and rebuildable. The JSON layer stays

@@ -3,7 +3,7 @@ import { EnqueueError } from './errors.js';
 import { DAY_MS, floorHour, HOUR_MS, LOG_RETENTION_MS, parseHour } from './hours.js';
 import type { Dataset } from './identifiers.js';
 import { BACKLOG_TTL_MS, type JobLedger, type LedgerSnapshot, ledgerId, QUEUED_ENTRY_TTL_MS } from './job-ledger.js';
-import { newJobMessage } from './job-message.js';
+import { type JobMessage, newJobMessage } from './job-message.js';
 import type { LogHourJob, SyncJob } from './jobs.js';
 import { type Plan, type PlanRequest, planSync } from './planner.js';
 import type { ExportSource, Logger, ObjectSink } from './ports.js';
@@ -181,7 +181,8 @@ export async function planToQueue(
     } catch (error) {
       // Unsent jobs must not stay claimed: the next run sends them. When the queue says which were refused, only
       // those are released (the others are queued); otherwise all, and at worst one is sent twice, never lost.
-      const unsent = error instanceof EnqueueError ? error.unsent.map((message) => message.job as SyncJob) : claimed;
+      const unsent =
+        error instanceof EnqueueError ? (error.unsent as readonly JobMessage[]).map((message) => message.job) : claimed;
       await Promise.allSettled(unsent.map((job) => deps.ledger.release(ledgerId(job), claimId)));
       throw error;
     }

@@ -31,6 +31,8 @@ export interface PlanRequest {
   readonly listTimeLimitMs?: number;
   /** An audience or profile export whose newest generation is older than this is reported. Default 48. */
   readonly staleExportHours?: number;
+  /** A dry run: read the lists and the destination, write and remove nothing (not even `_state/` records). */
+  readonly readOnly?: boolean;
 }
 
 export interface SkippedExport {
@@ -91,7 +93,7 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
       // A record whose change set is already copied is a leftover (copyJob removes it); it blocks nothing.
       if (await deps.sink.exists(dataKey(job))) {
         present.profiles++;
-        await deps.sink.delete(pendingChangeSetKey(job)).catch(() => undefined);
+        if (!request.readOnly) await deps.sink.delete(pendingChangeSetKey(job)).catch(() => undefined);
       } else {
         resumed.push(job);
         plan.jobs.push(job);
@@ -138,7 +140,9 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
     for (const job of logJobs) plan.jobs.push(job);
   }
   if (watched.size > 0) {
-    plan.exportConcerns.push(...(await watchExports(watched, deps, request.now, request.staleExportHours ?? 48)));
+    const staleAfterHours = request.staleExportHours ?? 48;
+    const record = !request.readOnly;
+    plan.exportConcerns.push(...(await watchExports(watched, deps, request.now, staleAfterHours, { record })));
   }
   for (const skipped of plan.skipped) deps.logger.warn('export skipped', { ...skipped });
   return plan;

@@ -1,17 +1,24 @@
 import { type CopyDependencies, type CopyOutcome, copyJob } from './copy-job.js';
+import {
+  type Delivery,
+  type DeliveryQueue,
+  type HandedBack,
+  handBack,
+  type Parked,
+  park,
+  parseOrPark,
+  type Retry,
+  settleFailure,
+} from './delivery.js';
 import { HOUR_MS } from './hours.js';
-import { type JobMessage, MalformedMessageError, parseJobMessage } from './job-message.js';
+import { type JobMessage, parseJobMessage } from './job-message.js';
 import { jobFields } from './jobs.js';
 import { describeError } from './redact.js';
 
 /** The queue of copy jobs (SQS in AWS). */
-export interface JobQueue {
+export interface JobQueue extends DeliveryQueue<JobMessage> {
   /** Send new jobs (the planner), visible after `delaySeconds` (at most 900; default 0). */
   enqueue(messages: readonly JobMessage[], options?: { readonly delaySeconds?: number }): Promise<void>;
-  /** Put a job back with a delay: not ready, throttled or out of time. Not a failure. */
-  requeue(message: JobMessage, delaySeconds: number): Promise<void>;
-  /** Park a job in the dead-letter queue with the reason it cannot be done. `body` is the raw message. */
-  park(body: string, reason: string): Promise<void>;
 }
 
 export interface ProcessJobOptions {
@@ -40,14 +47,14 @@ export type ProcessResult = { readonly apiRequests: number } & (
   | {
       readonly action: 'requeued';
       /** `budget`: no request budget slot before the copier's deadline (never counted as an interruption). */
-      readonly reason: 'not_ready' | 'throttled' | 'budget' | 'interrupted' | 'deferred';
+      readonly reason: 'not_ready' | 'throttled' | 'budget' | 'deferred';
       readonly delaySeconds: number;
     }
-  | { readonly action: 'parked'; readonly reason: string }
+  | HandedBack
+  | Parked
   /** Not ready; the next hourly planner run asks again. Not a failure. */
   | { readonly action: 'left_for_planner' }
-  /** Leave the message on the queue: SQS delivers it again after `visibilitySeconds`. */
-  | { readonly action: 'retry'; readonly reason: string; readonly visibilitySeconds: number }
+  | Retry
 );
 
 const MAX_SQS_DELAY_SECONDS = 900;
@@ -69,15 +76,17 @@ export async function processJobMessage(
   },
   options: ProcessJobOptions,
 ): Promise<ProcessResult> {
-  let message: JobMessage;
-  try {
-    message = parseJobMessage(body);
-  } catch (error) {
-    const reason = error instanceof MalformedMessageError ? error.message : 'message could not be read';
-    await deps.queue.park(body, reason);
-    deps.logger.error('job parked', { reason });
-    return { action: 'parked', reason, apiRequests: 0 };
-  }
+  const queue: DeliveryQueue<JobMessage> = {
+    // Every hand-back counts: the message tells how often the job was put back.
+    requeue: (message, delaySeconds) =>
+      deps.queue.requeue({ ...message, requeues: message.requeues + 1 }, delaySeconds),
+    park: (parkedBody, reason) => deps.queue.park(parkedBody, reason),
+  };
+  const delivery: Delivery<JobMessage> = { ...options, queue, logger: deps.logger, parkedLog: 'job parked' };
+  const parsed = await parseOrPark(body, parseJobMessage, delivery);
+  if (!('message' in parsed)) return { ...parsed, apiRequests: 0 };
+  const { message } = parsed;
+  const requeue = (delaySeconds: number) => queue.requeue(message, delaySeconds);
 
   let outcome = await copyJob(message.job, deps);
   const apiRequests = 'apiRequests' in outcome ? outcome.apiRequests : 0;
@@ -99,53 +108,33 @@ export async function processJobMessage(
       const deadline = options.notReadyDeadlineMs ?? 24 * HOUR_MS;
       if (job.kind === 'log_hour' && options.now - (job.hour + HOUR_MS) > deadline) {
         const reason = `log hour still not available (404) ${Math.round(deadline / HOUR_MS)} h after it ended`;
-        await deps.queue.park(JSON.stringify(message), reason);
-        deps.logger.error('job parked', { ...fields, reason });
-        return { action: 'parked', reason, apiRequests };
+        return { ...(await park(JSON.stringify(message), reason, delivery, fields)), apiRequests };
       }
       if (job.kind === 'log_hour' && options.replannedFrom !== undefined && job.hour >= options.replannedFrom) {
         return { action: 'left_for_planner', apiRequests };
       }
       const delaySeconds = options.notReadyDelaySeconds ?? MAX_SQS_DELAY_SECONDS;
-      await deps.queue.requeue(message, delaySeconds);
+      await requeue(delaySeconds);
       return { action: 'requeued', reason: 'not_ready', delaySeconds, apiRequests };
     }
     case 'throttled': {
       const delaySeconds = Math.min(MAX_SQS_DELAY_SECONDS, Math.max(1, Math.ceil(outcome.retryAfterMs / 1000)));
-      await deps.queue.requeue(message, delaySeconds);
+      await requeue(delaySeconds);
       return { action: 'requeued', reason: outcome.byBudget ? 'budget' : 'throttled', delaySeconds, apiRequests };
     }
     case 'deferred': {
       // Another run holds the job (a change set being requested): come back when its claim is settled or stale.
       const delaySeconds = Math.min(MAX_SQS_DELAY_SECONDS, Math.max(1, Math.ceil(outcome.retryAfterMs / 1000)));
-      await deps.queue.requeue(message, delaySeconds);
+      await requeue(delaySeconds);
       return { action: 'requeued', reason: 'deferred', delaySeconds, apiRequests };
     }
     case 'interrupted': {
-      const interruptions = (message.interruptions ?? 0) + 1;
       const limit = options.maxInterruptions ?? 5;
-      if (interruptions >= limit) {
-        const reason = `could not be copied within the copier's timeout ${interruptions} times: raise copierTimeoutMinutes`;
-        await deps.queue.park(JSON.stringify(message), reason);
-        deps.logger.error('job parked', { ...fields, reason });
-        return { action: 'parked', reason, apiRequests };
-      }
-      await deps.queue.requeue({ ...message, interruptions }, 0);
-      return { action: 'requeued', reason: 'interrupted', delaySeconds: 0, apiRequests };
+      const tooOften = (times: number) =>
+        `could not be copied within the copier's timeout ${times} times: raise copierTimeoutMinutes`;
+      return { ...(await handBack(message, delivery, fields, limit, tooOften)), apiRequests };
     }
-    case 'failed': {
-      if (!outcome.retryable || options.receiveCount >= options.maxReceiveCount) {
-        const reason = outcome.retryable
-          ? `${outcome.reason} (after ${options.receiveCount} deliveries)`
-          : outcome.reason;
-        await deps.queue.park(JSON.stringify(message), reason);
-        deps.logger.error('job parked', { ...fields, reason });
-        return { action: 'parked', reason, apiRequests };
-      }
-      // Exponential backoff across deliveries: 30 s, 60 s, 120 s, ...
-      const base = options.retryBaseSeconds ?? 30;
-      const visibilitySeconds = Math.min(43_200, base * 2 ** Math.max(0, options.receiveCount - 1));
-      return { action: 'retry', reason: outcome.reason, visibilitySeconds, apiRequests };
-    }
+    case 'failed':
+      return { ...(await settleFailure(message, outcome, delivery, fields)), apiRequests };
   }
 }

@@ -7,7 +7,7 @@ import { DuckDbParquetEncoder } from '../adapters/duckdb-parquet-encoder.js';
 import { S3ObjectReader } from '../adapters/object-readers.js';
 import { fromPowertools } from '../adapters/powertools-logger.js';
 import { S3Sink } from '../adapters/s3-sink.js';
-import { SqsConversionQueue } from '../adapters/sqs-conversion-queue.js';
+import { SqsConversionQueue } from '../adapters/sqs-queue.js';
 import type { ConvertDependencies } from '../core/convert-file.js';
 import type { Logger } from '../core/ports.js';
 import { type ConverterConfig, readConverterConfig } from './converter-config.js';
@@ -49,7 +49,10 @@ export function createConverterRuntime(env: Readonly<Record<string, string | und
     config,
     logger,
     metrics,
-    queue: new SqsConversionQueue(createSqsClient(env), config.queueUrl, config.deadLetterQueueUrl),
+    queue: new SqsConversionQueue(createSqsClient(env), {
+      queueUrl: config.queueUrl,
+      deadLetterQueueUrl: config.deadLetterQueueUrl,
+    }),
     deps: {
       reader: new S3ObjectReader(s3, destination),
       sink: new S3Sink(s3, destination),

@@ -8,8 +8,7 @@ import { LocalyticsClient } from '../adapters/localytics-client.js';
 import { fromPowertools } from '../adapters/powertools-logger.js';
 import { S3Sink } from '../adapters/s3-sink.js';
 import { SecretsManagerSecretProvider } from '../adapters/secrets.js';
-import { sqsConversionEnqueuer } from '../adapters/sqs-conversion-queue.js';
-import { SqsJobQueue } from '../adapters/sqs-job-queue.js';
+import { SqsConversionQueue, SqsJobQueue } from '../adapters/sqs-queue.js';
 import type { Logger } from '../core/ports.js';
 import type { AcquireOptions, RequestBudget } from '../core/request-budget.js';
 import { type HandlerConfig, readHandlerConfig } from './config.js';
@@ -63,6 +62,9 @@ export function createRuntime(env: Readonly<Record<string, string | undefined>>)
   const dynamo = createDynamoDbClient(budgetTableRegion(config.budgetTable));
   let client: { key: string; client: LocalyticsClient; budget: InvocationBudget } | undefined;
   const sqs = createSqsClient(env);
+  const conversions = config.convertQueueUrl
+    ? new SqsConversionQueue(sqs, { queueUrl: config.convertQueueUrl })
+    : undefined;
   return {
     config,
     logger,
@@ -71,7 +73,7 @@ export function createRuntime(env: Readonly<Record<string, string | undefined>>)
     sink: new S3Sink(createS3Client(env), { bucket: config.bucket, prefix: config.prefix }),
     queue: new SqsJobQueue(sqs, config.queueUrl, config.deadLetterQueueUrl),
     ledger: new DynamoDbJobLedger(createDynamoDbClient(), config.ledgerTable),
-    afterCopy: config.convertQueueUrl ? sqsConversionEnqueuer(sqs, config.convertQueueUrl) : undefined,
+    afterCopy: conversions && ((key) => conversions.convertLater(key)),
     async source(invocation = {}) {
       const credentials = await secrets.getCredentials();
       const key = `${credentials.apiKey}\u0000${credentials.apiSecret}`;

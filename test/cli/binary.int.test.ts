@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, expect, test } from 'vitest';
@@ -54,4 +54,10 @@ test('the binary exits 2 on bad input with a one-line error', async () => {
   expect(result.code).toBe(2);
   expect(result.stderr.trim().split('\n')).toHaveLength(1);
   expect(result.stderr).toMatch(/^error: --apps: "zz-not-hex" is not a Localytics app ID/);
+});
+
+test('the binary prints its version', async () => {
+  const { version } = JSON.parse(await readFile('package.json', 'utf8')) as { version: string };
+  const result = await exec(['--version']);
+  expect(result).toEqual({ code: 0, stdout: `localytics-sync ${version}\n`, stderr: '' });
 });

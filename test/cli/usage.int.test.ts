@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { describe, expect, test } from 'vitest';
 import { floorHour, formatHour, HOUR_MS } from '../../functions/core/hours.js';
 import { runCli } from '../support/cli.js';
@@ -70,4 +71,13 @@ test('--help exits 0 and lists the commands', async () => {
   const run = await runCli(['--help']);
   expect(run.code).toBe(0);
   for (const command of ['sync', 'status', 'simulate', 'demo']) expect(run.stdout).toContain(command);
+});
+
+test('--version prints the package version and exits 0', async () => {
+  const { version } = JSON.parse(await readFile('package.json', 'utf8')) as { version: string };
+  for (const flag of ['--version', '-V']) {
+    const run = await runCli([flag]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe(`localytics-sync ${version}\n`);
+  }
 });

@@ -63,6 +63,7 @@ describe('processConversionMessage', () => {
       expect(await processConversionMessage(body, d, { receiveCount: 1, maxReceiveCount: 5 })).toEqual({
         action: 'requeued',
         reason: 'interrupted',
+        delaySeconds: 0,
       });
       body = JSON.stringify(d.queue.requeued.at(-1)?.message);
     }

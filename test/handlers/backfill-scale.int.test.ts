@@ -2,7 +2,7 @@ import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/clien
 import { expect, test } from 'vitest';
 import { DynamoDbJobLedger } from '../../functions/adapters/dynamodb-job-ledger.js';
 import { S3Sink } from '../../functions/adapters/s3-sink.js';
-import { SqsJobQueue } from '../../functions/adapters/sqs-job-queue.js';
+import { SqsJobQueue } from '../../functions/adapters/sqs-queue.js';
 import { floorHour, HOUR_MS, hoursBetween, LOG_RETENTION_MS } from '../../functions/core/hours.js';
 import { ledgerId, settleLedgerEntry } from '../../functions/core/job-ledger.js';
 import { parseJobMessage } from '../../functions/core/job-message.js';

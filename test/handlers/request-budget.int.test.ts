@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { SqsJobQueue } from '../../functions/adapters/sqs-job-queue.js';
+import { SqsJobQueue } from '../../functions/adapters/sqs-queue.js';
 import { floorHour, HOUR_MS } from '../../functions/core/hours.js';
 import { newJobMessage } from '../../functions/core/job-message.js';
 import { createCopierHandler } from '../../functions/handlers/copier.js';

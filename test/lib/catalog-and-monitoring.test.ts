@@ -1,7 +1,7 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, test } from 'vitest';
-import { TABLES } from '../../lib/catalog/tables.js';
+import { TABLES } from '../../functions/core/tables.js';
 import { readStackConfig } from '../../lib/config.js';
 import { LocalyticsExportSyncStack } from '../../lib/localytics-export-sync-stack.js';
 import { testApp } from '../support/cdk.js';

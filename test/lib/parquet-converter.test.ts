@@ -4,7 +4,7 @@ import { Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { describe, expect, test } from 'vitest';
-import { TABLES } from '../../lib/catalog/tables.js';
+import { TABLES } from '../../functions/core/tables.js';
 import { readStackConfig } from '../../lib/config.js';
 import { LocalyticsExportSyncStack } from '../../lib/localytics-export-sync-stack.js';
 import { ParquetConverter } from '../../lib/parquet-converter.js';

@@ -4,7 +4,7 @@ import {
   quoteLiteral as literal,
   quoteIdentifier as quote,
 } from '../../functions/adapters/duckdb-parquet-encoder.js';
-import { PARQUET_FOLDER, sourceKey, TABLES, type TableDefinition } from '../../lib/catalog/tables.js';
+import { PARQUET_FOLDER, sourceKey, TABLES, type TableDefinition } from '../../functions/core/tables.js';
 
 export type Layer = 'json' | 'parquet';
 
