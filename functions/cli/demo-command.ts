@@ -66,7 +66,9 @@ export async function demoCommand(options: DemoCommandOptions, io: CliIo): Promi
     io.stdout(await describeTree(new LocalDirSink(dest)));
     io.stdout(
       `\nNext: run "npm start" again (nothing is copied twice), or\n` +
-        `  node dist/localytics-sync.mjs status --dest ${dest} --apps ${simulator.dataset.apps.join(',')}\n`,
+        `  node dist/localytics-sync.mjs status --dest ${dest} --apps ${simulator.dataset.apps.join(',')}\n` +
+        `  node dist/localytics-sync.mjs query events-by-name --dest ${dest} --app ${simulator.dataset.apps[0]}\n` +
+        '      (the first of the saved queries the stack adds to Athena; `query` alone lists them: docs/analytics.md)\n',
     );
     return result.exitCode === EXIT_OK ? EXIT_OK : result.exitCode;
   } finally {
