@@ -123,14 +123,19 @@ export class DuckDbLake {
    * is the UTC date when the query runs; here the caller's clock decides.
    */
   runSavedQuery(sql: string, parameters: readonly string[], today: string): Promise<Record<string, unknown>[]> {
-    if (!/^\d{4}-\d{2}-\d{2}$/.test(today)) throw new Error(`today "${today}" is not YYYY-MM-DD`);
-    return this.query(sql.replace(/\bcurrent_date\b/gi, `DATE ${literal(today)}`), parameters);
+    return this.query(asOf(sql, today), parameters);
   }
 
   close(): void {
     this.connection.closeSync();
     this.instance.closeSync();
   }
+}
+
+/** A saved query's SQL with `current_date` as the given UTC day (`YYYY-MM-DD`). */
+export function asOf(sql: string, today: string): string {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(today)) throw new Error(`today "${today}" is not YYYY-MM-DD`);
+  return sql.replace(/\bcurrent_date\b/gi, `DATE ${literal(today)}`);
 }
 
 /** Whether the folder holds a file with that suffix at any depth (stops at the first). */
