@@ -65,7 +65,12 @@ function factView(name: keyof typeof ROW_TYPES, description: string): AnalyticsV
   if (type !== 's') leftOut.add('sec_since_last_session');
   const items: { readonly column: ViewColumn; readonly expression: string }[] = [
     {
-      column: { name: 'app_id', type: 'string', source: 'partition `app_uuid` (the app of the export file)' },
+      column: {
+        name: 'app_id',
+        type: 'string',
+        source: 'partition `app_uuid` (the app of the export file)',
+        note: "the export's app ID (`1bea53c5…-…`, a string), where Direct Access's tutorials use a number (`app_id=12345`)",
+      },
       expression: quote('app_uuid'),
     },
     {
@@ -92,7 +97,12 @@ function factView(name: keyof typeof ROW_TYPES, description: string): AnalyticsV
       expression: 'customer_ids.customer_id',
     },
     {
-      column: { name: 'dt', type: 'string', source: 'partition `dt` (the UTC day of the export hour)' },
+      column: {
+        name: 'dt',
+        type: 'string',
+        source: 'partition `dt` (the UTC day of the export hour)',
+        note: 'not in Direct Access: filter on it (and `app_id`) so that Athena reads only those days; `client_date` is computed and prunes nothing',
+      },
       expression: quote('dt'),
     },
     {
