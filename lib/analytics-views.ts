@@ -92,7 +92,12 @@ export function viewTableInput(view: AnalyticsView, database: string, source: st
     viewExpandedText: '/* Presto View */',
     partitionKeys: [],
     storageDescriptor: {
-      columns: view.columns.map((column) => ({ name: column.name, type: column.type, comment: column.source })),
+      // Glue keeps at most 255 characters of a column comment (attribute_key's lists the profile columns).
+      columns: view.columns.map((column) => ({
+        name: column.name,
+        type: column.type,
+        comment: column.source.slice(0, 255),
+      })),
       serdeInfo: {},
     },
   };
