@@ -6,8 +6,9 @@ import { type HiveType, PROFILES, RAW_LOGS, sourceKey, type TableDefinition } fr
  * one definition: the stack turns it into Athena views and saved queries, the CLI's `query` runs it with DuckDB, and
  * the tests run the stack's copy over data the sync landed.
  *
- * The SQL keeps to what Athena (Trino) and DuckDB both read alike, with one exception: Athena's `approx_percentile`,
- * which the DuckDB side defines as a macro (see `DUCKDB_PRESTO_FUNCTIONS`).
+ * The SQL keeps to what Athena (Trino) and DuckDB both read alike, with two exceptions on the DuckDB side: Athena's
+ * `approx_percentile` is a macro there (`DUCKDB_PRESTO_FUNCTIONS`), and `current_date` becomes the caller's UTC day
+ * (functions/adapters/duckdb-lake.ts, `asOf`).
  */
 
 export type ViewColumnType = HiveType | 'date';
