@@ -5,7 +5,8 @@
  * two-column query over a day of logs reads from the Parquet files (the column chunks it needs plus the footers,
  * from the Parquet metadata) against the bytes Athena reads from the gzip JSON files (all of them).
  */
-import { createWriteStream, existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,8 +18,8 @@ import { build } from 'esbuild';
 import { DUCKDB_TYPES, quoteLiteral, readJsonLines } from '../functions/adapters/duckdb-parquet-encoder.js';
 import { HOUR_MS } from '../functions/core/hours.js';
 import { dataKey } from '../functions/core/jobs.js';
-import { DEFAULT_DATASET, DEMO_APPS, logRows, serializeRows } from '../functions/simulator/dataset.js';
 import { RAW_LOGS } from '../functions/core/tables.js';
+import { DEFAULT_DATASET, DEMO_APPS, logRows, serializeRows } from '../functions/simulator/dataset.js';
 import { fixed, type GroupResult, infoRow, newGroup, ratio, table, targetRow } from './report.js';
 import { CLI, REPO } from './services.js';
 import { MiB, median, progress, rssMiB, type TimedRun, timedOk } from './support.js';
@@ -35,14 +36,21 @@ export interface ConvertBenchOptions {
 /** A deployed converter with its default 1024 MiB: DuckDB gets 40% (lib/parquet-converter.ts), one vCPU share. */
 const FUNCTION_MEMORY_MIB = 1024;
 const LAMBDA_SETTINGS = { memoryLimitMiB: Math.floor(FUNCTION_MEMORY_MIB * 0.4), threads: 1 };
-const APP = DEMO_APPS[0];
+export const APP = DEMO_APPS[0];
 const HOUR = Date.parse('2026-11-18T10:00:00Z');
-const DAY = Date.parse('2026-11-18T00:00:00Z');
+export const DAY = Date.parse('2026-11-18T00:00:00Z');
 const QUERY_COLUMNS = ['type', 'session_uuid'];
-/** Generated inputs are kept between runs (generating 2.2 GB of rows takes minutes). */
+/**
+ * Generated inputs are kept between runs (generating 2.2 GB of rows takes minutes), under a name that changes with
+ * the simulator's generator, so that a changed generator never reuses rows of the old one.
+ */
 const CACHE = path.join(os.tmpdir(), 'localytics-bench-cache');
+const GENERATOR = createHash('sha256')
+  .update(readFileSync(path.join(REPO, 'functions/simulator/dataset.ts')))
+  .digest('hex')
+  .slice(0, 8);
 
-interface Generated {
+export interface Generated {
   readonly file: string;
   readonly jsonBytes: number;
   readonly gzipBytes: number;
@@ -53,13 +61,13 @@ interface Generated {
  * Realistic log rows (the simulator's generator, 5,000 devices, every chunk another seed so that the hour's rows are
  * not in time order), gzip level 6 as Localytics and the simulator serve them, until `until` is reached.
  */
-async function generatedHour(
+export async function generatedHour(
   until: { readonly jsonBytes: number } | { readonly rows: number },
   rowsPerChunk: number,
   hour: number,
   name: string,
 ): Promise<Generated> {
-  const file = path.join(CACHE, `${name}.json.gz`);
+  const file = path.join(CACHE, `${name}-${GENERATOR}.json.gz`);
   const meta = `${file}.json`;
   if (existsSync(file) && existsSync(meta)) return { file, ...JSON.parse(await readFile(meta, 'utf8')) };
   await mkdir(CACHE, { recursive: true });
@@ -88,8 +96,19 @@ async function generatedHour(
   return { file, ...generated };
 }
 
+/** A day of one app's logs: 24 hours of `rowsPerHour` rows (5,000 devices), at their data keys. */
+export function generatedDay(rowsPerHour: number): Promise<(Generated & { readonly key: string })[]> {
+  return Promise.all(
+    Array.from({ length: 24 }, (_, h) =>
+      generatedHour({ rows: rowsPerHour }, rowsPerHour, DAY + h * HOUR_MS, `day-${rowsPerHour}-${h}`).then(
+        (generated) => ({ key: dataKey({ kind: 'log_hour', appUuid: APP, hour: DAY + h * HOUR_MS }), ...generated }),
+      ),
+    ),
+  );
+}
+
 /** A destination directory holding `generated` at its data key (a hard link, or a copy across file systems). */
-async function lakeWith(dir: string, entries: readonly { key: string; file: string }[]): Promise<void> {
+export async function lakeWith(dir: string, entries: readonly { key: string; file: string }[]): Promise<void> {
   for (const { key, file } of entries) {
     await mkdir(path.dirname(path.join(dir, key)), { recursive: true });
     await link(file, path.join(dir, key)).catch(() => copyFile(file, path.join(dir, key)));
@@ -179,19 +198,7 @@ export async function benchConvert(options: ConvertBenchOptions): Promise<GroupR
 
   progress(`convert: a day of logs, ${options.dayRowsPerHour} rows per hour`);
   const dayLake = path.join(options.tmpRoot, 'convert-day');
-  const hours = await Promise.all(
-    Array.from({ length: 24 }, (_, h) =>
-      generatedHour(
-        { rows: options.dayRowsPerHour },
-        options.dayRowsPerHour,
-        DAY + h * HOUR_MS,
-        `day-${options.dayRowsPerHour}-${h}`,
-      ).then((generated) => ({
-        key: dataKey({ kind: 'log_hour', appUuid: APP, hour: DAY + h * HOUR_MS }),
-        ...generated,
-      })),
-    ),
-  );
+  const hours = await generatedDay(options.dayRowsPerHour);
   await lakeWith(dayLake, hours);
   const dayRun = await timedOk(process.execPath, [CLI, 'convert', '--dest', dayLake, '--json']);
   const daySummary = JSON.parse(dayRun.stdout) as { converted: number; failed: unknown[] };
@@ -328,7 +335,7 @@ async function bytesRead(lake: string): Promise<BytesRead> {
 }
 
 /** The footer a reader fetches first: its length (last 8 bytes: 4-byte length, then "PAR1") plus those 8 bytes. */
-async function footerBytes(file: string): Promise<number> {
+export async function footerBytes(file: string): Promise<number> {
   const handle = await open(file, 'r');
   try {
     const { size } = await handle.stat();
@@ -341,7 +348,7 @@ async function footerBytes(file: string): Promise<number> {
   }
 }
 
-async function filesUnder(dir: string, suffix: string): Promise<string[]> {
+export async function filesUnder(dir: string, suffix: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   return entries
     .filter((entry) => entry.isFile() && entry.name.endsWith(suffix))

@@ -1,11 +1,11 @@
 /**
  * The benchmark suite: copy throughput and memory, request-budget efficiency, Lambda cold start, planner scale and
- * the deployment's backfill through the shared request budget, Parquet conversion.
+ * the deployment's backfill through the shared request budget, Parquet conversion, the saved queries' bytes read.
  * Prints a markdown report and writes it to bench/RESULTS.md (a run with --only or --quick writes
  * bench/RESULTS.partial.md instead, so that it never replaces the full results).
  *
  * Usage: npm run bench [-- options] (builds the CLI first), or npx tsx bench/run.ts [options] with options
- * [--only copy,budget,cold,planner,lambda-budget,convert] [--quick] [--runs N] [--out FILE]. Needs the built CLI
+ * [--only copy,budget,cold,planner,lambda-budget,convert,analytics] [--quick] [--runs N] [--out FILE]. Needs the built CLI
  * (dist/localytics-sync.mjs), curl, rclone (Debian package `rclone`) and /usr/bin/time. Takes about 10 minutes.
  */
 import { spawnSync } from 'node:child_process';
@@ -15,6 +15,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { benchAnalytics } from './analytics.js';
 import { benchBudget } from './budget.js';
 import { bundleChildren } from './children.js';
 import { benchCold } from './cold.js';
@@ -27,10 +28,10 @@ import { type GroupResult, newGroup, renderResults } from './report.js';
 import { CLI, REPO } from './services.js';
 import { progress } from './support.js';
 
-const GROUPS = ['copy', 'budget', 'cold', 'planner', 'lambda-budget', 'convert'] as const;
+const GROUPS = ['copy', 'budget', 'cold', 'planner', 'lambda-budget', 'convert', 'analytics'] as const;
 type GroupName = (typeof GROUPS)[number];
 /** Groups that run the built CLI; the others bundle what they measure from the working tree when they run. */
-const USES_CLI: ReadonlySet<GroupName> = new Set(['copy', 'budget', 'lambda-budget', 'convert']);
+const USES_CLI: ReadonlySet<GroupName> = new Set(['copy', 'budget', 'lambda-budget', 'convert', 'analytics']);
 
 const { values } = parseArgs({
   options: {
@@ -125,6 +126,7 @@ try {
         runs,
         tmpRoot,
       }),
+    analytics: () => benchAnalytics({ dayRowsPerHour: sizes.convertDayRowsPerHour, tmpRoot }),
   };
   for (const name of GROUPS.filter((group) => only.has(group))) {
     const groupStarted = Date.now();

@@ -11,6 +11,7 @@ import { InvocationType, Trigger } from 'aws-cdk-lib/triggers';
 import { Construct } from 'constructs';
 import { DATASETS, type Dataset, isAppUuid } from '../functions/core/identifiers.js';
 import type { TableDefinition } from '../functions/core/tables.js';
+import { AnalyticsViews } from './analytics-views.js';
 import { Catalog } from './catalog.js';
 import { ExportQueue } from './export-queue.js';
 import { JobLedgerTable } from './job-ledger-table.js';
@@ -107,6 +108,8 @@ export class LocalyticsExportSync extends Construct {
   /** Plans right after a deployment that creates or changes the planner: the backfill starts at once. */
   readonly initialPlanning: Trigger;
   readonly catalog: Catalog;
+  /** Athena views (fact_events, fact_sessions, ...) over the catalog's tables, and saved queries on them. */
+  readonly analytics: AnalyticsViews;
   readonly monitoring: Monitoring;
   /** The Parquet layer's converter, unless `parquet` is false. */
   readonly converter?: ParquetConverter;
@@ -199,6 +202,7 @@ export class LocalyticsExportSync extends Construct {
       tables,
       parquet: props.parquet ?? true,
     });
+    this.analytics = new AnalyticsViews(this, 'Analytics', { catalog: this.catalog, parquet: props.parquet ?? true });
     this.monitoring = new Monitoring(this, 'Monitoring', {
       planner: this.planner,
       copier: this.copier,

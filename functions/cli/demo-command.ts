@@ -21,7 +21,12 @@ const DEMO_RATE = 600;
 export async function demoCommand(options: DemoCommandOptions, io: CliIo): Promise<number> {
   const dest = options.dest ?? 'localytics-demo';
   const hours = Math.max(1, Math.min(48, Number(options.hours ?? 12)));
-  const simulator = new LocalyticsSimulator({ ratePerMinute: DEMO_RATE, credentials: SIMULATOR_DEFAULT_CREDENTIALS });
+  // The simulator keeps the CLI's clock, so that a demo at a given time always serves the same data.
+  const simulator = new LocalyticsSimulator({
+    ratePerMinute: DEMO_RATE,
+    credentials: SIMULATOR_DEFAULT_CREDENTIALS,
+    now: io.now,
+  });
   const url = await simulator.start();
   io.stdout(`Started the Localytics API simulator on ${url}\n`);
   try {
@@ -66,7 +71,9 @@ export async function demoCommand(options: DemoCommandOptions, io: CliIo): Promi
     io.stdout(await describeTree(new LocalDirSink(dest)));
     io.stdout(
       `\nNext: run "npm start" again (nothing is copied twice), or\n` +
-        `  node dist/localytics-sync.mjs status --dest ${dest} --apps ${simulator.dataset.apps.join(',')}\n`,
+        `  node dist/localytics-sync.mjs status --dest ${dest} --apps ${simulator.dataset.apps.join(',')}\n` +
+        `  node dist/localytics-sync.mjs query events-by-name --dest ${dest} --app ${simulator.dataset.apps[0]}\n` +
+        '      (the first of the saved queries the stack adds to Athena; `query` alone lists them: docs/analytics.md)\n',
     );
     return result.exitCode === EXIT_OK ? EXIT_OK : result.exitCode;
   } finally {

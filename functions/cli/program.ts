@@ -5,6 +5,7 @@ import { describeError } from '../core/redact.js';
 import { convertCommand } from './convert-command.js';
 import { demoCommand } from './demo-command.js';
 import { type CliIo, EXIT_FAILURES, EXIT_USAGE } from './io.js';
+import { queryCommand } from './query-command.js';
 import { simulateCommand } from './simulate-command.js';
 import { statusCommand } from './status-command.js';
 import { syncCommand } from './sync-command.js';
@@ -85,6 +86,26 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     )
     .action(async (options) => {
       await run(() => simulateCommand(options, io))();
+    });
+
+  program
+    .command('query')
+    .description(
+      'run a saved query (the stack saves the same ones in Athena) with DuckDB over a local destination; without a name, list them',
+    )
+    .argument('[name]', 'events-by-name, event-trend, devices-per-day, sessions-per-day or profile-attribute')
+    .option('--dest <dir>', 'a local destination directory (e.g. localytics-demo)')
+    .option('--app <uuid>', 'the app (default: the only app at the destination)')
+    .option('--from <YYYY-MM-DD>', 'first UTC day (default: 29 days before --to)')
+    .option('--to <YYYY-MM-DD>', 'last UTC day (default: today)')
+    .option('--event <name>', 'event name (event-trend)')
+    .option('--profiledb <id>', 'profile database (default: the only one at the destination)')
+    .option('--day <YYYY-MM-DD>', 'profile snapshot day (default: the newest)')
+    .option('--attribute <key>', 'profile attribute key, e.g. favorite_place (profile-attribute)')
+    .option('--parquet', 'read the Parquet layer instead of the JSON files')
+    .option('--json', 'print the rows as JSON')
+    .action(async (name: string | undefined, options) => {
+      await run(() => queryCommand(name, options, io))();
     });
 
   program

@@ -4,18 +4,11 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ConvertSummary } from '../../functions/core/convert-layer.js';
-import { HOUR_MS } from '../../functions/core/hours.js';
-import {
-  audienceRows,
-  type LogRow,
-  latestGeneration,
-  logRows,
-  profileRows,
-} from '../../functions/simulator/dataset.js';
+import { audienceRows, type LogRow, latestGeneration, profileRows } from '../../functions/simulator/dataset.js';
 import { LocalyticsSimulator } from '../../functions/simulator/server.js';
 import { runCli } from '../support/cli.js';
 import { type Layer, openLake, sqlBlocks } from '../support/duckdb-lake.js';
-import { credentialEnv } from '../support/simulator.js';
+import { servedRowsOfDay, syncSimulated } from '../support/simulated-lake.js';
 
 /**
  * The README's queries over data the real sync landed, against what the simulator served, on both layers: the JSON
@@ -50,32 +43,8 @@ const BAD_LINES = [
 beforeAll(async () => {
   await simulator.start();
   dir = await mkdtemp(path.join(os.tmpdir(), 'lsync-lake-'));
-  const sync = (from: string, to: string) =>
-    runCli(
-      [
-        'sync',
-        '--dest',
-        dir,
-        '--api-url',
-        simulator.url,
-        '--apps',
-        simulator.dataset.apps.join(','),
-        '--from',
-        from,
-        '--to',
-        to,
-        '--rate',
-        '6000',
-        '--parquet',
-        '--json',
-      ],
-      credentialEnv,
-      () => now,
-    );
   const synced = async (from: string, to: string) => {
-    const run = await sync(from, to);
-    expect(run.code, run.stdout + run.stderr).toBe(0);
-    syncs.push((JSON.parse(run.stdout) as { parquet: ConvertSummary }).parquet);
+    syncs.push(await syncSimulated(dir, simulator, { from, to }, () => now));
   };
   // Day one: audiences and profiles of 2026-11-19; day two: the next generation and both days of logs.
   await synced('2026-11-19T00', '2026-11-19T01');
@@ -106,8 +75,7 @@ async function answer(sql: string): Promise<Record<string, unknown>[]> {
 }
 
 function rowsOfDay(app: string, day: string): LogRow[] {
-  const start = Date.parse(`${day}T00:00:00Z`);
-  return Array.from({ length: 24 }, (_, h) => logRows(simulator.dataset, app, start + h * HOUR_MS)).flat();
+  return servedRowsOfDay(simulator.dataset, app, day);
 }
 
 function query(title: string): string {

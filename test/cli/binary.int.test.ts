@@ -44,6 +44,21 @@ test('the demo lands all three datasets in a local folder with no AWS account an
   const again = await exec(['demo', '--dest', dest, '--hours', '3']);
   expect(again.code).toBe(0);
   expect(again.stdout).toMatch(/: 0 file\(s\) copied/);
+
+  // The command the demo suggests prints the first saved query's answer (the bundle loads DuckDB for it).
+  const suggested = /node dist\/localytics-sync\.mjs (query events-by-name .*)/.exec(again.stdout)?.[1] as string;
+  expect(suggested).toBe(
+    `query events-by-name --dest ${dest} --app 1bea53c5f15a26dff0a078f-2eedf7d6-fd41-11e3-4735-00a426b17dd8`,
+  );
+  const query = await exec(suggested.split(' '));
+  expect(query.code, query.stderr).toBe(0);
+  const lines = query.stdout.trim().split('\n');
+  expect(lines[0]).toMatch(
+    /^Events by name over 30 days \(app 1bea53c5f15a26dff0a078f-2eedf7d6-fd41-11e3-4735-00a426b17dd8; JSON layer of /,
+  );
+  expect(lines[2]).toMatch(/^event_name\s+occurrences\s+devices$/);
+  expect(lines.slice(4).length).toBeGreaterThan(1);
+  for (const line of lines.slice(4)) expect(line).toMatch(/^[A-Za-z]+\s+\d+\s+\d+$/);
 });
 
 test('the binary exits 2 on bad input with a one-line error', async () => {

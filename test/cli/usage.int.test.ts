@@ -70,7 +70,7 @@ test('an unreadable S3 destination exits 2 before any API call', async () => {
 test('--help exits 0 and lists the commands', async () => {
   const run = await runCli(['--help']);
   expect(run.code).toBe(0);
-  for (const command of ['sync', 'status', 'simulate', 'demo']) expect(run.stdout).toContain(command);
+  for (const command of ['sync', 'status', 'simulate', 'demo', 'query']) expect(run.stdout).toContain(command);
 });
 
 test('--version prints the package version and exits 0', async () => {
