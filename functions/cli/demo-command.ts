@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { LocalDirSink } from '../adapters/local-dir-sink.js';
 import { floorHour, formatHour, HOUR_MS } from '../core/hours.js';
 import { LocalyticsSimulator, SIMULATOR_DEFAULT_CREDENTIALS } from '../simulator/server.js';
@@ -20,6 +21,7 @@ const DEMO_RATE = 600;
  */
 export async function demoCommand(options: DemoCommandOptions, io: CliIo): Promise<number> {
   const dest = options.dest ?? 'localytics-demo';
+  const shownAs = path.isAbsolute(dest) ? dest : `./${dest}`;
   const hours = Math.max(1, Math.min(48, Number(options.hours ?? 12)));
   // The simulator keeps the CLI's clock, so that a demo at a given time always serves the same data.
   const simulator = new LocalyticsSimulator({
@@ -33,7 +35,7 @@ export async function demoCommand(options: DemoCommandOptions, io: CliIo): Promi
     const to = floorHour(io.now());
     const from = to - hours * HOUR_MS;
     io.stdout(
-      `Syncing logs (${simulator.dataset.apps.length} apps, ${formatHour(from)} .. ${formatHour(to)}), audiences and profiles into ./${dest}\n`,
+      `Syncing logs (${simulator.dataset.apps.length} apps, ${formatHour(from)} .. ${formatHour(to)}), audiences and profiles into ${shownAs}\n`,
     );
     const result = await runSyncCommand(
       {
@@ -68,10 +70,11 @@ export async function demoCommand(options: DemoCommandOptions, io: CliIo): Promi
       );
     }
     io.stdout('\n');
-    io.stdout(await describeTree(new LocalDirSink(dest)));
+    io.stdout(await describeLanding(new LocalDirSink(dest), shownAs));
     io.stdout(
       `\nNext: run "npm start" again (nothing is copied twice), or\n` +
-        `  node dist/localytics-sync.mjs status --dest ${dest} --apps ${simulator.dataset.apps.join(',')}\n` +
+        // The window the demo synced: status over any other window would show hours the demo never asked for.
+        `  node dist/localytics-sync.mjs status --dest ${dest} --apps ${simulator.dataset.apps.join(',')} --from ${formatHour(from)} --to ${formatHour(to)}\n` +
         `  node dist/localytics-sync.mjs query events-by-name --dest ${dest} --app ${simulator.dataset.apps[0]}\n` +
         '      (the first of the saved queries the stack adds to Athena; `query` alone lists them: docs/analytics.md)\n',
     );
@@ -81,24 +84,39 @@ export async function demoCommand(options: DemoCommandOptions, io: CliIo): Promi
   }
 }
 
-/** Group landed files by partition folder: one line per dataset export with its file count and one example. */
-async function describeTree(sink: LocalDirSink): Promise<string> {
-  const groups = new Map<string, { files: number; bytes: number; example: string }>();
+const DATASET_FOLDERS = ['raw_logs', 'audiences', 'profiles', 'profile_changes'] as const;
+
+/** What landed, one line per dataset (its JSON files and their Parquet twins), and one example key. */
+async function describeLanding(sink: LocalDirSink, shownAs: string): Promise<string> {
+  const totals = new Map<string, { files: number; bytes: number; parquetFiles: number; parquetBytes: number }>();
+  let example: string | undefined;
   for await (const object of sink.list('')) {
-    if (object.key.startsWith('_')) continue;
     const parts = object.key.split('/');
-    const layer = parts[0] === 'parquet' ? 1 : 0;
-    const dataset = parts[layer];
-    const group = parts.slice(0, layer + (dataset === 'raw_logs' ? 2 : dataset === 'audiences' ? 3 : 2)).join('/');
-    const entry = groups.get(group) ?? { files: 0, bytes: 0, example: object.key };
-    entry.files++;
-    entry.bytes += object.size;
-    groups.set(group, entry);
+    const parquet = parts[0] === 'parquet';
+    const dataset = parts[parquet ? 1 : 0] ?? '';
+    if (!(DATASET_FOLDERS as readonly string[]).includes(dataset)) continue;
+    const entry = totals.get(dataset) ?? { files: 0, bytes: 0, parquetFiles: 0, parquetBytes: 0 };
+    if (parquet) {
+      entry.parquetFiles++;
+      entry.parquetBytes += object.size;
+    } else {
+      entry.files++;
+      entry.bytes += object.size;
+      if (dataset === 'raw_logs') example ??= object.key;
+    }
+    totals.set(dataset, entry);
   }
-  const lines = [`What landed in ${sink.location}:`];
-  for (const [group, entry] of groups) {
-    lines.push(`  ${group}/  ${entry.files} file(s), ${formatBytes(entry.bytes)}`);
-    lines.push(`      e.g. ${entry.example}`);
+  const lines = [
+    `What landed in ${shownAs} (one object per file, Hive-style partitions; Parquet twins under parquet/):`,
+  ];
+  for (const dataset of DATASET_FOLDERS) {
+    const entry = totals.get(dataset);
+    if (!entry) continue;
+    lines.push(
+      `  ${dataset.padEnd(16)} ${String(entry.files).padStart(4)} file(s) ${formatBytes(entry.bytes).padStart(10)}` +
+        `   Parquet ${String(entry.parquetFiles).padStart(4)} file(s) ${formatBytes(entry.parquetBytes).padStart(10)}`,
+    );
   }
+  if (example) lines.push(`  e.g. ${example}`);
   return `${lines.join('\n')}\n`;
 }

@@ -41,6 +41,24 @@ test('the demo lands all three datasets in a local folder with no AWS account an
   expect(result.stdout).toMatch(/Parquet: [1-9]\d* file\(s\) converted .*, 0 failed\)/);
   expect(result.stdout + result.stderr).not.toMatch(/Signature=|Authorization|simulator-secret/);
 
+  // One line per dataset, not one per partition.
+  const landed = result.stdout.slice(result.stdout.indexOf('What landed in')).split('\n\n')[0] as string;
+  expect(landed.split('\n').map((line) => line.trim().split(/\s+/)[0])).toEqual([
+    'What',
+    'raw_logs',
+    'audiences',
+    'profiles',
+    'profile_changes',
+    'e.g.',
+  ]);
+  // The status command it suggests covers the window the demo synced: nothing shows as missing.
+  const statusHint = /node dist\/localytics-sync\.mjs (status .*)\n/.exec(result.stdout)?.[1] as string;
+  expect(statusHint).toMatch(/--from \d{4}-\d{2}-\d{2}T\d{2} --to \d{4}-\d{2}-\d{2}T\d{2}$/);
+  const status = await exec(statusHint.split(' '));
+  expect(status.code).toBe(0);
+  expect(status.stdout).toMatch(/: \d+ present, \d+ pending, 0 missing;/);
+  expect(status.stdout).not.toMatch(/: \d+ present, \d+ pending, [1-9]\d* missing;/);
+
   const again = await exec(['demo', '--dest', dest, '--hours', '3']);
   expect(again.code).toBe(0);
   expect(again.stdout).toMatch(/: 0 file\(s\) copied/);
