@@ -11,7 +11,7 @@ import { type JobMessage, newJobMessage, serializeJobMessage } from '../../funct
 import { dataKey, type SyncJob } from '../../functions/core/jobs.js';
 import { readStackConfig } from '../../lib/config.js';
 import { LocalyticsExportSyncStack } from '../../lib/localytics-export-sync-stack.js';
-import { testApp } from '../support/cdk.js';
+import { assetDirectories, testApp } from '../support/cdk.js';
 import { LONGEST_PSEUDO, longestResolver, type Template } from '../support/longest-values.js';
 import { syntheticApps } from '../support/synthetic-apps.js';
 
@@ -217,19 +217,11 @@ describe('the code of each function, at 5,000 apps', () => {
   }, 180_000);
 
   test('code and layers take at most 250 MB unzipped, with at most 5 layers', () => {
-    // What `cdk deploy` zips and uploads for each S3 key: the asset manifest's source directory.
-    const manifest = JSON.parse(readFileSync(path.join(synth.outdir, 'Limits.assets.json'), 'utf8')) as {
-      files: Record<string, { source: { path: string }; destinations: Record<string, { objectKey: string }> }>;
-    };
-    const sources = new Map(
-      Object.values(manifest.files).flatMap((file) =>
-        Object.values(file.destinations).map((destination) => [destination.objectKey, file.source.path] as const),
-      ),
-    );
+    const sources = assetDirectories(synth.outdir, 'Limits');
     const assetDir = (code: { S3Key?: string }) => {
       const source = sources.get(String(code.S3Key));
       if (!source) throw new Error(`no asset uploads to ${code.S3Key}`);
-      return path.join(synth.outdir, source);
+      return source;
     };
     const functions = ofType(synth.template, 'AWS::Lambda::Function');
     expect(functions.length).toBeGreaterThanOrEqual(3);
