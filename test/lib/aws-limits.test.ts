@@ -166,11 +166,14 @@ for (const [configuration, context] of Object.entries(CONFIGURATIONS)) {
     let synth: Synthesized;
     beforeAll(() => {
       synth = synthesize(apps, context, { bundle: false });
+      const template = synth.template;
       figures.push(
-        `${configuration}, ${apps} apps: ${Object.keys(synth.template.Resources).length} resources, ` +
-          `template ${Math.round(synth.templateBytes / 1024)} KB, largest environment ${max(environmentSizes(synth))} B, ` +
-          `${ofType(synth.template, 'AWS::CloudWatch::Alarm').length} alarms, ` +
-          `largest role policies ${max(rolePolicySizes(synth))} characters, longest Glue parameter ${longestGlueParameter(synth)}`,
+        `${configuration}, ${apps} apps: ${Object.keys(template.Resources).length} resources, ` +
+          `${Object.keys(template.Outputs ?? {}).length} outputs, ${Object.keys(template.Parameters ?? {}).length} parameters, ` +
+          `template ${synth.templateBytes} B, largest environment ${max(environmentSizes(synth))} B, ` +
+          `${ofType(template, 'AWS::CloudWatch::Alarm').length} alarms, ` +
+          `largest role policies ${max(rolePolicySizes(synth))} characters, longest Glue parameter ${longestGlueParameter(synth)}, ` +
+          `largest async payload ${Math.max(...Object.values(asyncPayloads(synth)).map((payload) => Buffer.byteLength(payload)))} B`,
       );
     }, 120_000);
 
