@@ -357,7 +357,10 @@ describe('the app list', () => {
       .HandlerArn;
 
   test("travels in the planner's code, each app once, in lower case; the environment only names the file", () => {
-    const { app, template } = stackFromContext({ apps: [first, second.toUpperCase(), first, ` ${second} `] });
+    const { app, template } = stackFromContext({
+      apps: [first, second.toUpperCase(), first, ` ${second} `],
+      parquet: false,
+    });
     expect(bundledAppList(app, 'Test', template)).toEqual([first, second].sort());
     const planner = functionOf(template, 'Planner').Properties.Environment.Variables;
     expect(planner).toMatchObject({ APPS_FILE: 'apps.json', LAG_ALARM_HOURS: '6' });
@@ -372,15 +375,15 @@ describe('the app list', () => {
   });
 
   test("a changed list changes the planner's code hash, hence the version the deployment trigger runs; not the copier's", () => {
-    const before = stackFromContext({ apps: [first, second] }).template;
-    const added = stackFromContext({ apps: [first, second, third] }).template;
+    const before = stackFromContext({ apps: [first, second], parquet: false }).template;
+    const added = stackFromContext({ apps: [first, second, third], parquet: false }).template;
     expect(functionOf(added, 'Planner').Properties.Code.S3Key).not.toBe(
       functionOf(before, 'Planner').Properties.Code.S3Key,
     );
     expect(triggerVersion(added)).not.toEqual(triggerVersion(before));
     expect(functionOf(added, 'Copier').Properties.Code.S3Key).toBe(functionOf(before, 'Copier').Properties.Code.S3Key);
     // The same list in another order or case is the same list: nothing re-plans.
-    const same = stackFromContext({ apps: [second.toUpperCase(), first, second] }).template;
+    const same = stackFromContext({ apps: [second.toUpperCase(), first, second], parquet: false }).template;
     expect(functionOf(same, 'Planner').Properties.Code.S3Key).toBe(functionOf(before, 'Planner').Properties.Code.S3Key);
   });
 
