@@ -4,6 +4,9 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { PARQUET_FOLDER, type PartitionDefinition, TABLES, type TableDefinition } from '../functions/core/tables.js';
 
+/** The longest value of a Glue table parameter. */
+const GLUE_PARAMETER_VALUE_LIMIT = 512_000;
+
 export interface CatalogProps {
   readonly bucket: IBucket;
   readonly keyPrefix: string;
@@ -38,6 +41,13 @@ export class Catalog extends Construct {
     }
     const startDate = props.startDate ?? '2020-01-01';
     if (!/^\d{4}-\d{2}-\d{2}$/.test(startDate)) throw new Error(`startDate "${startDate}" must be yyyy-MM-dd`);
+    // The raw-log tables project app_uuid from an enum of every app ID, one Glue table parameter.
+    const appValues = props.apps.join(',').length;
+    if (appValues > GLUE_PARAMETER_VALUE_LIMIT) {
+      throw new Error(
+        `apps: ${props.apps.length} app IDs make the app_uuid projection ${appValues} characters; a Glue table parameter holds ${GLUE_PARAMETER_VALUE_LIMIT}`,
+      );
+    }
     const account = Stack.of(this).account;
     this.database = new CfnDatabase(this, 'Database', {
       catalogId: account,

@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { TimeZone } from 'aws-cdk-lib';
 import type { Node } from 'constructs';
 import { z } from 'zod';
-import { DATASETS } from '../functions/core/identifiers.js';
+import { DATASETS, parseAppUuid } from '../functions/core/identifiers.js';
 import { BUDGET_TABLE_REFERENCE } from '../functions/core/request-budget.js';
 
 /** Context keys (cdk.json "context" or `-c key=value`) that configure the stack. Documented in the README. */
@@ -53,6 +54,8 @@ const configSchema = z.object({
   keyPrefix: z.string().default('localytics'),
   secretName: z.string().min(1, 'is required: the Secrets Manager secret (name or ARN) with {"apiKey","apiSecret"}'),
   apps: listOf(z.string()).default([]),
+  /** A file of app IDs (one a line, `#` comments), instead of `apps`: for lists too long for a command line. */
+  appsFile: z.string().min(1).optional(),
   datasets: listOf(z.enum(DATASETS)).default([...DATASETS]),
   apiUrl: z.url().default('https://api.localytics.com'),
   requestsPerMinute: integerInput
@@ -108,6 +111,14 @@ export function readStackConfig(node: Node): StackConfig {
     const problems = result.error.issues.map((issue) => `context "${issue.path.join('.')}" ${issue.message}`);
     throw new Error(`Invalid Localytics Export Sync configuration: ${problems.join('; ')}`);
   }
+  if (result.data.appsFile !== undefined) {
+    if (raw.apps !== undefined) {
+      throw new Error(
+        'Invalid Localytics Export Sync configuration: context "apps" and "appsFile" are both set: give one (remove "apps" from cdk.json to use a file)',
+      );
+    }
+    result.data.apps = readAppsFile(result.data.appsFile);
+  }
   const timeZones = Object.values(TimeZone).map((zone) => (zone as TimeZone).timezoneName);
   if (!timeZones.includes(result.data.exportsScheduleTimeZone)) {
     throw new Error(
@@ -115,4 +126,27 @@ export function readStackConfig(node: Node): StackConfig {
     );
   }
   return result.data;
+}
+
+/** The app IDs of an apps file: one a line; blank lines and `#` comments (whole or end of line) are ignored. */
+function readAppsFile(file: string): string[] {
+  const problem = (message: string) =>
+    new Error(`Invalid Localytics Export Sync configuration: context "appsFile" ${file}${message}`);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw problem(` cannot be read: ${(error as Error).message}`);
+  }
+  const apps: string[] = [];
+  for (const [index, line] of text.split(/\r?\n/).entries()) {
+    const entry = line.replace(/#.*$/, '').trim();
+    if (!entry) continue;
+    const app = parseAppUuid(entry);
+    if (!app)
+      throw problem(` line ${index + 1}: "${entry}" is not a Localytics app ID (hex groups separated by dashes)`);
+    apps.push(app);
+  }
+  if (apps.length === 0) throw problem(' lists no app ID');
+  return apps;
 }

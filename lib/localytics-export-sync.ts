@@ -1,5 +1,8 @@
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Stage, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
@@ -9,8 +12,9 @@ import type { ScheduleExpression } from 'aws-cdk-lib/aws-scheduler';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { InvocationType, Trigger } from 'aws-cdk-lib/triggers';
 import { Construct } from 'constructs';
-import { DATASETS, type Dataset, isAppUuid } from '../functions/core/identifiers.js';
+import { DATASETS, type Dataset, parseAppUuid } from '../functions/core/identifiers.js';
 import type { TableDefinition } from '../functions/core/tables.js';
+import { APP_LIST_FILE, formatAppList } from '../functions/handlers/config.js';
 import { AnalyticsViews } from './analytics-views.js';
 import { Catalog } from './catalog.js';
 import { ExportQueue } from './export-queue.js';
@@ -31,7 +35,10 @@ export interface LocalyticsExportSyncProps {
   readonly keyPrefix?: string;
   /** Secrets Manager secret holding `{"apiKey": "...", "apiSecret": "..."}`. */
   readonly secret: ISecret;
-  /** Localytics app IDs whose raw logs are copied. */
+  /**
+   * Localytics app IDs whose raw logs are copied (any number; case and repeats do not matter). They are bundled with
+   * the planner's code, so a changed list re-plans at once after `cdk deploy` (the deployment trigger).
+   */
   readonly apps: readonly string[];
   /** @default all: logs, audiences, profiles */
   readonly datasets?: readonly Dataset[];
@@ -132,7 +139,6 @@ export class LocalyticsExportSync extends Construct {
       DEST_PREFIX: settings.keyPrefix,
       SECRET_ID: props.secret.secretArn,
       API_URL: props.apiUrl ?? 'https://api.localytics.com',
-      APPS: props.apps.join(','),
       DATASETS: settings.datasets.join(','),
       RATE_PER_MINUTE: String(settings.requestsPerMinute),
       QUEUE_URL: this.jobs.queue.queueUrl,
@@ -151,7 +157,14 @@ export class LocalyticsExportSync extends Construct {
       entry: handlerPath('planner'),
       description: 'Plans Localytics export files to copy and enqueues one job per file',
       timeout: Duration.minutes(5),
-      environment,
+      // The app list travels in the planner's code, not its environment (4 KB in all): any number of apps fits, its
+      // role needs nothing more to read it, and a changed list is a changed code hash, which the trigger re-plans on.
+      bundledFiles: { [APP_LIST_FILE]: this.writeAppList(settings.apps) },
+      environment: {
+        ...environment,
+        APPS_FILE: APP_LIST_FILE,
+        LAG_ALARM_HOURS: String(props.lagAlarmHours ?? 6),
+      },
       // The trigger below invokes the current version; older versions serve nothing and go.
       currentVersionOptions: { removalPolicy: RemovalPolicy.DESTROY },
     });
@@ -196,7 +209,7 @@ export class LocalyticsExportSync extends Construct {
     this.catalog = new Catalog(this, 'Catalog', {
       bucket: this.bucket,
       keyPrefix: settings.keyPrefix,
-      apps: props.apps,
+      apps: settings.apps,
       databaseName: props.catalogDatabaseName,
       startDate: props.catalogStartDate,
       tables,
@@ -205,10 +218,11 @@ export class LocalyticsExportSync extends Construct {
     this.analytics = new AnalyticsViews(this, 'Analytics', { catalog: this.catalog, parquet: props.parquet ?? true });
     this.monitoring = new Monitoring(this, 'Monitoring', {
       planner: this.planner,
+      plannerLogs: this.planner.logGroup,
       copier: this.copier,
       queue: this.jobs.queue,
       deadLetterQueue: this.jobs.deadLetterQueue,
-      apps: settings.datasets.includes('logs') ? props.apps : [],
+      watchesLogs: settings.datasets.includes('logs'),
       lagAlarmHours: props.lagAlarmHours,
       watchesExports: settings.datasets.includes('audiences') || settings.datasets.includes('profiles'),
       staleExportHours: props.staleExportHours ?? 48,
@@ -313,6 +327,16 @@ export class LocalyticsExportSync extends Construct {
     this.jobs.deadLetterQueue.grantSendMessages(this.copier);
   }
 
+  /** The planner's app list, written at synth into the cloud assembly (named by its content) for its bundle. */
+  private writeAppList(apps: readonly string[]): string {
+    const content = formatAppList(apps);
+    const outdir = Stage.of(this)?.outdir;
+    if (!outdir) throw new Error('LocalyticsExportSync must be created inside a CDK App');
+    const file = path.join(outdir, `apps-${createHash('sha256').update(content).digest('hex').slice(0, 16)}.json`);
+    writeFileSync(file, content);
+    return file;
+  }
+
   private createBucket(): Bucket {
     const bucket = new Bucket(this, 'Bucket', {
       encryption: BucketEncryption.S3_MANAGED,
@@ -339,6 +363,8 @@ export class LocalyticsExportSync extends Construct {
 }
 
 interface ValidatedSettings {
+  /** Lower case, each once, sorted: the same list however it is given (its file is part of the planner's code). */
+  readonly apps: readonly string[];
   readonly keyPrefix: string;
   readonly datasets: readonly Dataset[];
   readonly requestsPerMinute: number;
@@ -360,10 +386,13 @@ function validate(props: LocalyticsExportSyncProps): ValidatedSettings {
     }
   }
   if (datasets.length === 0) throw new Error('datasets must name at least one of logs, audiences, profiles');
-  for (const app of props.apps) {
-    if (!isAppUuid(app)) throw new Error(`apps: "${app}" is not a Localytics app ID (hex groups separated by dashes)`);
+  const apps = new Set<string>();
+  for (const given of props.apps) {
+    const app = parseAppUuid(given);
+    if (!app) throw new Error(`apps: "${given}" is not a Localytics app ID (hex groups separated by dashes)`);
+    apps.add(app);
   }
-  if (datasets.includes('logs') && props.apps.length === 0) {
+  if (datasets.includes('logs') && apps.size === 0) {
     throw new Error('apps must list at least one Localytics app ID when the logs dataset is synced');
   }
   const requestsPerMinute = props.requestsPerMinute ?? 50;
@@ -395,7 +424,15 @@ function validate(props: LocalyticsExportSyncProps): ValidatedSettings {
   if (!Number.isInteger(queueAheadMinutes) || queueAheadMinutes < 5 || queueAheadMinutes > 120) {
     throw new Error(`queueAheadMinutes must be a whole number from 5 to 120, got ${queueAheadMinutes}`);
   }
-  return { keyPrefix, datasets, requestsPerMinute, copierConcurrency, batchSize, queueAheadMinutes };
+  return {
+    apps: [...apps].sort(),
+    keyPrefix,
+    datasets,
+    requestsPerMinute,
+    copierConcurrency,
+    batchSize,
+    queueAheadMinutes,
+  };
 }
 
 function handlerPath(name: 'planner' | 'copier'): string {

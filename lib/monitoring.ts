@@ -4,6 +4,8 @@ import {
   ComparisonOperator,
   Dashboard,
   GraphWidget,
+  LogQueryVisualizationType,
+  LogQueryWidget,
   MathExpression,
   Metric,
   SingleValueWidget,
@@ -12,6 +14,7 @@ import {
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import type { ILogGroup } from 'aws-cdk-lib/aws-logs';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
@@ -20,11 +23,13 @@ import { METRIC, METRICS_NAMESPACE } from '../functions/handlers/telemetry.js';
 
 export interface MonitoringProps {
   readonly planner: IFunction;
+  /** The planner's log group: its `app lag` lines give the dashboard's list of the most lagging apps. */
+  readonly plannerLogs: ILogGroup;
   readonly copier: IFunction;
   readonly queue: IQueue;
   readonly deadLetterQueue: IQueue;
-  /** Apps whose lag is alarmed on; empty when raw logs are not synced. */
-  readonly apps: readonly string[];
+  /** Whether raw logs are synced: then the worst lag over all apps alarms. @default true */
+  readonly watchesLogs?: boolean;
   /** Alarm when an app's newest copied hour is older than this many hours. @default 6 */
   readonly lagAlarmHours?: number;
   /** Whether audiences or profiles are synced: then exports that vanish or stop refreshing alarm. @default false */
@@ -83,15 +88,15 @@ export class Monitoring extends Construct {
       threshold: 0,
       description: 'The planner function failed: no new jobs are being planned.',
     });
-    const lagMetrics = props.apps.map((app) => ({
-      app,
-      metric: metric(METRIC.lagHours, 'Maximum', Duration.hours(1), { app }),
-    }));
-    for (const [index, { app, metric: lag }] of lagMetrics.entries()) {
-      this.alarm(`LogLag${index}`, {
-        metric: lag,
+    // One alarm whatever the number of apps: on the worst lag of any app, which the planner reports each run.
+    const worstLag = metric(METRIC.maxLagHours, 'Maximum', Duration.hours(1));
+    const appsLagging = metric(METRIC.appsLagging, 'Maximum', Duration.hours(1));
+    const watchesLogs = props.watchesLogs ?? true;
+    if (watchesLogs) {
+      this.alarm('LogLag', {
+        metric: worstLag,
         threshold: lagHours,
-        description: `Raw logs of app ${app} lag more than ${lagHours} hours (or the planner stopped reporting).`,
+        description: `Raw logs of at least one app lag more than ${lagHours} hours (or the planner stopped reporting): the dashboard lists the most lagging apps, \`localytics-sync status\` shows each app's hours.`,
         treatMissingData: TreatMissingData.BREACHING,
       });
     }
@@ -146,9 +151,10 @@ export class Monitoring extends Construct {
         width: 12,
       }),
       new GraphWidget({
-        title: 'Lag per app (hours)',
-        left: lagMetrics.map(({ app, metric: lag }) => lag.with({ label: app.slice(0, 12) })),
+        title: 'Raw logs lag (hours)',
+        left: [worstLag.with({ label: 'worst lag of any app' })],
         leftAnnotations: [{ value: lagHours, label: 'alarm' }],
+        right: [appsLagging.with({ label: `apps lagging more than ${lagHours} h` })],
         width: 12,
       }),
       new GraphWidget({
@@ -192,6 +198,24 @@ export class Monitoring extends Construct {
         width: 24,
       }),
     );
+    if (watchesLogs) {
+      // Each planner run logs every app's lag ("app lag"): the latest of each, worst first.
+      this.dashboard.addWidgets(
+        new LogQueryWidget({
+          title: 'Most lagging apps (hours behind, latest planner run)',
+          logGroupNames: [props.plannerLogs.logGroupName],
+          view: LogQueryVisualizationType.TABLE,
+          queryLines: [
+            'filter message = "app lag"',
+            'stats latest(lagHours) as lagHours by app',
+            'sort lagHours desc',
+            'limit 50',
+          ],
+          width: 24,
+          height: 8,
+        }),
+      );
+    }
   }
 
   private alarm(

@@ -1,6 +1,12 @@
+import path from 'node:path';
 import { Duration, Size, Validations } from 'aws-cdk-lib';
 import { Architecture, type ILayerVersion, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, type NodejsFunctionProps, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import {
+  type ICommandHooks,
+  NodejsFunction,
+  type NodejsFunctionProps,
+  OutputFormat,
+} from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 
@@ -23,6 +29,11 @@ export interface SyncFunctionProps {
   readonly layers?: ILayerVersion[];
   /** /tmp size, MiB (512 to 10240). @default 512 */
   readonly ephemeralStorageMiB?: number;
+  /**
+   * Files copied into the bundle beside the handler: name in the bundle to absolute path at synth. They are part of
+   * the code (its hash, hence the function's version), read from `LAMBDA_TASK_ROOT`. @default none
+   */
+  readonly bundledFiles?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -59,6 +70,7 @@ export class SyncFunction extends NodejsFunction {
         mainFields: ['module', 'main'],
         externalModules: props.externalModules ?? [],
         forceDockerBundling: false,
+        commandHooks: props.bundledFiles ? new CopyIntoBundle(props.bundledFiles) : undefined,
         // Some bundled CommonJS dependencies call require(): give the ESM bundle one.
         banner: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
       },
@@ -70,4 +82,27 @@ export class SyncFunction extends NodejsFunction {
         'nodejs22.x is the runtime we build and test for (esbuild target node22); newer runtimes are adopted deliberately.',
     });
   }
+}
+
+/** Copies files into a bundle after esbuild (a shell step of CDK's local bundling). */
+class CopyIntoBundle implements ICommandHooks {
+  constructor(readonly files: Readonly<Record<string, string>>) {}
+
+  beforeBundling(): string[] {
+    return [];
+  }
+
+  beforeInstall(): string[] {
+    return [];
+  }
+
+  afterBundling(_inputDir: string, outputDir: string): string[] {
+    return Object.entries(this.files).map(
+      ([name, source]) => `cp ${shellQuote(source)} ${shellQuote(path.join(outputDir, name))}`,
+    );
+  }
+}
+
+function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", "'\\''")}'`;
 }

@@ -295,7 +295,13 @@ function emptySummary(task: PlannerTask, to: number): PlannerRunSummary {
 }
 
 function finish(logger: Logger, summary: PlannerRunSummary): PlannerRunSummary {
-  logger.info('planner run finished', { ...summary, skipped: summary.skipped.length });
+  // Not each app's lag: thousands of apps would not fit one log event (the Lambda planner logs one line per app).
+  const { lagHours, ...rest } = summary;
+  logger.info('planner run finished', {
+    ...rest,
+    skipped: summary.skipped.length,
+    appCount: Object.keys(lagHours).length,
+  });
   for (const failure of summary.listFailures) logger.error('export list failed', { ...failure });
   return summary;
 }

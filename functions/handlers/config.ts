@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import * as z from 'zod/mini';
 import { ConfigError } from '../core/errors.js';
 import { DATASETS, type Dataset, isAppUuid } from '../core/identifiers.js';
@@ -28,7 +30,11 @@ const envSchema = z.object({
   DEST_PREFIX: withDefault(z.string(), ''),
   SECRET_ID: z.string().check(z.minLength(1)),
   API_URL: withDefault(z.url(), 'https://api.localytics.com'),
-  APPS: z.pipe(list, z.array(z.string().check(z.refine(isAppUuid, 'is not a Localytics app ID')))),
+  /**
+   * The planner's app list: a JSON array of app IDs in a file of the function's code (relative to its directory), so
+   * that any number of apps fits (Lambda's environment holds 4 KB). The copier has none: it copies what it is given.
+   */
+  APPS_FILE: z.optional(z.string().check(z.minLength(1))),
   DATASETS: z.pipe(list, z.array(z.enum(DATASETS)).check(z.minLength(1))),
   RATE_PER_MINUTE: wholeNumber(1),
   /** The DynamoDB table holding the key's request budget, shared by every function (and CLI runs). */
@@ -45,6 +51,8 @@ const envSchema = z.object({
   QUEUE_AHEAD_MINUTES: withDefault(wholeNumber(1, 120), '30'),
   NOT_READY_DEADLINE_HOURS: withDefault(wholeNumber(1), '24'),
   STALE_EXPORT_HOURS: withDefault(wholeNumber(1), '48'),
+  /** The planner counts the apps that lag more than this (the lag alarm's threshold). */
+  LAG_ALARM_HOURS: withDefault(wholeNumber(1), '6'),
   ALLOWED_FILE_HOSTS: withDefault(list, ''),
   /** First backoff of a retryable failure across deliveries (doubles each delivery). */
   RETRY_BASE_SECONDS: withDefault(wholeNumber(1), '30'),
@@ -59,6 +67,7 @@ export interface HandlerConfig {
   readonly prefix: string;
   readonly secretId: string;
   readonly apiUrl: string;
+  /** The apps whose raw logs are planned (from `APPS_FILE`; none without it). */
   readonly apps: readonly string[];
   readonly datasets: ReadonlySet<Dataset>;
   /** The key's requests per minute, shared by every function through the budget table. */
@@ -77,10 +86,46 @@ export interface HandlerConfig {
   readonly notReadyDeadlineHours: number;
   /** An audience or profile export not regenerated for this long is reported. */
   readonly staleExportHours: number;
+  /** Apps whose raw logs lag more than this are counted as lagging. */
+  readonly lagAlarmHours: number;
   readonly allowedFileHosts: readonly string[];
   readonly retryBaseSeconds: number;
   readonly notReadyDelaySeconds: number;
   readonly convertQueueUrl?: string;
+}
+
+/** The planner's app list file: its name in the planner's bundle, and its content (written at synth). */
+export const APP_LIST_FILE = 'apps.json';
+
+export function formatAppList(apps: readonly string[]): string {
+  return `${JSON.stringify(apps)}\n`;
+}
+
+const appListSchema = z.array(z.string().check(z.refine(isAppUuid, 'is not a Localytics app ID')));
+
+function readAppList(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(
+      `invalid function configuration: APPS_FILE ${file} cannot be read (${(error as Error).message})`,
+      {
+        cause: error,
+      },
+    );
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`invalid function configuration: APPS_FILE ${file} is not JSON`, { cause: error });
+  }
+  const result = appListSchema.safeParse(data);
+  if (!result.success) {
+    throw new ConfigError(`invalid function configuration: APPS_FILE ${file}: ${firstIssue(result.error)}`);
+  }
+  return result.data;
 }
 
 export function readHandlerConfig(env: Readonly<Record<string, string | undefined>>): HandlerConfig {
@@ -92,7 +137,7 @@ export function readHandlerConfig(env: Readonly<Record<string, string | undefine
     prefix: e.DEST_PREFIX.replace(/^\/+|\/+$/g, ''),
     secretId: e.SECRET_ID,
     apiUrl: e.API_URL.replace(/\/+$/, ''),
-    apps: e.APPS.map((app) => app.toLowerCase()),
+    apps: e.APPS_FILE === undefined ? [] : readAppList(path.resolve(env.LAMBDA_TASK_ROOT ?? '.', e.APPS_FILE)),
     datasets: new Set(e.DATASETS),
     ratePerMinute: e.RATE_PER_MINUTE,
     budgetTable: e.BUDGET_TABLE,
@@ -107,6 +152,7 @@ export function readHandlerConfig(env: Readonly<Record<string, string | undefine
     queueAheadMinutes: e.QUEUE_AHEAD_MINUTES,
     notReadyDeadlineHours: e.NOT_READY_DEADLINE_HOURS,
     staleExportHours: e.STALE_EXPORT_HOURS,
+    lagAlarmHours: e.LAG_ALARM_HOURS,
     allowedFileHosts: e.ALLOWED_FILE_HOSTS,
     retryBaseSeconds: e.RETRY_BASE_SECONDS,
     notReadyDelaySeconds: e.NOT_READY_DELAY_SECONDS,

@@ -1,5 +1,6 @@
 import type { Context } from 'aws-lambda';
 import * as z from 'zod/mini';
+import { ConfigError } from '../core/errors.js';
 import { type PlannerTask, planToQueue } from '../core/plan-to-queue.js';
 import '../core/schema.js';
 import { type Runtime, runtime } from './runtime.js';
@@ -23,6 +24,9 @@ export function createPlannerHandler(getRuntime: () => Runtime, now: () => numbe
     if (!parsed.success) throw new TypeError('planner event must be {"task": "logs" | "exports" | "topup"} or {}');
     const task: PlannerTask = parsed.data.task ?? 'exports';
     const rt = getRuntime();
+    if (rt.config.datasets.has('logs') && rt.config.apps.length === 0) {
+      throw new ConfigError('invalid function configuration: APPS_FILE must list the apps whose raw logs are synced');
+    }
     const source = await rt.source();
     const requestsBefore = source.stats.apiRequests;
     // List retries (a throttled list waits for its Retry-After) stop in time: each list gets a third of the time
@@ -44,7 +48,13 @@ export function createPlannerHandler(getRuntime: () => Runtime, now: () => numbe
           listTimeLimitMs: Math.max(1_000, Math.floor(forLists / 3)),
         },
       );
-      recordPlannerRun(rt.metrics, summary, source.stats.apiRequests - requestsBefore);
+      recordPlannerRun(
+        rt.metrics,
+        rt.logger,
+        summary,
+        source.stats.apiRequests - requestsBefore,
+        rt.config.lagAlarmHours,
+      );
       return summary;
     } finally {
       clearTimeout(timer);

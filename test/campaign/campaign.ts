@@ -225,8 +225,9 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
         queues,
         budgetTable: await servers.createBudgetTable(),
         ledgerTable,
+        // The simulator's apps, not the deployment's bundled list.
+        apps,
         environment: {
-          APPS: apps.join(','),
           RATE_PER_MINUTE: '6000',
           MAX_RECEIVE_COUNT: '4',
           RETRY_BASE_SECONDS: '1',

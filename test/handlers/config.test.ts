@@ -1,10 +1,25 @@
-import { describe, expect, test } from 'vitest';
-import { readHandlerConfig } from '../../functions/handlers/config.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { APP_LIST_FILE, formatAppList, readHandlerConfig } from '../../functions/handlers/config.js';
+
+// The planner's code directory (LAMBDA_TASK_ROOT), with the app list the stack bundles there.
+const taskRoot = mkdtempSync(path.join(os.tmpdir(), 'lsync-task-'));
+afterAll(() => rmSync(taskRoot, { recursive: true, force: true }));
+const APPS = [
+  '1bea53c5f15a26dff0a078f-2eedf7d6-fd41-11e3-4735-00a426b17dd8',
+  '91e6f7bf1c6004b029c3082-602f5774-ae2b-11e2-0c2c-004a77f8b47f',
+];
+writeFileSync(path.join(taskRoot, APP_LIST_FILE), formatAppList(APPS));
+writeFileSync(path.join(taskRoot, 'not-json.json'), '1bea53c5f15a26dff0a078f-2eedf7d6-fd41-11e3-4735-00a426b17dd8\n');
+writeFileSync(path.join(taskRoot, 'bad-app.json'), JSON.stringify([APPS[0], 'not-an-app']));
 
 const base = {
   DEST_BUCKET: 'lake',
   SECRET_ID: 'arn:aws:secretsmanager:us-east-1:1:secret:x',
-  APPS: '1bea53c5f15a26dff0a078f-2eedf7d6-fd41-11e3-4735-00a426b17dd8, 91e6f7bf1c6004b029c3082-602f5774-ae2b-11e2-0c2c-004a77f8b47f',
+  LAMBDA_TASK_ROOT: taskRoot,
+  APPS_FILE: APP_LIST_FILE,
   DATASETS: 'logs,audiences',
   RATE_PER_MINUTE: '50',
   BUDGET_TABLE: 'lsync-budget',
@@ -19,10 +34,7 @@ test('reads the environment once into typed settings, with documented defaults',
     bucket: 'lake',
     prefix: '',
     apiUrl: 'https://api.localytics.com',
-    apps: [
-      '1bea53c5f15a26dff0a078f-2eedf7d6-fd41-11e3-4735-00a426b17dd8',
-      '91e6f7bf1c6004b029c3082-602f5774-ae2b-11e2-0c2c-004a77f8b47f',
-    ],
+    apps: APPS,
     maxReceiveCount: 5,
     logLagHours: 1,
     lookbackHours: 6,
@@ -34,6 +46,7 @@ test('reads the environment once into typed settings, with documented defaults',
     allowedFileHosts: [],
     retryBaseSeconds: 30,
     notReadyDelaySeconds: 900,
+    lagAlarmHours: 6,
   });
   expect(config).toMatchObject({ ratePerMinute: 50, budgetTable: 'lsync-budget' });
   expect([...config.datasets]).toEqual(['logs', 'audiences']);
@@ -42,7 +55,9 @@ test('reads the environment once into typed settings, with documented defaults',
 describe('a bad environment fails at cold start with a message naming the variable', () => {
   test.each([
     [{ DEST_BUCKET: undefined }, /DEST_BUCKET/],
-    [{ APPS: 'not-an-app' }, /APPS\.0: is not a Localytics app ID/],
+    [{ APPS_FILE: 'missing.json' }, /APPS_FILE \/.*\/missing\.json cannot be read/],
+    [{ APPS_FILE: 'not-json.json' }, /APPS_FILE \/.*\/not-json\.json is not JSON/],
+    [{ APPS_FILE: 'bad-app.json' }, /APPS_FILE \/.*\/bad-app\.json: 1: is not a Localytics app ID/],
     [{ DATASETS: 'logs,events' }, /DATASETS\.1/],
     [{ RATE_PER_MINUTE: 'fifty' }, /RATE_PER_MINUTE: must be a whole number/],
     [{ RATE_PER_MINUTE: '12.5' }, /RATE_PER_MINUTE: must be a whole number/],
@@ -54,4 +69,11 @@ describe('a bad environment fails at cold start with a message naming the variab
   ])('%j', (override, message) => {
     expect(() => readHandlerConfig({ ...base, ...override })).toThrow(message);
   });
+});
+
+test("the app list is read from the function's code directory; without APPS_FILE (the copier) there is none", () => {
+  expect(
+    readHandlerConfig({ ...base, APPS_FILE: path.join(taskRoot, APP_LIST_FILE), LAMBDA_TASK_ROOT: '/elsewhere' }).apps,
+  ).toEqual(APPS);
+  expect(readHandlerConfig({ ...base, APPS_FILE: undefined }).apps).toEqual([]);
 });

@@ -72,7 +72,6 @@ async function deployment() {
     DEST_PREFIX: 'lake',
     SECRET_ID: secretArn,
     API_URL: simulator.url,
-    APPS: app(),
     DATASETS: 'logs',
     RATE_PER_MINUTE: '6000',
     BUDGET_TABLE: budgetTable,

@@ -10,7 +10,7 @@ import { dataKey, pendingChangeSetKey, type SyncJob } from '../../functions/core
 import { latestGeneration, logRows, serializeRows } from '../../functions/simulator/dataset.js';
 import { TestDeployment } from '../support/deployment/deployment.js';
 import { synthesizedDeployment } from '../support/deployment/shared.js';
-import { E2E_SECRET_ARN } from '../support/deployment/synth.js';
+import { E2E_APPS, E2E_SECRET_ARN } from '../support/deployment/synth.js';
 import { createDynamoDbClient, createTestTable, dynamoDbEndpoint } from '../support/dynamodb.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
 import { createS3Client, createTestBucket, getObjectBytes, listAllKeys, s3Endpoint } from '../support/s3.js';
@@ -26,7 +26,8 @@ import {
   toSqsEvent,
 } from '../support/sqs.js';
 
-const simulator = useSimulator();
+// The simulator serves the deployment's apps: the 60 bundled with the planner.
+const simulator = useSimulator({ dataset: { apps: E2E_APPS } });
 const secrets = new FakeSecretsManager();
 const s3 = createS3Client();
 const sqs = createSqsClient();
@@ -69,7 +70,11 @@ afterEach(async () => {
   expect(denied).toEqual([]);
 });
 
-async function deploy(environment: Record<string, string> = {}) {
+/** The deployment; its planner plans one app (the first) unless `apps` is 'bundled': the list synthesized with it. */
+async function deploy(
+  environment: Record<string, string> = {},
+  { apps = [app()] }: { apps?: readonly string[] | 'bundled' } = {},
+) {
   deployment = await TestDeployment.start({
     synth: await synthesizedDeployment(),
     endpoints: { s3: s3Endpoint(), sqs: sqsEndpoint(), dynamoDb: dynamoDbEndpoint(), secretsManager: secrets.url },
@@ -78,9 +83,9 @@ async function deploy(environment: Record<string, string> = {}) {
     queues,
     budgetTable,
     ledgerTable,
-    // Test settings over the template's: one app, a fast budget, the test queue's redrive, quick retries.
+    apps: apps === 'bundled' ? undefined : apps,
+    // Test settings over the template's: a fast budget, the test queue's redrive, quick retries.
     environment: {
-      APPS: app(),
       RATE_PER_MINUTE: '6000',
       MAX_RECEIVE_COUNT: '3',
       BACKFILL_DAYS: '1',
@@ -284,16 +289,33 @@ test('the planner removes a leftover record of a change set already copied, as i
   ]);
 });
 
-test('the functions publish EMF metrics: files, bytes, rows, API requests, and the lag of every app', async () => {
-  const { planner, copier, deployment } = await deploy({ DATASETS: 'logs', LOOKBACK_HOURS: '3' });
+test("the planner plans every app of its bundled list (60), the copiers land each app's hours, and the functions publish metrics and each app's lag", async () => {
+  const { planner, copier, deployment } = await deploy(
+    { DATASETS: 'logs', LOOKBACK_HOURS: '1', LAG_ALARM_HOURS: '1', POWERTOOLS_LOG_LEVEL: 'INFO' },
+    { apps: 'bundled' },
+  );
+  const first = await planner<{ enqueued: number; window: { from: number; to: number } }>({ task: 'logs' });
+  const hours = [first.window.from];
+  expect(first.window.to).toBe(first.window.from + HOUR_MS);
+  expect(first.enqueued).toBe(E2E_APPS.length * hours.length);
+  expect(await pollUntilEmpty(deployment.eventSource, queues, copier, { timeoutMs: 120_000 })).toMatchObject({
+    failures: 0,
+  });
   await planner({ task: 'logs' });
-  await pollUntilEmpty(deployment.eventSource, queues, copier);
-  await planner({ task: 'logs' });
-  const lines = [deployment.output('planner'), deployment.output('copier')];
-  const emf = lines
+
+  // Each app's hours, as the simulator serves them.
+  const jobs = E2E_APPS.flatMap((appUuid) => hours.map((hour): SyncJob => ({ kind: 'log_hour', appUuid, hour })));
+  expect((await listAllKeys(s3, bucket, 'lake/')).sort()).toEqual(jobs.map((job) => `lake/${dataKey(job)}`).sort());
+  for (const job of jobs as Extract<SyncJob, { kind: 'log_hour' }>[]) {
+    const stored = gunzipSync(await getObjectBytes(s3, bucket, `lake/${dataKey(job)}`)).toString();
+    expect(stored).toBe(serializeRows(logRows(simulator.dataset, job.appUuid, job.hour)));
+  }
+
+  const lines = [deployment.output('planner'), deployment.output('copier')]
     .flatMap((chunk) => chunk.split('\n'))
-    .filter((line) => line.includes('"_aws"'))
+    .filter((line) => line.startsWith('{'))
     .map((line) => JSON.parse(line) as Record<string, unknown>);
+  const emf = lines.filter((line) => '_aws' in line);
   const sum = (name: string) =>
     emf.reduce((total, entry) => {
       const value = entry[name];
@@ -306,16 +328,23 @@ test('the functions publish EMF metrics: files, bytes, rows, API requests, and t
             : 0)
       );
     }, 0);
-  expect(sum('filesCopied')).toBe(3);
+  expect(sum('filesCopied')).toBe(jobs.length);
   expect(sum('rowsCopied')).toBeGreaterThan(0);
   expect(sum('bytesCopied')).toBeGreaterThan(0);
-  expect(sum('jobsEnqueued')).toBe(3);
-  const lag = emf.filter((entry) => 'lagHours' in entry);
-  // First run: nothing copied yet, the lag is the window; second run: the newest hour is one hour of lag old.
-  expect(lag.map((entry) => [entry.app, entry.lagHours])).toEqual([
-    [app(), 4],
-    [app(), 1],
+  expect(sum('jobsEnqueued')).toBe(jobs.length);
+  // One worst lag a run, whatever the number of apps: first nothing copied (the window, 2 hours, for every app: all
+  // lag more than 1), then the newest hour one hour of lag old. No metric per app.
+  const lag = emf.filter((entry) => 'maxLagHours' in entry);
+  expect(lag.map((entry) => [entry.maxLagHours, entry.appsLagging])).toEqual([
+    [2, E2E_APPS.length],
+    [1, 0],
   ]);
+  expect(emf.some((entry) => 'app' in entry || 'lagHours' in entry)).toBe(false);
+  // Each app's lag is a log line of its own, for the dashboard's list of the most lagging apps.
+  const appLag = lines.filter((line) => line.message === 'app lag');
+  expect(appLag.map((line) => [line.app, line.lagHours]).sort()).toEqual(
+    [...E2E_APPS.map((appUuid) => [appUuid, 2]), ...E2E_APPS.map((appUuid) => [appUuid, 1])].sort(),
+  );
   expect(
     emf.every(
       (entry) =>
@@ -328,16 +357,25 @@ test('the functions publish EMF metrics: files, bytes, rows, API requests, and t
 describe('the queued-job ledger', () => {
   const ledger = () => new DynamoDbJobLedger(dynamoDb, ledgerTable);
 
-  test("the deployment trigger's empty event plans the daily task over the whole 30-day retention, once", async () => {
-    // 100 requests a minute, 5 minutes ahead: the queue takes 500 jobs; the rest of the 718 hours is backlog.
-    const { planner } = await deploy({ BACKFILL_DAYS: '30', RATE_PER_MINUTE: '100', QUEUE_AHEAD_MINUTES: '5' });
+  test("the deployment trigger's empty event plans the daily task over the whole 30-day retention of every bundled app, once", async () => {
+    // 100 requests a minute, 5 minutes ahead: the queue takes 500 jobs; the rest of the 60 × 718 hours is backlog.
+    const { planner } = await deploy(
+      { BACKFILL_DAYS: '30', RATE_PER_MINUTE: '100', QUEUE_AHEAD_MINUTES: '5' },
+      { apps: 'bundled' },
+    );
     const first = await planner<{ window: { from: number } }>({});
-    expect(first).toMatchObject({ task: 'exports', logHoursMissing: 718, enqueued: 4 + 2 + 494, backlog: 224 });
+    const missing = 718 * E2E_APPS.length;
+    expect(first).toMatchObject({
+      task: 'exports',
+      logHoursMissing: missing,
+      enqueued: 4 + 2 + 494,
+      backlog: missing - 494,
+    });
     expect(first.window.from).toBe(floorHour(Date.now() - 30 * 24 * HOUR_MS) + HOUR_MS);
     const depth = await queueDepth(sqs, queues.queueUrl);
     expect(depth.visible + depth.delayed).toBe(500);
     // A later deployment runs it again: everything missing is already waiting or backlog.
-    expect(await planner({})).toMatchObject({ enqueued: 0, alreadyQueued: 500, backlog: 224 });
+    expect(await planner({})).toMatchObject({ enqueued: 0, alreadyQueued: 500, backlog: missing - 494 });
     expect((await ledger().read(Date.now())).queued.size).toBe(500);
   });
 

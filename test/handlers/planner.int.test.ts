@@ -9,11 +9,13 @@ import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
 import { EXPORTS_SEEN_KEY } from '../../functions/core/export-watch.js';
 import { createPlannerHandler } from '../../functions/handlers/planner.js';
 import { createRuntime } from '../../functions/handlers/runtime.js';
+import { writeAppList } from '../support/app-list.js';
 import { createDynamoDbClient, createTestTable, dynamoDbEndpoint } from '../support/dynamodb.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
 import { createS3Client, createTestBucket, s3Environment } from '../support/s3.js';
 import { credentials, useSimulator } from '../support/simulator.js';
 import { createJobQueues, createSqsClient, lambdaContext, queueDepth, sqsEndpoint } from '../support/sqs.js';
+import { tempDir } from '../support/temp.js';
 
 const simulator = useSimulator();
 const secrets = new FakeSecretsManager();
@@ -34,7 +36,7 @@ beforeAll(async () => {
 afterAll(() => secrets.stop());
 afterEach(() => simulator.faults.clear());
 
-async function deployment(now: () => number = Date.now) {
+async function deployment(now: () => number = Date.now, environment: Record<string, string | undefined> = {}) {
   const sqs = createSqsClient();
   const queues = await createJobQueues(sqs);
   const bucket = await createTestBucket(createS3Client());
@@ -44,7 +46,7 @@ async function deployment(now: () => number = Date.now) {
     DEST_PREFIX: 'lake',
     SECRET_ID: secretArn,
     API_URL: simulator.url,
-    APPS: simulator.dataset.apps.join(','),
+    APPS_FILE: await writeAppList(await tempDir(), simulator.dataset.apps),
     DATASETS: 'logs,audiences,profiles',
     RATE_PER_MINUTE: '6000',
     BUDGET_TABLE: await createTestTable(createDynamoDbClient()),
@@ -52,6 +54,7 @@ async function deployment(now: () => number = Date.now) {
     DLQ_URL: queues.dlqUrl,
     LEDGER_TABLE: await createTestTable(createDynamoDbClient()),
     BACKFILL_DAYS: '1',
+    ...environment,
   });
   const planner = createPlannerHandler(() => runtime, now);
   return {
@@ -64,6 +67,16 @@ async function deployment(now: () => number = Date.now) {
     sink: runtime.sink,
   };
 }
+
+test('a planner without its app list plans nothing and fails naming APPS_FILE', async () => {
+  const run = await deployment(Date.now, { APPS_FILE: undefined });
+  const requests = simulator.requests.length;
+  await expect(run.plan(12_000)).rejects.toThrow(
+    'invalid function configuration: APPS_FILE must list the apps whose raw logs are synced',
+  );
+  expect(simulator.requests.length).toBe(requests);
+  expect(await run.queued()).toBe(0);
+});
 
 test('an audience list that keeps failing gives up in time; the profile list and the log backfill still run', async () => {
   const run = await deployment();

@@ -1,10 +1,14 @@
+import { Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, test } from 'vitest';
 import { TABLES } from '../../functions/core/tables.js';
+import { Catalog } from '../../lib/catalog.js';
 import { readStackConfig } from '../../lib/config.js';
 import { LocalyticsExportSyncStack } from '../../lib/localytics-export-sync-stack.js';
 import { testApp } from '../support/cdk.js';
+import { syntheticApps } from '../support/synthetic-apps.js';
 
 const APPS = [
   '1bea53c5f15a26dff0a078f-2eedf7d6-fd41-11e3-4735-00a426b17dd8',
@@ -111,24 +115,52 @@ describe('the Glue catalog', () => {
   });
 });
 
+type Widget = { type: string; properties: { title?: string; metrics?: unknown; query?: string } };
+
+/** The dashboard's widgets, each token of its body shown as its JSON (`{"Ref":"..."}`). */
+function dashboardWidgets(template: Template): Widget[] {
+  const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard')) as {
+    Properties: { DashboardBody: { 'Fn::Join': [string, unknown[]] } };
+  }[];
+  const parts = dashboard?.Properties.DashboardBody['Fn::Join'][1] ?? [];
+  const body = parts
+    .map((part) => (typeof part === 'string' ? part : JSON.stringify(JSON.stringify(part)).slice(1, -1)))
+    .join('');
+  return (JSON.parse(body) as { widgets: Widget[] }).widgets;
+}
+
+test("an app list longer than a Glue table parameter holds stops the synth, naming Glue's limit", () => {
+  const stack = new Stack(testApp(), 'Catalog');
+  const bucket = Bucket.fromBucketName(stack, 'Lake', 'lake-bucket');
+  // 8,393 app IDs of 60 characters fit in 512,000; 9,000 do not.
+  expect(() => new Catalog(stack, 'Fits', { bucket, keyPrefix: 'l', apps: syntheticApps(8393) })).not.toThrow();
+  expect(() => new Catalog(stack, 'TooMany', { bucket, keyPrefix: 'l', apps: syntheticApps(9000) })).toThrow(
+    'apps: 9000 app IDs make the app_uuid projection 548999 characters; a Glue table parameter holds 512000',
+  );
+});
+
 describe('monitoring', () => {
-  test('alarms on a non-empty DLQ, copier and planner errors, lag per app, nothing copied in 24 h, throttling and stale exports', () => {
+  test('alarms on a non-empty DLQ, copier and planner errors, the worst lag, nothing copied in 24 h, throttling and stale exports', () => {
     const { template } = synth();
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
       (alarm) => (alarm as { Properties: Record<string, unknown> }).Properties,
     );
     // + the Parquet converter's failures, errors and dead-letter queue
-    expect(alarms).toHaveLength(6 + APPS.length + 3);
+    expect(alarms).toHaveLength(7 + 3);
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'ApproximateNumberOfMessagesVisible',
       Threshold: 0,
       ComparisonOperator: 'GreaterThanThreshold',
     });
+    // The worst lag of any app, missing data breaching: a planner that stops reporting alarms.
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      MetricName: 'lagHours',
+      MetricName: 'maxLagHours',
       Namespace: 'LocalyticsExportSync',
-      Dimensions: Match.arrayWith([{ Name: 'app', Value: APPS[1] }]),
+      Dimensions: [{ Name: 'service', Value: 'localytics-export-sync' }],
+      Statistic: 'Maximum',
+      Period: 3600,
       Threshold: 6,
+      ComparisonOperator: 'GreaterThanThreshold',
       TreatMissingData: 'breaching',
     });
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
@@ -158,18 +190,43 @@ describe('monitoring', () => {
     expect(JSON.stringify(template.findResources('AWS::CloudWatch::Alarm'))).not.toContain('exportConcerns');
   });
 
-  test('a dashboard shows throughput, lag per app, throttling, failures and queue depth', () => {
+  test('the alarms and the dashboard do not grow with the number of apps', () => {
+    const counts = (template: Template) => ({
+      alarms: Object.keys(template.findResources('AWS::CloudWatch::Alarm')).length,
+      resources: Object.keys(template.toJSON().Resources).length,
+      dashboard: JSON.stringify(template.findResources('AWS::CloudWatch::Dashboard')).length,
+    });
+    const few = counts(synth().template);
+    const many = counts(synth({ apps: syntheticApps(300) }).template);
+    expect(many).toEqual(few);
+    expect(few.alarms).toBe(10);
+  });
+
+  test('a dashboard shows throughput, the lag, throttling, failures, queue depth and the most lagging apps', () => {
     const { template } = synth();
-    const body = JSON.stringify(template.findResources('AWS::CloudWatch::Dashboard'));
-    for (const title of [
-      'Throughput',
-      'Lag per app (hours)',
-      'API requests and throttling',
-      'Failures',
-      'Queue depth',
-    ]) {
-      expect(body).toContain(title);
-    }
+    const widgets = dashboardWidgets(template);
+    const titles = widgets.map((widget) => widget.properties.title);
+    expect(titles).toEqual(
+      expect.arrayContaining([
+        'Throughput',
+        'Raw logs lag (hours)',
+        'API requests and throttling',
+        'Failures',
+        'Queue depth',
+        'Most lagging apps (hours behind, latest planner run)',
+      ]),
+    );
+    const lag = widgets.find((widget) => widget.properties.title === 'Raw logs lag (hours)');
+    expect(JSON.stringify(lag?.properties.metrics)).toContain('"maxLagHours"');
+    expect(JSON.stringify(lag?.properties.metrics)).toContain('"appsLagging"');
+    // A Logs Insights table over the planner's log group: the latest lag of each app, worst first.
+    const plannerLogs = Object.keys(template.findResources('AWS::Logs::LogGroup')).find((id) =>
+      id.startsWith('SyncPlanner'),
+    );
+    const apps = widgets.find((widget) => widget.type === 'log');
+    expect(apps?.properties.query).toBe(
+      `SOURCE '{"Ref":"${plannerLogs}"}' | filter message = "app lag"\n| stats latest(lagHours) as lagHours by app\n| sort lagHours desc\n| limit 50`,
+    );
   });
 
   test('with an alarm email, every alarm notifies an SNS topic that requires TLS, and cdk-nag stays clean', () => {
@@ -199,6 +256,7 @@ describe('monitoring', () => {
       'profiles',
       'profiles_parquet',
     ]);
-    expect(JSON.stringify(template.findResources('AWS::CloudWatch::Alarm'))).not.toContain('lagHours');
+    expect(JSON.stringify(template.findResources('AWS::CloudWatch::Alarm'))).not.toContain('LagHours');
+    expect(JSON.stringify(template.findResources('AWS::CloudWatch::Dashboard'))).not.toContain('app lag');
   });
 });

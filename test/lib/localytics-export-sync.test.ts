@@ -1,14 +1,18 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
 import { readStackConfig } from '../../lib/config.js';
 import { LocalyticsExportSync, type LocalyticsExportSyncProps } from '../../lib/localytics-export-sync.js';
 import { LocalyticsExportSyncStack } from '../../lib/localytics-export-sync-stack.js';
-import { testApp } from '../support/cdk.js';
+import { assetDirectories, testApp } from '../support/cdk.js';
+import { syntheticApps } from '../support/synthetic-apps.js';
 
 const APP_ID = '1bea53c5f15a26dff0a078f-2eedf7d6-fd41-11e3-4735-00a426b17dd8';
 
@@ -330,6 +334,121 @@ test('a customer-managed bucket key gets grants: encrypt for the copier, decrypt
       expect.arrayContaining(['kms:Encrypt', 'kms:GenerateDataKey*']),
     ]),
   );
+});
+
+describe('the app list', () => {
+  const [first, second, third] = syntheticApps(3) as [string, string, string];
+  type FunctionResource = {
+    Properties: { Code: { S3Key: string }; Environment: { Variables: Record<string, unknown> } };
+  };
+  const functionOf = (template: Template, name: 'Planner' | 'Copier') => {
+    const [found] = Object.entries(template.findResources('AWS::Lambda::Function')).filter(([id]) =>
+      id.startsWith(`Sync${name}`),
+    );
+    if (!found) throw new Error(`no ${name}`);
+    return found[1] as FunctionResource;
+  };
+  const bundledAppList = (app: ReturnType<typeof testApp>, stackName: string, template: Template) => {
+    const dir = assetDirectories(app.outdir, stackName).get(functionOf(template, 'Planner').Properties.Code.S3Key);
+    return JSON.parse(readFileSync(path.join(dir as string, 'apps.json'), 'utf8')) as string[];
+  };
+  const triggerVersion = (template: Template) =>
+    (Object.values(template.findResources('Custom::Trigger'))[0] as { Properties: { HandlerArn: unknown } }).Properties
+      .HandlerArn;
+
+  test("travels in the planner's code, each app once, in lower case; the environment only names the file", () => {
+    const { app, template } = stackFromContext({
+      apps: [first, second.toUpperCase(), first, ` ${second} `],
+      parquet: false,
+    });
+    expect(bundledAppList(app, 'Test', template)).toEqual([first, second].sort());
+    const planner = functionOf(template, 'Planner').Properties.Environment.Variables;
+    expect(planner).toMatchObject({ APPS_FILE: 'apps.json', LAG_ALARM_HOURS: '6' });
+    expect(planner).not.toHaveProperty('APPS');
+    // The copier copies what it is given: no list at all.
+    const copier = functionOf(template, 'Copier');
+    expect(copier.Properties.Environment.Variables).not.toHaveProperty('APPS');
+    expect(copier.Properties.Environment.Variables).not.toHaveProperty('APPS_FILE');
+    const copierDir = assetDirectories(app.outdir, 'Test').get(copier.Properties.Code.S3Key);
+    expect(existsSync(path.join(copierDir as string, 'index.mjs'))).toBe(true);
+    expect(existsSync(path.join(copierDir as string, 'apps.json'))).toBe(false);
+  });
+
+  test("a changed list changes the planner's code hash, hence the version the deployment trigger runs; not the copier's", () => {
+    const before = stackFromContext({ apps: [first, second], parquet: false }).template;
+    const added = stackFromContext({ apps: [first, second, third], parquet: false }).template;
+    expect(functionOf(added, 'Planner').Properties.Code.S3Key).not.toBe(
+      functionOf(before, 'Planner').Properties.Code.S3Key,
+    );
+    expect(triggerVersion(added)).not.toEqual(triggerVersion(before));
+    expect(functionOf(added, 'Copier').Properties.Code.S3Key).toBe(functionOf(before, 'Copier').Properties.Code.S3Key);
+    // The same list in another order or case is the same list: nothing re-plans.
+    const same = stackFromContext({ apps: [second.toUpperCase(), first, second], parquet: false }).template;
+    expect(functionOf(same, 'Planner').Properties.Code.S3Key).toBe(functionOf(before, 'Planner').Properties.Code.S3Key);
+  });
+
+  test('two stacks of one app with different lists each bundle their own', () => {
+    const app = testApp({ context: { secretName: 'localytics/api' } });
+    const lists = [[first], [second, third]];
+    const stacks = lists.map((apps, index) => {
+      const stack = new Stack(app, `Lists${index}`);
+      new LocalyticsExportSync(stack, 'Sync', {
+        secret: Secret.fromSecretNameV2(stack, 'S', 'x'),
+        apps,
+        parquet: false,
+      });
+      return stack;
+    });
+    for (const [index, stack] of stacks.entries()) {
+      expect(bundledAppList(app, stack.stackName, Template.fromStack(stack))).toEqual(lists[index]?.sort());
+    }
+  });
+});
+
+describe('apps from a file (context appsFile)', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lsync-apps-file-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const appsFile = (name: string, text: string) => {
+    const file = path.join(dir, name);
+    writeFileSync(file, text);
+    return file;
+  };
+  const configOf = (context: Record<string, unknown>) =>
+    readStackConfig(testApp({ context: { secretName: 'localytics/api', ...context } }).node);
+  const [first, second] = syntheticApps(2) as [string, string];
+
+  test('one ID a line; blank lines and # comments (whole or end of line) are left out', () => {
+    const file = appsFile('apps.txt', `# production apps\n${first}\n\n  ${second.toUpperCase()}  # the web app\r\n`);
+    expect(configOf({ appsFile: file }).apps).toEqual([first, second]);
+  });
+
+  test('a bad line names the file and the line', () => {
+    const file = appsFile('bad.txt', `${first}\n# next\nnot-an-app\n`);
+    expect(() => configOf({ appsFile: file })).toThrow(
+      `context "appsFile" ${file} line 3: "not-an-app" is not a Localytics app ID`,
+    );
+  });
+
+  test.each([
+    ['both apps and appsFile', { apps: [first], appsFile: 'apps.txt' }, /context "apps" and "appsFile" are both set/],
+    [
+      'a missing file',
+      { appsFile: '/nonexistent/apps.txt' },
+      /context "appsFile" \/nonexistent\/apps\.txt cannot be read/,
+    ],
+  ])('%s is an error', (_, context, message) => {
+    expect(() => configOf(context)).toThrow(message);
+  });
+
+  test('a file with no ID is an error', () => {
+    const file = appsFile('empty.txt', '# none yet\n\n');
+    expect(() => configOf({ appsFile: file })).toThrow(`context "appsFile" ${file} lists no app ID`);
+  });
+
+  test('`-c apps=` takes a comma list of any length', () => {
+    const apps = syntheticApps(3000);
+    expect(configOf({ apps: apps.join(',') }).apps).toEqual(apps);
+  });
 });
 
 describe('configuration errors name what is wrong', () => {

@@ -11,6 +11,8 @@ export interface PhysicalResources {
   readonly refs: Readonly<Record<string, string>>;
   /** What `Fn::GetAtt` gives, by logical ID and attribute. */
   readonly attributes: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  /** Pseudo parameters (`AWS::Region`, ...) over the test deployment's. */
+  readonly pseudo?: Readonly<Record<string, string>>;
 }
 
 const PSEUDO: Record<string, string> = {
@@ -36,7 +38,7 @@ function intrinsic(name: string, argument: unknown, resources: PhysicalResources
   switch (name) {
     case 'Ref': {
       const id = String(argument);
-      const resolved = PSEUDO[id] ?? resources.refs[id];
+      const resolved = resources.pseudo?.[id] ?? PSEUDO[id] ?? resources.refs[id];
       if (resolved === undefined) throw new Error(`no physical resource for Ref ${id}`);
       return resolved;
     }

@@ -1,7 +1,10 @@
 import { appendFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { writeAppList } from '../app-list.js';
 import { S3RVER_CHECKSUMS, S3RVER_CREDENTIALS } from '../s3.js';
 import { S3RecordingProxy } from '../s3-proxy.js';
 import { AwsActionRecorder, type AwsService, type RecordedAction } from './action-recorder.js';
@@ -29,6 +32,11 @@ export interface TestDeploymentOptions {
   readonly environment?: Readonly<Record<string, string>>;
   /** An S3 proxy of the test's own (with failures to inject) to use instead of a new one in front of `s3`. */
   readonly s3Proxy?: S3RecordingProxy;
+  /**
+   * Apps the planner plans instead of those bundled with it: a list file like the bundled one, named by APPS_FILE.
+   * @default the bundled list
+   */
+  readonly apps?: readonly string[];
 }
 
 const SERVICES: readonly AwsService[] = ['s3', 'sqs', 'dynamodb', 'secretsmanager'];
@@ -57,6 +65,7 @@ export class TestDeployment {
     private readonly options: TestDeploymentOptions,
     s3Proxy: S3RecordingProxy,
     functions: Record<FunctionName, FunctionUnderTest>,
+    private readonly appListDir: string | undefined,
   ) {
     this.s3Proxy = s3Proxy;
     this.functions = functions;
@@ -136,7 +145,13 @@ export class TestDeployment {
         },
       };
     };
-    return new TestDeployment(options, s3Proxy, { planner: await setUp('planner'), copier: await setUp('copier') });
+    const planner = await setUp('planner');
+    let appListDir: string | undefined;
+    if (options.apps) {
+      appListDir = await mkdtemp(path.join(os.tmpdir(), 'lsync-apps-'));
+      planner.environment.APPS_FILE = await writeAppList(appListDir, options.apps);
+    }
+    return new TestDeployment(options, s3Proxy, { planner, copier: await setUp('copier') }, appListDir);
   }
 
   /** The environment a function's containers get. */
@@ -222,6 +237,7 @@ export class TestDeployment {
     }
     this.eventSource.destroy();
     await Promise.all([
+      this.appListDir ? rm(this.appListDir, { recursive: true, force: true }) : undefined,
       this.options.s3Proxy ? undefined : this.s3Proxy.stop(),
       ...all.flatMap((fn) => Object.values(fn.recorders).map((recorder) => recorder.stop())),
     ]);

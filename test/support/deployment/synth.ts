@@ -2,9 +2,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { App } from 'aws-cdk-lib';
-import { DEMO_APPS } from '../../../functions/simulator/dataset.js';
 import { readStackConfig } from '../../../lib/config.js';
 import { LocalyticsExportSyncStack } from '../../../lib/localytics-export-sync-stack.js';
+import { syntheticApps } from '../synthetic-apps.js';
 import type { PolicyStatement } from './iam.js';
 
 /** The secret the synthesized functions read (the tests store the simulator's credentials under it). */
@@ -41,12 +41,15 @@ export interface SynthesizedDeployment {
   };
 }
 
-/** The context of the test deployment: the demo apps the simulator serves, an imported bucket, a secret by ARN. */
+/** The test deployment's apps: more than Lambda's environment could hold (4 KB took about 50), bundled as a file. */
+export const E2E_APPS: readonly string[] = syntheticApps(60);
+
+/** The context of the test deployment: its apps (a simulator serves them), an imported bucket, a secret by ARN. */
 export const E2E_CONTEXT = {
   secretName: E2E_SECRET_ARN,
   bucketName: E2E_BUCKET_PLACEHOLDER,
   keyPrefix: E2E_KEY_PREFIX,
-  apps: [...DEMO_APPS],
+  apps: [...E2E_APPS],
   // The converter is a third function with its own tests (test/handlers/converter.int.test.ts, the arm64 asset).
   parquet: false,
   'aws:cdk:enable-asset-metadata': true,
