@@ -84,7 +84,7 @@ export async function runSyncCommand(
   }
   const credentials = await loadCredentials(options.secretId, io);
   const sink = overrides.sink ?? createSink(destination, io);
-  await checkDestination(sink);
+  await checkDestination(sink, { writes: true });
 
   const logger = createLogger(Boolean(options.verbose), io);
   const client = new LocalyticsClient({

@@ -3,7 +3,14 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { backoffMs } from './backoff.js';
 import { copyChangeSet } from './change-set.js';
-import { IntegrityError, LocationExpiredError, PermanentJobError, SinkError, ThrottledError } from './errors.js';
+import {
+  IntegrityError,
+  LocationExpiredError,
+  ObjectExistsError,
+  PermanentJobError,
+  SinkError,
+  ThrottledError,
+} from './errors.js';
 import { dataKey, jobFields, pendingChangeSetKey, type SyncJob } from './jobs.js';
 import { audienceJobs, profileJobs } from './planner.js';
 import type { ExportListing, ExportSource, ListOptions, Logger, ObjectSink } from './ports.js';
@@ -349,6 +356,8 @@ async function downloadWithRetries(
       }
       if (error instanceof PermanentJobError) return run.failed(describeError(error), false);
       if (error instanceof LocationExpiredError) return 'expired';
+      // Another copy of this job (a duplicate message, another run) stored the key first: nothing of ours is left.
+      if (error instanceof ObjectExistsError) return { status: 'present', key: run.key };
       if (attempt >= maxAttempts) return run.failed(describeError(error), true);
       const wait = backoffMs(attempt - 1, { random: deps.random });
       deps.logger.info('download failed, retrying same location', {

@@ -5,6 +5,7 @@ import { type Plan, type PlanRequest, planSync } from './planner.js';
 import type { ExportSource, Logger, ObjectSink } from './ports.js';
 import { type Clock, systemClock } from './request-budget.js';
 import { type JobReport, runJobs } from './run-jobs.js';
+import { sweepAbandonedUploads } from './upload-sweep.js';
 
 export interface SyncOptions {
   readonly concurrency: number;
@@ -59,6 +60,7 @@ export async function runSync(
 ): Promise<SyncSummary> {
   const clock = options.clock ?? systemClock;
   const started = clock.now();
+  await sweepAbandonedUploads(deps.sink, deps.logger, options.signal);
   const plan = await planSync({ ...request, signal: options.signal }, deps);
   options.onPlanned?.(plan);
   deps.logger.info('sync planned', { jobs: plan.jobs.length, beyondRetention: plan.beyondRetention.length });

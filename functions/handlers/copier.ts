@@ -27,6 +27,7 @@ export function createCopierHandler(getRuntime: () => Runtime) {
     // After this the invocation is over (Lambda's hard timeout): a change-set claim is held until then.
     const holderDeadline = Date.now() + context.getRemainingTimeInMillis();
     const timer = setTimeout(() => deadline.abort(), Math.max(0, deadlineAt - Date.now()));
+    await rt.sweepAbandonedUploads(deadline.signal);
     // SQS may deliver one job twice in a batch: copy it once (the key is the same, so this only saves a download).
     const firstRecordOfJob = new Map<string, string>();
     for (const record of event.Records) {

@@ -12,6 +12,7 @@ import { sqsConversionEnqueuer } from '../adapters/sqs-conversion-queue.js';
 import { SqsJobQueue } from '../adapters/sqs-job-queue.js';
 import type { Logger } from '../core/ports.js';
 import type { AcquireOptions, RequestBudget } from '../core/request-budget.js';
+import { sweepAbandonedUploads } from '../core/upload-sweep.js';
 import { type HandlerConfig, readHandlerConfig } from './config.js';
 import { METRICS_NAMESPACE } from './telemetry.js';
 
@@ -25,6 +26,8 @@ export interface Runtime {
   readonly queue: SqsJobQueue;
   /** This deployment's queued-job ledger. */
   readonly ledger: DynamoDbJobLedger;
+  /** The copier's sweep of uploads killed copiers left open: at most once an hour per container. */
+  sweepAbandonedUploads(signal?: AbortSignal): Promise<void>;
   /** Hands a data object to the Parquet converter's queue (when the deployment has the Parquet layer). */
   readonly afterCopy?: (key: string) => Promise<void>;
   /**
@@ -34,6 +37,9 @@ export interface Runtime {
    */
   source(invocation?: { readonly deadlineAt?: number }): Promise<LocalyticsClient>;
 }
+
+/** How often a copier container sweeps the uploads killed copiers left open. */
+const SWEEP_INTERVAL_MS = 60 * 60_000;
 
 /** The longest an invocation waits for a budget slot: sleeping copiers cost money and a slot a minute on is as good. */
 const MAX_BUDGET_WAIT_MS = 60_000;
@@ -63,12 +69,19 @@ export function createRuntime(env: Readonly<Record<string, string | undefined>>)
   const dynamo = createDynamoDbClient(budgetTableRegion(config.budgetTable));
   let client: { key: string; client: LocalyticsClient; budget: InvocationBudget } | undefined;
   const sqs = createSqsClient(env);
+  const sink = new S3Sink(createS3Client(env), { bucket: config.bucket, prefix: config.prefix });
+  let sweptAt: number | undefined;
   return {
     config,
     logger,
     powertoolsLogger,
     metrics,
-    sink: new S3Sink(createS3Client(env), { bucket: config.bucket, prefix: config.prefix }),
+    sink,
+    async sweepAbandonedUploads(signal) {
+      if (sweptAt !== undefined && Date.now() - sweptAt < SWEEP_INTERVAL_MS) return;
+      sweptAt = Date.now();
+      await sweepAbandonedUploads(sink, logger, signal);
+    },
     queue: new SqsJobQueue(sqs, config.queueUrl, config.deadLetterQueueUrl),
     ledger: new DynamoDbJobLedger(createDynamoDbClient(), config.ledgerTable),
     afterCopy: config.convertQueueUrl ? sqsConversionEnqueuer(sqs, config.convertQueueUrl) : undefined,
