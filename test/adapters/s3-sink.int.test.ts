@@ -326,6 +326,19 @@ describe('S3Sink metadata operations', () => {
   });
 });
 
+test('deleteIfUnchanged deletes only the version it was given: a record replaced meanwhile stays', async () => {
+  // DeleteObject with If-Match (S3 general purpose buckets answer 412 on a mismatch, 404 when the key is gone;
+  // s3rver ignores the header, the proxy enforces it as S3 does).
+  const { sink } = await sinkOnProxy();
+  const first = (await sink.createText('_state/claim.json', '{"holder":"a"}')) as string;
+  const second = (await sink.replaceText('_state/claim.json', '{"holder":"b"}', first)) as string;
+  expect(await sink.deleteIfUnchanged('_state/claim.json', first)).toBe(false);
+  expect(await sink.readText('_state/claim.json')).toBe('{"holder":"b"}');
+  expect(await sink.deleteIfUnchanged('_state/claim.json', second)).toBe(true);
+  expect(await sink.exists('_state/claim.json')).toBe(false);
+  expect(await sink.deleteIfUnchanged('_state/claim.json', second)).toBe(false);
+});
+
 test.each([
   ['s3://my-bucket/some/prefix/', { bucket: 'my-bucket', prefix: 'some/prefix' }],
   ['s3://my-bucket', { bucket: 'my-bucket', prefix: '' }],
