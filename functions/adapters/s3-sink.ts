@@ -174,12 +174,12 @@ export class S3Sink implements ObjectSink {
     } catch (error) {
       body.destroy();
       if (!(error instanceof ObjectExistsError)) throw this.fail('writing', key, error);
-      await this.abortUploadsOf(fullKey);
+      await this.abortUploadsOf(fullKey, options.signal);
       throw error;
     }
     // The key exists now and is written once: an upload of it still open (a killed writer's, or a duplicate's that
     // lost) can never complete. Abort them so that nothing is billed forever.
-    await this.abortUploadsOf(fullKey);
+    await this.abortUploadsOf(fullKey, options.signal);
     return written;
   }
 
@@ -369,9 +369,9 @@ export class S3Sink implements ObjectSink {
   }
 
   /** Best effort: every open upload of `fullKey` (which exists now) is aborted. */
-  private async abortUploadsOf(fullKey: string): Promise<void> {
+  private async abortUploadsOf(fullKey: string, signal: AbortSignal | undefined): Promise<void> {
     try {
-      for (const upload of await this.openUploads(fullKey)) {
+      for (const upload of await this.openUploads(fullKey, signal)) {
         if (upload.Key === fullKey && upload.UploadId) await this.abortUpload(fullKey, upload.UploadId);
       }
     } catch {

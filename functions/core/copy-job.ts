@@ -139,7 +139,7 @@ export async function copyJob(job: SyncJob, deps: CopyDependencies): Promise<Cop
   let run: CopyRun | undefined;
   try {
     run = new CopyRun(job, deps);
-    if ((deps.checkExisting ?? true) && (await deps.sink.exists(run.key))) {
+    if ((deps.checkExisting ?? true) && (await deps.sink.exists(run.key, { signal: deps.signal }))) {
       // A change set copied by a run that stopped before removing its record: remove it now, or it would hold
       // back every later change set of that profile database.
       if (job.kind === 'profile_changes') await deps.sink.delete(pendingChangeSetKey(job)).catch(() => undefined);
@@ -157,6 +157,8 @@ export async function copyJob(job: SyncJob, deps: CopyDependencies): Promise<Cop
     }
     return await copyFile(run);
   } catch (error) {
+    // Stopped (a deadline, Ctrl-C) during a destination call: handed back, not a failure.
+    if (deps.signal?.aborted) return { status: 'interrupted', apiRequests: run?.apiRequests ?? 0 };
     // Destination errors outside a transfer (existence check, state records), or anything unforeseen: retry later.
     const reason = describeError(error);
     deps.logger.warn('export copy failed', { reason, retryable: true });
@@ -197,7 +199,7 @@ async function copyFile(run: CopyRun): Promise<CopyOutcome> {
         generatedAt: new Date(result.current.generatedAt).toISOString(),
       });
       run.relabel(result.current);
-      if (await deps.sink.exists(run.key)) return { status: 'present', key: run.key };
+      if (await deps.sink.exists(run.key, { signal: deps.signal })) return { status: 'present', key: run.key };
       continue;
     }
     if (result !== 'expired') return result;
@@ -412,6 +414,7 @@ async function transfer(location: string, key: string, deps: CopyDependencies, b
       // whose body idles for ~20 s, while a multipart upload can wait.
       contentLength: gzip && !beforeCommit ? file.contentLength : undefined,
       metadata: { 'served-bytes': String(file.contentLength ?? ''), 'served-gzip': String(gzip) },
+      signal: deps.signal,
     }),
     flowing,
   ]);

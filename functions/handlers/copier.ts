@@ -1,5 +1,7 @@
+import { setMaxListeners } from 'node:events';
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import { abortScope } from '../core/abort-scope.js';
 import { floorHour, HOUR_MS } from '../core/hours.js';
 import { settleLedgerEntry } from '../core/job-ledger.js';
 import { parseJobMessage } from '../core/job-message.js';
@@ -24,6 +26,8 @@ export function createCopierHandler(getRuntime: () => Runtime) {
     const deadlineAt = Date.now() + context.getRemainingTimeInMillis() - DEADLINE_MARGIN_MS;
     const source = await rt.source({ deadlineAt });
     const deadline = new AbortController();
+    // One scope per record listens to it (see below): at most a batch of them at once.
+    setMaxListeners(event.Records.length + 10, deadline.signal);
     // After this the invocation is over (Lambda's hard timeout): a change-set claim is held until then.
     const holderDeadline = Date.now() + context.getRemainingTimeInMillis();
     const timer = setTimeout(() => deadline.abort(), Math.max(0, deadlineAt - Date.now()));
@@ -38,6 +42,8 @@ export function createCopierHandler(getRuntime: () => Runtime) {
       const job = jobKeyOf(record.body);
       if (job && firstRecordOfJob.get(job) !== record.messageId) return 'duplicate';
       const started = Date.now();
+      // Each job's waits listen to a scope of its own, not all to the invocation's one signal.
+      const scope = abortScope(deadline.signal);
       const result = await processJobMessage(
         record.body,
         {
@@ -45,7 +51,7 @@ export function createCopierHandler(getRuntime: () => Runtime) {
           sink: rt.sink,
           queue: rt.queue,
           logger: rt.logger,
-          signal: deadline.signal,
+          signal: scope.signal,
           holderDeadline,
           // A profile_changes request already sent may finish after the soft deadline, before the hard one.
           inFlightGraceMs: DEADLINE_MARGIN_MS - 5_000,
@@ -60,7 +66,7 @@ export function createCopierHandler(getRuntime: () => Runtime) {
           retryBaseSeconds: rt.config.retryBaseSeconds,
           replannedFrom: nextHourlyWindowStart(rt.config, Date.now()),
         },
-      );
+      ).finally(() => scope.dispose());
       recordJob(rt.metrics, result, Date.now() - started);
       const settled = jobOf(record.body);
       if (settled) {
