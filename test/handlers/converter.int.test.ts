@@ -23,7 +23,7 @@ import {
   getObjectBytes,
   listAllKeys,
   s3Endpoint,
-  s3Environment,
+  s3FunctionEnvironment,
 } from '../support/s3.js';
 import { S3RecordingProxy } from '../support/s3-proxy.js';
 import { credentials, useSimulator } from '../support/simulator.js';
@@ -48,7 +48,7 @@ beforeAll(async () => {
   await secrets.start();
   secrets.put(secretArn, JSON.stringify(credentials));
   Object.assign(process.env, {
-    ...s3Environment(),
+    ...s3FunctionEnvironment(),
     AWS_ENDPOINT_URL_SQS: sqsEndpoint(),
     AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
     AWS_ENDPOINT_URL_DYNAMODB: dynamoDbEndpoint(),
