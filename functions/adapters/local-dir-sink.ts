@@ -112,11 +112,7 @@ export class LocalDirSink implements ObjectSink {
       // Compare and swap under a per-key lock file: readers never see a partial file (rename), and of several
       // writers that read the same version exactly one finds it still there.
       return await withLock(target, async () => {
-        const current = await readFile(target, 'utf8').catch((error: NodeJS.ErrnoException) => {
-          if (error.code === 'ENOENT') return undefined;
-          throw error;
-        });
-        if (current === undefined || digest(current) !== version) return undefined;
+        if (!(await holdsVersion(target, version))) return undefined;
         const temp = tempPathFor(target);
         try {
           await writeFile(temp, text, { flag: 'wx', flush: true });
@@ -141,11 +137,7 @@ export class LocalDirSink implements ObjectSink {
     try {
       // Under the key's lock, as replaceText: a record another writer replaced meanwhile is not ours to delete.
       return await withLock(target, async () => {
-        const current = await readFile(target, 'utf8').catch((error: NodeJS.ErrnoException) => {
-          if (error.code === 'ENOENT') return undefined;
-          throw error;
-        });
-        if (current === undefined || digest(current) !== version) return false;
+        if (!(await holdsVersion(target, version))) return false;
         await unlink(target);
         await syncDirectory(path.dirname(target));
         return true;
@@ -191,6 +183,15 @@ export class LocalDirSink implements ObjectSink {
 
 function digest(text: string): string {
   return createHash('sha256').update(text).digest('hex');
+}
+
+/** Whether `file` exists and holds the text of `version` (a digest, see readVersioned). */
+async function holdsVersion(file: string, version: string): Promise<boolean> {
+  const current = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  return current !== undefined && digest(current) === version;
 }
 
 /** A lock older than this belongs to a process that died inside the (millisecond-long) critical section. */

@@ -426,17 +426,24 @@ export class S3Sink implements ObjectSink {
   }
 
   async readText(key: string, options: SinkCallOptions = {}): Promise<string | undefined> {
-    return (await this.readVersioned(key, options))?.text;
+    return (await this.readStoredText(key, options.signal))?.text;
   }
 
   async readVersioned(key: string, options: SinkCallOptions = {}): Promise<VersionedText | undefined> {
+    const stored = await this.readStoredText(key, options.signal);
+    if (stored && !stored.version) throw this.fail('reading', key, new Error('the store answered no ETag'));
+    return stored as VersionedText | undefined;
+  }
+
+  private async readStoredText(
+    key: string,
+    signal: AbortSignal | undefined,
+  ): Promise<{ text: string; version?: string } | undefined> {
     try {
-      return await this.call(options.signal, async (abortSignal) => {
+      return await this.call(signal, async (abortSignal) => {
         const response = await this.getObject(key, abortSignal);
         if (!response) return undefined;
-        const text = (await response.Body?.transformToString('utf8')) ?? '';
-        if (!response.ETag) throw new Error('the store answered no ETag');
-        return { text, version: response.ETag };
+        return { text: (await response.Body?.transformToString('utf8')) ?? '', version: response.ETag };
       });
     } catch (error) {
       throw this.fail('reading', key, error);

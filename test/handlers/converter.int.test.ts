@@ -89,7 +89,17 @@ async function deployment() {
     CONVERT_QUEUE_URL: conversions.queueUrl,
     LEDGER_TABLE: ledgerTable,
   });
-  const converterRuntime = createConverterRuntime({
+  const converterRuntime = await newConverterRuntime();
+  return {
+    copier: createCopierHandler(() => copierRuntime),
+    converter: createConverterHandler(() => converterRuntime),
+    scratch: converterRuntime.config.scratchDir,
+  };
+}
+
+/** The converter as deployed, on fauxqs and the S3 of the process environment. */
+async function newConverterRuntime() {
+  return createConverterRuntime({
     ...process.env,
     DEST_BUCKET: bucket,
     DEST_PREFIX: 'lake',
@@ -101,11 +111,6 @@ async function deployment() {
     DUCKDB_THREADS: '1',
     SCRATCH_DIR: await tempDir('lsync-converter-scratch-'),
   });
-  return {
-    copier: createCopierHandler(() => copierRuntime),
-    converter: createConverterHandler(() => converterRuntime),
-    scratch: converterRuntime.config.scratchDir,
-  };
 }
 
 const logJob = (hour: number): SyncJob => ({ kind: 'log_hour', appUuid: app(), hour });
@@ -201,18 +206,7 @@ test('a missing JSON object is parked at once, though S3 answers 403 for it (no 
   const direct = process.env.AWS_ENDPOINT_URL_S3;
   process.env.AWS_ENDPOINT_URL_S3 = await proxy.start();
   try {
-    const converterRuntime = createConverterRuntime({
-      ...process.env,
-      DEST_BUCKET: bucket,
-      DEST_PREFIX: 'lake',
-      CONVERT_QUEUE_URL: conversions.queueUrl,
-      CONVERT_DLQ_URL: conversions.dlqUrl,
-      MAX_RECEIVE_COUNT: '3',
-      RETRY_BASE_SECONDS: '1',
-      DUCKDB_MEMORY_LIMIT_MB: '256',
-      DUCKDB_THREADS: '1',
-      SCRATCH_DIR: await tempDir('lsync-converter-scratch-'),
-    });
+    const converterRuntime = await newConverterRuntime();
     const converter = createConverterHandler(() => converterRuntime);
     const missing = dataKey(logJob(floorHour(Date.now()) - 11 * HOUR_MS));
     await sqs.send(
