@@ -191,6 +191,17 @@ export class S3RecordingProxy {
     const condition = conditionOf(request);
     const conditional: readonly S3Operation[] = ['PutObject', 'CompleteMultipartUpload', 'DeleteObject'];
     if (conditional.includes(operation) && condition) {
+      // As S3 does, the condition is decided once the request is complete, not while its body streams: a slow upload
+      // must not hold every other conditional request of the key.
+      let body: Buffer | undefined;
+      if (operation !== 'DeleteObject') {
+        body = await completeBody(request);
+        if (!body) {
+          record.status = 499;
+          response.destroy();
+          return;
+        }
+      }
       await this.withKeyLock(url.pathname, async () => {
         const etag = await this.headEtag(url.pathname);
         const holds =
@@ -198,8 +209,10 @@ export class S3RecordingProxy {
             ? etag === undefined
             : etag !== undefined && (condition.ifMatch === '*' || etag === condition.ifMatch);
         if (!holds) {
-          request.resume();
-          await new Promise((resolve) => request.once('end', resolve));
+          if (body === undefined) {
+            request.resume();
+            await new Promise((resolve) => request.once('end', resolve));
+          }
           // S3 answers 404 for If-Match on a missing key, 412 when the condition fails otherwise.
           record.status = etag === undefined && condition.ifMatch ? 404 : 412;
           response.writeHead(record.status, { 'content-type': 'application/xml' });
@@ -208,7 +221,7 @@ export class S3RecordingProxy {
           );
           return;
         }
-        await this.forward(request, response, record, url, operation, uploadId);
+        await this.forward(request, response, record, url, operation, uploadId, body);
       });
       return;
     }
@@ -252,9 +265,11 @@ export class S3RecordingProxy {
     url: URL,
     operation: S3Operation,
     uploadId: string | undefined,
+    /** The request's body, already read. */
+    read?: Buffer,
   ): Promise<void> {
-    let body: Buffer | undefined;
-    if (operation === 'PutObject') {
+    let body = read;
+    if (operation === 'PutObject' && !body) {
       body = await completeBody(request);
       if (!body) {
         // Cut short (the client aborted or died): S3 discards such a PUT.
@@ -271,7 +286,13 @@ export class S3RecordingProxy {
       headers: request.headers,
     });
     if (body) upstream.end(body);
-    else request.pipe(upstream);
+    else {
+      request.pipe(upstream);
+      // A client that gives up mid-body (an aborted part) must not leave s3rver waiting for the rest of it.
+      request.once('close', () => {
+        if (!request.complete) upstream.destroy();
+      });
+    }
     const upstreamResponse = await new Promise<http.IncomingMessage>((resolve, reject) => {
       upstream.once('response', resolve);
       upstream.once('error', reject);

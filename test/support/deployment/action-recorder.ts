@@ -64,8 +64,14 @@ export class AwsActionRecorder {
       path: request.url,
       headers: request.headers,
     });
-    if (body === undefined) request.pipe(upstream);
-    else upstream.end(body);
+    if (body === undefined) {
+      request.pipe(upstream);
+      // A client that gives up mid-body (an aborted upload, a killed container) must not leave the emulator waiting
+      // for the rest of it: pipe() would neither end nor destroy the upstream request.
+      request.once('close', () => {
+        if (!request.complete) upstream.destroy();
+      });
+    } else upstream.end(body);
     let upstreamResponse: http.IncomingMessage;
     try {
       upstreamResponse = await new Promise<http.IncomingMessage>((resolve, reject) => {
