@@ -12,11 +12,14 @@ import type { ScheduleExpression } from 'aws-cdk-lib/aws-scheduler';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { InvocationType, Trigger } from 'aws-cdk-lib/triggers';
 import { Construct } from 'constructs';
+import { EXPORTS_SEEN_KEY } from '../functions/core/export-watch.js';
 import { DATASETS, type Dataset, parseAppUuid } from '../functions/core/identifiers.js';
+import { CHANGE_SET_STATE_PREFIX, DATASET_FOLDERS } from '../functions/core/jobs.js';
 import type { TableDefinition } from '../functions/core/tables.js';
 import { APP_LIST_FILE, formatAppList } from '../functions/handlers/config.js';
 import { AnalyticsViews } from './analytics-views.js';
 import { Catalog } from './catalog.js';
+import { createOnlyPutStatements } from './create-only-writes.js';
 import { ExportQueue } from './export-queue.js';
 import { JobLedgerTable } from './job-ledger-table.js';
 import { Monitoring } from './monitoring.js';
@@ -93,6 +96,13 @@ export interface LocalyticsExportSyncProps {
   /** Memory of the Parquet converter, MiB. @default 1024 */
   readonly converterMemorySize?: number;
 }
+
+/** The data folders each dataset writes. */
+const DATASET_FOLDER_OF: Record<Dataset, readonly string[]> = {
+  logs: [DATASET_FOLDERS.log_hour],
+  audiences: [DATASET_FOLDERS.audience],
+  profiles: [DATASET_FOLDERS.profile, DATASET_FOLDERS.profile_changes],
+};
 
 /** Safe key characters, without `*` and `?`: the prefix becomes part of IAM resource ARNs, where they are wildcards. */
 const PREFIX = /^[A-Za-z0-9!_.'()-]+(\/[A-Za-z0-9!_.'()-]+)*$/;
@@ -186,7 +196,7 @@ export class LocalyticsExportSync extends Construct {
     this.budget = new RequestBudgetTable(this, 'RequestBudget', { existingTable: props.budgetTable });
     this.budget.bind(this.planner);
     this.budget.bind(this.copier);
-    this.grantAccess(props);
+    this.grantAccess(props, settings.datasets);
     this.schedules = new SyncSchedules(this, 'Schedules', {
       planner: this.planner,
       logSchedule: props.logSchedule,
@@ -247,54 +257,48 @@ export class LocalyticsExportSync extends Construct {
     }
   }
 
-  private grantAccess(props: LocalyticsExportSyncProps): void {
-    const objects = this.bucket.arnForObjects(`${this.keyPrefix}/*`);
+  private grantAccess(props: LocalyticsExportSyncProps, datasets: readonly Dataset[]): void {
+    const under = (path: string) => this.bucket.arnForObjects(`${this.keyPrefix}/${path}`);
     const listUnderPrefix = new PolicyStatement({
       effect: Effect.ALLOW,
       actions: ['s3:ListBucket'],
       resources: [this.bucket.bucketArn],
       conditions: { StringLike: { 's3:prefix': [`${this.keyPrefix}/*`] } },
     });
-    // Planner: list and check existence (HEAD needs GetObject) under the prefix, and remove the record of a change
-    // set a copier copied but was stopped before removing (it would otherwise show as awaiting copy forever).
+    const changeSetRecords = under(`${CHANGE_SET_STATE_PREFIX}*`);
+    // Planner: list under the prefix (existence checks are prefix listings: see S3Sink.exists), read and write what
+    // the daily run remembers of the export lists, and remove the record of a change set a copier copied but was
+    // stopped before removing (it would otherwise show as awaiting copy forever). It reads no data object.
     this.planner.addToRolePolicy(listUnderPrefix);
-    this.planner.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [objects] }));
     this.planner.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['s3:DeleteObject'],
-        resources: [this.bucket.arnForObjects(`${this.keyPrefix}/_state/profile_changes/*`)],
-      }),
+      new PolicyStatement({ actions: ['s3:GetObject', 's3:PutObject'], resources: [under(EXPORTS_SEEN_KEY)] }),
     );
-    // What the daily run remembers of the export lists, to notice one that vanishes.
-    this.planner.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['s3:PutObject'],
-        resources: [this.bucket.arnForObjects(`${this.keyPrefix}/_state/exports_seen.json`)],
-      }),
+    this.planner.addToRolePolicy(new PolicyStatement({ actions: ['s3:DeleteObject'], resources: [changeSetRecords] }));
+    // Copier: list under the prefix; read and write its state records (change-set claims, lost markers) and delete
+    // a change-set record it holds (a conditional delete, If-Match, also needs s3:GetObject); create data objects in
+    // its datasets' folders, never replace one (If-None-Match); abort its own uploads there.
+    const dataFolders = [...new Set(datasets.flatMap((dataset) => DATASET_FOLDER_OF[dataset]))].map((folder) =>
+      under(`${folder}/*`),
     );
-    // Copier: also write (PutObject covers the multipart calls), abort uploads and delete its state records.
     this.copier.addToRolePolicy(listUnderPrefix);
-    // To find and abort the multipart upload of a copier that was killed mid-copy before writing its key again.
+    // To find and abort the upload a copier killed mid-copy left open. It cannot be narrowed: the action is on the
+    // bucket and S3 offers no prefix condition for it (it lists upload keys and ids only, no data).
     this.copier.addToRolePolicy(
       new PolicyStatement({ actions: ['s3:ListBucketMultipartUploads'], resources: [this.bucket.bucketArn] }),
     );
     this.copier.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload'],
-        resources: [objects],
-      }),
+      new PolicyStatement({ actions: ['s3:GetObject', 's3:PutObject'], resources: [under('_state/*')] }),
     );
-    this.copier.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['s3:DeleteObject'],
-        resources: [this.bucket.arnForObjects(`${this.keyPrefix}/_state/*`)],
-      }),
-    );
+    this.copier.addToRolePolicy(new PolicyStatement({ actions: ['s3:DeleteObject'], resources: [changeSetRecords] }));
+    for (const statement of createOnlyPutStatements(dataFolders)) this.copier.addToRolePolicy(statement);
+    this.copier.addToRolePolicy(new PolicyStatement({ actions: ['s3:AbortMultipartUpload'], resources: dataFolders }));
     const prefix = this.keyPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     // The scheduler's invoke role is created at stack level by the schedule target, hence the stack scope.
     acknowledgeExpectedWildcards(Stack.of(this), [
       {
-        finding: new RegExp(`^Resource::.*/${prefix}/(_state/(profile_changes/)?)?\\*$`),
+        finding: new RegExp(
+          `^Resource::.*/${prefix}/(_state/(profile_changes/)?|(${Object.values(DATASET_FOLDERS).join('|')})/)\\*$`,
+        ),
         reason: `Object permissions are scoped to the key prefix "${this.keyPrefix}/" (object ARNs under a prefix end in *).`,
       },
       { finding: /^Resource::\*$/, reason: 'X-Ray PutTraceSegments/PutTelemetryRecords support no resource scoping.' },

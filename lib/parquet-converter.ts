@@ -19,6 +19,7 @@ import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { PARQUET_FOLDER, TABLES } from '../functions/core/tables.js';
 import { METRIC, METRICS_NAMESPACE } from '../functions/handlers/telemetry.js';
+import { createOnlyPutStatements } from './create-only-writes.js';
 import { ExportQueue } from './export-queue.js';
 import type { Monitoring } from './monitoring.js';
 import { acknowledgeExpectedWildcards } from './nag-acknowledgements.js';
@@ -135,7 +136,7 @@ export class ParquetConverter extends Construct {
     copier.addEnvironment('CONVERT_QUEUE_URL', this.queue.queueUrl);
   }
 
-  /** Read the JSON layer's data objects; write, and only write, under `<prefix>/parquet/`. */
+  /** Read the JSON layer's data objects; create, and only create, objects under `<prefix>/parquet/`. */
   private grantAccess(props: ParquetConverterProps): void {
     const prefix = props.keyPrefix;
     const parquetObjects = props.bucket.arnForObjects(`${prefix}/${PARQUET_FOLDER}/*`);
@@ -145,21 +146,32 @@ export class ParquetConverter extends Construct {
         resources: TABLES.map((table) => props.bucket.arnForObjects(`${prefix}/${table.folder}/*`)),
       }),
     );
-    // Existence checks are prefix listings (see S3Sink.exists), under the Parquet folder only.
+    // Existence checks are prefix listings (see S3Sink.exists): of Parquet objects, and of a JSON object whose GET
+    // S3 answered 403 (it does so for a missing key to a caller without an unconditioned s3:ListBucket).
     this.function.addToRolePolicy(
       new PolicyStatement({
         effect: Effect.ALLOW,
         actions: ['s3:ListBucket'],
         resources: [props.bucket.bucketArn],
-        conditions: { StringLike: { 's3:prefix': [`${prefix}/${PARQUET_FOLDER}/*`] } },
+        conditions: {
+          StringLike: {
+            's3:prefix': [PARQUET_FOLDER, ...TABLES.map((table) => table.folder)].map(
+              (folder) => `${prefix}/${folder}/*`,
+            ),
+          },
+        },
       }),
     );
-    // To abort the multipart upload of a converter killed mid-write before writing its key again.
+    // To abort the multipart upload of a converter killed mid-write (a Parquet file over 5 GiB) once its key landed.
+    // It cannot be narrowed: the action is on the bucket, with no prefix condition.
     this.function.addToRolePolicy(
       new PolicyStatement({ actions: ['s3:ListBucketMultipartUploads'], resources: [props.bucket.bucketArn] }),
     );
+    // A Parquet object is created once and never replaced by the converter (a redelivery finds it present; only the
+    // CLI's convert --rebuild replaces, with the user's own credentials).
+    for (const statement of createOnlyPutStatements([parquetObjects])) this.function.addToRolePolicy(statement);
     this.function.addToRolePolicy(
-      new PolicyStatement({ actions: ['s3:PutObject', 's3:AbortMultipartUpload'], resources: [parquetObjects] }),
+      new PolicyStatement({ actions: ['s3:AbortMultipartUpload'], resources: [parquetObjects] }),
     );
     if (props.bucketKey) props.bucketKey.grantEncryptDecrypt(this.function);
     const escaped = prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -44,6 +44,7 @@ const discardingSink: ObjectSink = {
   createText: async () => 'discarded',
   replaceText: async () => 'discarded',
   delete: async () => undefined,
+  deleteIfUnchanged: async () => true,
 };
 
 const [mode, ...args] = process.argv.slice(2);

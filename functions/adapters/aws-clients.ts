@@ -2,13 +2,38 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 
+/** `AWS_ENDPOINT_URL_S3` (or `AWS_ENDPOINT_URL`): an S3-compatible store or an emulator instead of Amazon S3. */
+export function s3EndpointOverride(env: Readonly<Record<string, string | undefined>>): string | undefined {
+  return env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
+}
+
+export interface S3ClientOptions {
+  /**
+   * Checksums only where an operation requires them, whatever the environment says: a streamed `PutObject` is then
+   * a plain body of its `Content-Length` instead of the SDK's aws-chunked encoding with a trailing checksum.
+   */
+  readonly checksumsWhenRequired?: boolean;
+}
+
 /**
  * The S3 client, from the standard AWS SDK environment. With an endpoint override (an emulator or an S3-compatible
- * store) path-style addressing is used, since such endpoints rarely resolve bucket subdomains.
+ * store) path-style addressing is used, since such endpoints rarely resolve bucket subdomains. A connection that
+ * cannot be made in 5 s, or a socket silent for 60 s (a transfer included), fails the request; the sinks add their
+ * callers' signals and a time limit per call.
  */
-export function createS3Client(env: Readonly<Record<string, string | undefined>>): S3Client {
-  const endpoint = env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
-  return new S3Client({ forcePathStyle: Boolean(endpoint) || env.AWS_S3_FORCE_PATH_STYLE === 'true', logger: quiet });
+export function createS3Client(
+  env: Readonly<Record<string, string | undefined>>,
+  options: S3ClientOptions = {},
+): S3Client {
+  const endpoint = s3EndpointOverride(env);
+  return new S3Client({
+    // Read from `env` like every other setting (the SDK would read process.env itself).
+    endpoint,
+    forcePathStyle: Boolean(endpoint) || env.AWS_S3_FORCE_PATH_STYLE === 'true',
+    logger: quiet,
+    requestHandler: { connectionTimeout: 5_000, socketTimeout: 60_000 },
+    ...(options.checksumsWhenRequired ? { requestChecksumCalculation: 'WHEN_REQUIRED' as const } : {}),
+  });
 }
 
 /**

@@ -4,7 +4,7 @@ import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFi
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { SinkError } from '../core/errors.js';
+import { ObjectExistsError, SinkError } from '../core/errors.js';
 import type { ObjectSink, StoredObject, VersionedText, WriteOptions } from '../core/ports.js';
 import { describeError } from '../core/redact.js';
 import { sleep } from '../core/sleep.js';
@@ -35,21 +35,27 @@ export class LocalDirSink implements ObjectSink {
     yield* this.walk(baseKey, prefix, options.startAfter ?? '');
   }
 
-  async write(key: string, body: Readable, _options: WriteOptions): Promise<{ bytes: number }> {
+  async write(key: string, body: Readable, options: WriteOptions): Promise<{ bytes: number }> {
     const target = this.pathOf(key);
     const temp = tempPathFor(target);
     try {
       await mkdir(path.dirname(target), { recursive: true });
       await removeAbandonedTempFiles(target);
-      await pipeline(body, createWriteStream(temp, { flags: 'wx' }));
+      await pipeline(body, createWriteStream(temp, { flags: 'wx' }), { signal: options.signal });
       const size = await syncFile(temp);
-      await rename(temp, target);
+      // link() fails when the target exists: a write that only creates, as S3's If-None-Match.
+      if (options.replace) await rename(temp, target);
+      else await link(temp, target);
       await syncDirectory(path.dirname(target));
       return { bytes: size };
     } catch (error) {
       body.destroy();
-      await unlink(temp).catch(() => undefined);
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new ObjectExistsError(`${key} in ${this.location} exists already`, { cause: error });
+      }
       throw new SinkError(`writing ${key} to ${this.location} failed: ${describeError(error)}`, { cause: error });
+    } finally {
+      await unlink(temp).catch(() => undefined);
     }
   }
 
@@ -106,11 +112,7 @@ export class LocalDirSink implements ObjectSink {
       // Compare and swap under a per-key lock file: readers never see a partial file (rename), and of several
       // writers that read the same version exactly one finds it still there.
       return await withLock(target, async () => {
-        const current = await readFile(target, 'utf8').catch((error: NodeJS.ErrnoException) => {
-          if (error.code === 'ENOENT') return undefined;
-          throw error;
-        });
-        if (current === undefined || digest(current) !== version) return undefined;
+        if (!(await holdsVersion(target, version))) return undefined;
         const temp = tempPathFor(target);
         try {
           await writeFile(temp, text, { flag: 'wx', flush: true });
@@ -128,6 +130,21 @@ export class LocalDirSink implements ObjectSink {
 
   async delete(key: string): Promise<void> {
     await rm(this.pathOf(key), { force: true });
+  }
+
+  async deleteIfUnchanged(key: string, version: string): Promise<boolean> {
+    const target = this.pathOf(key);
+    try {
+      // Under the key's lock, as replaceText: a record another writer replaced meanwhile is not ours to delete.
+      return await withLock(target, async () => {
+        if (!(await holdsVersion(target, version))) return false;
+        await unlink(target);
+        await syncDirectory(path.dirname(target));
+        return true;
+      });
+    } catch (error) {
+      throw new SinkError(`deleting ${key} in ${this.location} failed: ${describeError(error)}`, { cause: error });
+    }
   }
 
   private pathOf(key: string): string {
@@ -166,6 +183,15 @@ export class LocalDirSink implements ObjectSink {
 
 function digest(text: string): string {
   return createHash('sha256').update(text).digest('hex');
+}
+
+/** Whether `file` exists and holds the text of `version` (a digest, see readVersioned). */
+async function holdsVersion(file: string, version: string): Promise<boolean> {
+  const current = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  return current !== undefined && digest(current) === version;
 }
 
 /** A lock older than this belongs to a process that died inside the (millisecond-long) critical section. */

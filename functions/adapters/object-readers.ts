@@ -1,11 +1,11 @@
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, NoSuchKey, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { StoredObjectReader } from '../core/convert-file.js';
 import { SinkError } from '../core/errors.js';
 import { describeError } from '../core/redact.js';
-import type { S3Destination } from './s3-sink.js';
+import { getStoredObject, type S3Destination } from './s3-sink.js';
 
 /** Reads objects under an S3 bucket and prefix (the JSON layer, for conversion). */
 export class S3ObjectReader implements StoredObjectReader {
@@ -14,13 +14,12 @@ export class S3ObjectReader implements StoredObjectReader {
     private readonly destination: S3Destination,
   ) {}
 
-  async open(key: string): Promise<Readable | undefined> {
-    const fullKey = this.destination.prefix ? `${this.destination.prefix}/${key}` : key;
+  /** The caller's signal aborts the request at any point, the body's streaming included. */
+  async open(key: string, options: { signal?: AbortSignal } = {}): Promise<Readable | undefined> {
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.destination.bucket, Key: fullKey }));
-      return response.Body as Readable;
+      const response = await getStoredObject(this.client, this.destination, key, options.signal);
+      return response?.Body as Readable | undefined;
     } catch (error) {
-      if (error instanceof NoSuchKey || (error as { name?: string }).name === 'NoSuchKey') return undefined;
       throw new SinkError(
         `reading ${key} from s3://${this.destination.bucket}/${this.destination.prefix} failed: ${describeError(error)}`,
         { cause: error },

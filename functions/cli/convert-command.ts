@@ -53,7 +53,7 @@ async function withConverter<T>(
 export async function convertCommand(options: ConvertCommandOptions, io: CliIo): Promise<number> {
   const destination = parseDestination(options.dest);
   const sink = createSink(destination, io);
-  await checkDestination(sink);
+  await checkDestination(sink, { writes: true });
   const logger = createLogger(Boolean(options.verbose), io);
   const interrupt = new AbortController();
   const stopListening = io.onInterrupt?.(() => {

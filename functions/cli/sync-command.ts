@@ -90,7 +90,7 @@ async function prepareSync(options: SyncCommandOptions, io: CliIo, overrides: { 
   }
   const credentials = await loadCredentials(options.secretId, io);
   const sink = overrides.sink ?? createSink(destination, io);
-  await checkDestination(sink);
+  await checkDestination(sink, { writes: true });
 
   const logger = createLogger(Boolean(options.verbose), io);
   const client = new LocalyticsClient({

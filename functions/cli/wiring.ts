@@ -1,5 +1,5 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { createDynamoDbClient, createS3Client } from '../adapters/aws-clients.js';
+import { createDynamoDbClient, createS3Client, s3EndpointOverride } from '../adapters/aws-clients.js';
 import { createJsonLogger } from '../adapters/console-logger.js';
 import { budgetTableRegion, DynamoDbRequestBudget } from '../adapters/dynamodb-request-budget.js';
 import { LocalDirSink } from '../adapters/local-dir-sink.js';
@@ -12,10 +12,18 @@ import { BUDGET_TABLE_REFERENCE, InProcessRequestBudget, type RequestBudget } fr
 import type { CliIo } from './io.js';
 import { type Destination, UsageError } from './options.js';
 
-/** Build the destination adapter. S3 takes the standard AWS SDK environment. */
+/**
+ * Build the destination adapter. S3 takes the standard AWS SDK environment. An S3-compatible store (an endpoint
+ * override) is probed before the first write: one that keeps the SDK's aws-chunked framing as data is sent plain
+ * bodies instead, with no setting asked of the user.
+ */
 export function createSink(destination: Destination, io: CliIo): ObjectSink {
   if (destination.type === 'local') return new LocalDirSink(destination.dir);
-  return new S3Sink(createS3Client(io.env), destination);
+  if (!s3EndpointOverride(io.env)) return new S3Sink(createS3Client(io.env), destination);
+  return new S3Sink(createS3Client(io.env), destination, {
+    probeStore: true,
+    plainBodyClient: createS3Client(io.env, { checksumsWhenRequired: true }),
+  });
 }
 
 /** Credentials from `--secret-id` (Secrets Manager) or `LOCALYTICS_API_KEY` / `LOCALYTICS_API_SECRET`. */
@@ -40,12 +48,21 @@ export async function loadCredentials(secretId: string | undefined, io: CliIo): 
   }
 }
 
-/** Fail before any API call when the destination cannot be read (missing bucket, no permission, no region). */
-export async function checkDestination(sink: ObjectSink): Promise<void> {
+/**
+ * Fail before any API call when the destination cannot be read (missing bucket, no permission, no region), or, for a
+ * command that `writes`, written correctly (a store that keeps other bytes than it is sent).
+ */
+export async function checkDestination(sink: ObjectSink, options: { writes?: boolean } = {}): Promise<void> {
   try {
     for await (const _ of sink.list('_state/')) break;
   } catch (error) {
     throw new UsageError(`destination ${sink.location} cannot be read: ${describeError(error)}`);
+  }
+  if (!options.writes) return;
+  try {
+    await sink.prepare?.();
+  } catch (error) {
+    throw new UsageError(describeError(error));
   }
 }
 

@@ -79,10 +79,10 @@ export type Download = (location: string) => Promise<CopyOutcome | 'expired'>;
 export async function copyChangeSet(job: ProfileChangesJob, run: CopyRun, download: Download): Promise<CopyOutcome> {
   const { deps, clock } = run;
   const stateKey = pendingChangeSetKey(job);
-  const current = await readChangeSetRecord(deps.sink, stateKey);
+  const current = await readChangeSetRecord(deps.sink, stateKey, deps.signal);
   if (current?.record.state === 'resolved') {
     deps.logger.info('resuming saved change set', run.fields);
-    return finish(run, stateKey, current.record.location as string, download);
+    return finish(run, stateKey, current.record.location as string, current.version, download);
   }
   const now = clock.now();
   if (current && now < staleAfter(current.record)) {
@@ -102,7 +102,7 @@ export async function copyChangeSet(job: ProfileChangesJob, run: CopyRun, downlo
     if (tooLate() || deps.signal?.aborted) {
       throw new RequestNotSentError('not enough time left to request a change set safely');
     }
-    if (await deps.sink.exists(run.key)) throw new AlreadyPresent();
+    if (await deps.sink.exists(run.key, { signal: deps.signal })) throw new AlreadyPresent();
     const claimTime = clock.now();
     const record: ChangeSetRecord = {
       state: 'requesting',
@@ -120,16 +120,16 @@ export async function copyChangeSet(job: ProfileChangesJob, run: CopyRun, downlo
       await reportStaleClaim(run, stateKey, current.record);
     }
     const written = current
-      ? await deps.sink.replaceText(stateKey, text, current.version)
-      : await deps.sink.createText(stateKey, text);
-    const version = written ?? (await ownWrite(deps.sink, stateKey, text));
+      ? await deps.sink.replaceText(stateKey, text, current.version, { signal: deps.signal })
+      : await deps.sink.createText(stateKey, text, { signal: deps.signal });
+    const version = written ?? (await ownWrite(deps.sink, stateKey, text, deps.signal));
     if (!version) throw new ClaimHeld();
     claim = { record, version };
     // Another run may have copied this change set (and removed its record) between our check and our claim: asking
     // now would consume the next change set and write it over that one.
     let copiedMeanwhile: boolean;
     try {
-      copiedMeanwhile = await deps.sink.exists(run.key);
+      copiedMeanwhile = await deps.sink.exists(run.key, { signal: deps.signal });
     } catch (error) {
       // Nothing was sent, nothing consumed: the claim is released and the job retried, no loss reported.
       throw new RequestNotSentError(`could not check the destination after claiming: ${describeError(error)}`, {
@@ -137,7 +137,7 @@ export async function copyChangeSet(job: ProfileChangesJob, run: CopyRun, downlo
       });
     }
     if (copiedMeanwhile) {
-      await deps.sink.delete(stateKey).catch(() => undefined);
+      await removeOwnRecord(run, stateKey, version);
       claim = undefined;
       throw new AlreadyPresent();
     }
@@ -169,7 +169,7 @@ export async function copyChangeSet(job: ProfileChangesJob, run: CopyRun, downlo
   }
   // Whatever happened, a claim we took and a request that consumed nothing must not block the next attempt.
   const release = async () => {
-    if (claim) await deps.sink.delete(stateKey).catch(() => undefined);
+    if (claim) await removeOwnRecord(run, stateKey, claim.version);
   };
   if (outcome.status === 'throttled') {
     await release();
@@ -200,6 +200,7 @@ export async function copyChangeSet(job: ProfileChangesJob, run: CopyRun, downlo
     stateKey,
     holder,
     `the profile_changes request failed after it was sent (${describeError(error)}); Localytics may have consumed a change set that could not be saved`,
+    { version: claim.version },
   );
 }
 
@@ -222,7 +223,12 @@ async function saveAndCopy(
   let saved: string | undefined;
   let reason: string | undefined;
   try {
-    saved = (await deps.sink.replaceText(stateKey, text, claim.version)) ?? (await ownWrite(deps.sink, stateKey, text));
+    saved = await settling(run, async (signal) => {
+      return (
+        (await deps.sink.replaceText(stateKey, text, claim.version, { signal })) ??
+        (await ownWrite(deps.sink, stateKey, text, signal))
+      );
+    });
   } catch (error) {
     reason = describeError(error);
   }
@@ -239,31 +245,60 @@ async function saveAndCopy(
     deps.logger.error('could not save change set location', { ...run.fields, reason });
     const result = await download(location);
     if (result !== 'expired' && result.status === 'copied') {
-      await deps.sink.delete(stateKey).catch(() => undefined);
+      await removeOwnRecord(run, stateKey, claim.version);
       return result;
     }
-    return lose(run, stateKey, holder, `its URL could not be saved (${reason}) and the copy failed`);
+    return lose(run, stateKey, holder, `its URL could not be saved (${reason}) and the copy failed`, {
+      version: claim.version,
+    });
   }
-  return finish(run, stateKey, location, download);
+  return finish(run, stateKey, location, saved, download);
 }
 
-/** Copy a saved `Location`; the record goes once the data is safe. */
-async function finish(run: CopyRun, stateKey: string, location: string, download: Download): Promise<CopyOutcome> {
+/** Copy a saved `Location`; the record (`version`, the one this run read or wrote) goes once the data is safe. */
+async function finish(
+  run: CopyRun,
+  stateKey: string,
+  location: string,
+  version: string,
+  download: Download,
+): Promise<CopyOutcome> {
   const { deps } = run;
   const result = await download(location);
   if (result === 'expired') {
     const record = await readChangeSetRecord(deps.sink, stateKey).catch(() => undefined);
-    return lose(run, stateKey, record?.record.holder ?? 'unknown', 'its URL expired before the copy completed');
+    return lose(run, stateKey, record?.record.holder ?? 'unknown', 'its URL expired before the copy completed', {
+      version,
+    });
   }
-  if (result.status === 'copied') {
-    // The data is safe; a leftover record only makes a later run find the key present and skip it.
-    await deps.sink
-      .delete(stateKey)
-      .catch((error: unknown) =>
-        deps.logger.warn('could not delete change set record', { ...run.fields, reason: describeError(error) }),
-      );
-  }
+  // The data is safe; a leftover record only makes a later run find the key present and skip it.
+  if (result.status === 'copied') await removeOwnRecord(run, stateKey, version);
   return result;
+}
+
+/**
+ * Delete the change-set record only if it is still the version this run holds (S3 `If-Match`): a holder that
+ * outlived its claim must not delete the claim another run took over meanwhile (a third run would then claim again).
+ * Best effort: a record left behind is found stale, or its key present, by a later run.
+ */
+async function removeOwnRecord(run: CopyRun, stateKey: string, version: string): Promise<void> {
+  await settling(run, (signal) => run.deps.sink.deleteIfUnchanged(stateKey, version, { signal })).catch(
+    (error: unknown) =>
+      run.deps.logger.warn('could not delete change set record', { ...run.fields, reason: describeError(error) }),
+  );
+}
+
+/**
+ * Calls made once the request may have been sent (saving its URL, removing or reporting its claim): a soft stop
+ * (Ctrl-C, the copier's deadline) lets them finish for the same grace as the request in flight.
+ */
+async function settling<T>(run: CopyRun, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const grace = inFlightSignal(run.deps.signal, run.deps.inFlightGraceMs);
+  try {
+    return await work(grace.signal);
+  } finally {
+    grace.dispose();
+  }
 }
 
 /** The marker of a change set reported lost: one per claim, so that every loss is kept. */
@@ -273,14 +308,15 @@ export function lostChangeSetKey(stateKey: string, holder: string): string {
 }
 
 async function writeLostMarker(run: CopyRun, stateKey: string, holder: string, why: string): Promise<void> {
-  await run.deps.sink
-    .writeText(
+  await settling(run, (signal) =>
+    run.deps.sink.writeText(
       lostChangeSetKey(stateKey, holder),
       JSON.stringify({ key: run.key, lostAt: new Date(run.clock.now()).toISOString(), why }),
-    )
-    .catch((error: unknown) =>
-      run.deps.logger.error('could not write lost change set marker', { ...run.fields, reason: describeError(error) }),
-    );
+      { signal },
+    ),
+  ).catch((error: unknown) =>
+    run.deps.logger.error('could not write lost change set marker', { ...run.fields, reason: describeError(error) }),
+  );
 }
 
 /** Report a consumed change set that cannot be copied: asking again would return the next one. */
@@ -289,11 +325,12 @@ async function lose(
   stateKey: string,
   holder: string,
   why: string,
-  options: { keepRecord?: boolean } = {},
+  options: { keepRecord?: boolean; version?: string } = {},
 ): Promise<CopyOutcome> {
   const { deps } = run;
   await writeLostMarker(run, stateKey, holder, why);
-  if (!options.keepRecord) await deps.sink.delete(stateKey).catch(() => undefined);
+  // Only the record this run holds (a claim another run took over stays).
+  if (!options.keepRecord && options.version) await removeOwnRecord(run, stateKey, options.version);
   const reason = `change set lost: ${why}; asking again would return the next change set`;
   deps.logger.error('change set lost', { ...run.fields, reason });
   return run.failed(reason, false);
@@ -324,8 +361,13 @@ function staleAfter(record: ChangeSetRecord): number {
  * A conditional write that answered "condition failed" may have been our own write, retried by the SDK after its
  * answer was lost: if the record now holds exactly what we wrote, it is ours.
  */
-async function ownWrite(sink: ObjectSink, key: string, text: string): Promise<string | undefined> {
-  const stored = await sink.readVersioned(key);
+async function ownWrite(
+  sink: ObjectSink,
+  key: string,
+  text: string,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
+  const stored = await sink.readVersioned(key, { signal });
   return stored?.text === text ? stored.version : undefined;
 }
 
@@ -359,8 +401,9 @@ function inFlightSignal(soft: AbortSignal | undefined, graceMs = DEFAULT_IN_FLIG
 async function readChangeSetRecord(
   sink: ObjectSink,
   key: string,
+  signal?: AbortSignal,
 ): Promise<{ record: ChangeSetRecord; version: string } | undefined> {
-  const stored = await sink.readVersioned(key);
+  const stored = await sink.readVersioned(key, { signal });
   if (stored === undefined) return undefined;
   try {
     const record = JSON.parse(stored.text) as ChangeSetRecord;

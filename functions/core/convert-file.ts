@@ -3,6 +3,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { ObjectExistsError } from './errors.js';
 import { parquetTargetOf } from './parquet-layer.js';
 import type { Logger, ObjectSink } from './ports.js';
 import { describeError } from './redact.js';
@@ -10,8 +11,8 @@ import type { TableDefinition } from './tables.js';
 
 /** Reads stored objects back from the destination (the JSON layer, for conversion). */
 export interface StoredObjectReader {
-  /** The object's bytes as stored, or undefined when there is no object at `key`. */
-  open(key: string): Promise<Readable | undefined>;
+  /** The object's bytes as stored, or undefined when there is no object at `key`. `signal` aborts it at any point. */
+  open(key: string, options?: { signal?: AbortSignal }): Promise<Readable | undefined>;
 }
 
 export interface ParquetEncodeRequest {
@@ -104,11 +105,15 @@ export async function convertFile(
   };
   let scratch: string | undefined;
   try {
-    if (!options.rebuild && (options.checkExisting ?? true) && (await deps.sink.exists(target.parquetKey))) {
+    if (
+      !options.rebuild &&
+      (options.checkExisting ?? true) &&
+      (await deps.sink.exists(target.parquetKey, { signal: deps.signal }))
+    ) {
       return { status: 'present', jsonKey, parquetKey: target.parquetKey };
     }
     if (deps.signal?.aborted) return { status: 'interrupted', jsonKey };
-    const body = await deps.reader.open(jsonKey);
+    const body = await deps.reader.open(jsonKey, { signal: deps.signal });
     if (!body) return failed(`the JSON object ${jsonKey} does not exist`, false);
     scratch = await mkdtemp(path.join(deps.scratchDir, 'lsync-convert-'));
     const input = path.join(scratch, 'input.json.gz');
@@ -127,6 +132,8 @@ export async function convertFile(
       // Known before it streams: one PutObject on S3 rather than a multipart upload.
       contentLength: (await stat(output)).size,
       metadata: { 'source-key': jsonKey, rows: String(result.rows) },
+      replace: options.rebuild,
+      signal: deps.signal,
     });
     const warnings = conversionWarnings(result);
     for (const warning of warnings) deps.logger.warn('parquet conversion warning', { ...fields, warning });
@@ -150,6 +157,8 @@ export async function convertFile(
     };
   } catch (error) {
     if (deps.signal?.aborted) return { status: 'interrupted', jsonKey };
+    // Another conversion of the same file (a duplicate message) wrote it first.
+    if (error instanceof ObjectExistsError) return { status: 'present', jsonKey, parquetKey: target.parquetKey };
     return failed(describeError(error), true);
   } finally {
     if (scratch) await rm(scratch, { recursive: true, force: true }).catch(() => undefined);

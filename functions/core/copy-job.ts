@@ -4,8 +4,14 @@ import { createGzip } from 'node:zlib';
 import { backoffMs } from './backoff.js';
 import { copyChangeSet } from './change-set.js';
 import { type CopyDependencies, type CopyOutcome, CopyRun } from './copy-run.js';
-
-import { IntegrityError, LocationExpiredError, PermanentJobError, SinkError, ThrottledError } from './errors.js';
+import {
+  IntegrityError,
+  LocationExpiredError,
+  ObjectExistsError,
+  PermanentJobError,
+  SinkError,
+  ThrottledError,
+} from './errors.js';
 import { pendingChangeSetKey, type SyncJob } from './jobs.js';
 import { audienceJobs, profileJobs } from './planner.js';
 import type { ExportListing, ExportSource, ListOptions } from './ports.js';
@@ -23,7 +29,7 @@ export async function copyJob(job: SyncJob, deps: CopyDependencies): Promise<Cop
   let run: CopyRun | undefined;
   try {
     run = new CopyRun(job, deps);
-    if ((deps.checkExisting ?? true) && (await deps.sink.exists(run.key))) {
+    if ((deps.checkExisting ?? true) && (await deps.sink.exists(run.key, { signal: deps.signal }))) {
       // A change set copied by a run that stopped before removing its record: remove it now, or it would hold
       // back every later change set of that profile database.
       if (job.kind === 'profile_changes') await deps.sink.delete(pendingChangeSetKey(job)).catch(() => undefined);
@@ -41,6 +47,8 @@ export async function copyJob(job: SyncJob, deps: CopyDependencies): Promise<Cop
     }
     return await copyFile(run);
   } catch (error) {
+    // Stopped (a deadline, Ctrl-C) during a destination call: handed back, not a failure.
+    if (deps.signal?.aborted) return { status: 'interrupted', apiRequests: run?.apiRequests ?? 0 };
     // Destination errors outside a transfer (existence check, state records), or anything unforeseen: retry later.
     const reason = describeError(error);
     deps.logger.warn('export copy failed', { reason, retryable: true });
@@ -81,7 +89,7 @@ async function copyFile(run: CopyRun): Promise<CopyOutcome> {
         generatedAt: new Date(result.current.generatedAt).toISOString(),
       });
       run.relabel(result.current);
-      if (await deps.sink.exists(run.key)) return { status: 'present', key: run.key };
+      if (await deps.sink.exists(run.key, { signal: deps.signal })) return { status: 'present', key: run.key };
       continue;
     }
     if (result !== 'expired') return result;
@@ -240,6 +248,8 @@ async function downloadWithRetries(
       }
       if (error instanceof PermanentJobError) return run.failed(describeError(error), false);
       if (error instanceof LocationExpiredError) return 'expired';
+      // Another copy of this job (a duplicate message, another run) stored the key first: nothing of ours is left.
+      if (error instanceof ObjectExistsError) return { status: 'present', key: run.key };
       if (attempt >= maxAttempts) return run.failed(describeError(error), true);
       const wait = backoffMs(attempt - 1, { random: deps.random });
       deps.logger.info('download failed, retrying same location', {
@@ -294,6 +304,7 @@ async function transfer(location: string, key: string, deps: CopyDependencies, b
       // whose body idles for ~20 s, while a multipart upload can wait.
       contentLength: gzip && !beforeCommit ? file.contentLength : undefined,
       metadata: { 'served-bytes': String(file.contentLength ?? ''), 'served-gzip': String(gzip) },
+      signal: deps.signal,
     }),
     flowing,
   ]);

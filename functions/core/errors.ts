@@ -73,7 +73,15 @@ export class PermanentJobError extends Error {
 
 /** Writing to the destination failed. The sink guarantees nothing partial is left behind. */
 export class SinkError extends Error {
-  override readonly name = 'SinkError';
+  override readonly name: string = 'SinkError';
+}
+
+/**
+ * A write that only creates found its key taken: another writer (a duplicate job) stored it first. Nothing of this
+ * write is left behind.
+ */
+export class ObjectExistsError extends SinkError {
+  override readonly name = 'ObjectExistsError';
 }
 
 /** A queue refused some messages (after its retries): `unsent` lists them; the others were sent. */

@@ -83,38 +83,71 @@ export interface VersionedText {
   readonly version: string;
 }
 
-export interface WriteOptions {
+/** Options of one destination call. */
+export interface SinkCallOptions {
+  /**
+   * Aborts the call (a deadline, Ctrl-C): it fails at once and undoes what it started. Every call also has a time
+   * limit of its own, so that a store that stops answering cannot hold it forever.
+   */
+  readonly signal?: AbortSignal;
+}
+
+export interface WriteOptions extends SinkCallOptions {
   readonly contentType: string;
   /** The body's exact length, when known before it streams: the S3 sink then sends one `PutObject`. */
   readonly contentLength?: number;
   /** Small string metadata kept with the object (S3 user metadata; ignored by the local sink). */
   readonly metadata?: Record<string, string>;
+  /**
+   * Replace an object already at `key` (`convert --rebuild`). Without it a write only creates: when `key` exists
+   * (another writer stored it first) it fails with `ObjectExistsError` and leaves that object as it is.
+   */
+  readonly replace?: boolean;
 }
 
 /** The destination: an S3 bucket and prefix, or a local directory. Keys are relative to its prefix. */
 export interface ObjectSink {
   /** `s3://bucket/prefix` or the absolute directory, for reports. */
   readonly location: string;
-  exists(key: string): Promise<boolean>;
+  /**
+   * Find out, once, what writing to this destination needs, before the first write (the S3 sink probes an
+   * S3-compatible store under `_state/`). Throws `ConfigError` when it cannot be written correctly. Writes run it
+   * themselves; a caller may run it first to fail early.
+   */
+  prepare?(options?: SinkCallOptions): Promise<void>;
+  exists(key: string, options?: SinkCallOptions): Promise<boolean>;
   /** Keys under `prefix`, in lexicographic order, optionally starting after `startAfter`. */
-  list(prefix: string, options?: { startAfter?: string }): AsyncIterable<StoredObject>;
-  /** Stream `body` to `key`. Atomic: on any failure nothing is left at `key` and no upload stays open. */
+  list(prefix: string, options?: { startAfter?: string; signal?: AbortSignal }): AsyncIterable<StoredObject>;
+  /**
+   * Stream `body` to `key`. Atomic: on any failure nothing is left at `key` and no upload stays open; once it landed,
+   * no upload of `key` stays open either (not even a killed writer's).
+   */
   write(key: string, body: Readable, options: WriteOptions): Promise<{ bytes: number }>;
-  readText(key: string): Promise<string | undefined>;
+  readText(key: string, options?: SinkCallOptions): Promise<string | undefined>;
   /** A small text object and its version (S3's ETag), for a conditional `replaceText`; undefined when missing. */
-  readVersioned(key: string): Promise<VersionedText | undefined>;
-  writeText(key: string, text: string): Promise<void>;
+  readVersioned(key: string, options?: SinkCallOptions): Promise<VersionedText | undefined>;
+  writeText(key: string, text: string, options?: SinkCallOptions): Promise<void>;
   /**
    * Create `key` only if it does not exist (S3 `If-None-Match: *`). Resolves to the new object's version, or
    * undefined when the key already exists.
    */
-  createText(key: string, text: string): Promise<string | undefined>;
+  createText(key: string, text: string, options?: SinkCallOptions): Promise<string | undefined>;
   /**
    * Replace `key` only if it still holds `version` (S3 `If-Match`): of several writers that read the same version,
    * exactly one succeeds. Resolves to the new version, or undefined when the key changed or is gone.
    */
-  replaceText(key: string, text: string, version: string): Promise<string | undefined>;
-  delete(key: string): Promise<void>;
+  replaceText(key: string, text: string, version: string, options?: SinkCallOptions): Promise<string | undefined>;
+  delete(key: string, options?: SinkCallOptions): Promise<void>;
+  /**
+   * Delete `key` only if it still holds `version` (S3 `DeleteObject` with `If-Match`): a record another run replaced
+   * meanwhile stays. Resolves true when deleted, false when the key holds another version or is gone.
+   */
+  deleteIfUnchanged(key: string, version: string, options?: SinkCallOptions): Promise<boolean>;
+  /**
+   * Abort the multipart uploads under `prefix` that writers killed mid-write left open (S3; a local directory has
+   * none): those of a key that exists, and those older than any live writer. Resolves how many it aborted.
+   */
+  abortAbandonedUploads?(prefix: string, options?: SinkCallOptions): Promise<number>;
 }
 
 /** Structured logger: a fixed message plus fields. Adapters must pass fields through `redact`. */

@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events';
+import { abortScope, withAbortScope } from './abort-scope.js';
 import { type CopyDependencies, copyJob } from './copy-job.js';
 import { formatHour, HOUR_MS } from './hours.js';
 import { jobId, type SyncJob } from './jobs.js';
@@ -5,6 +7,7 @@ import { type Plan, type PlanRequest, planSync } from './planner.js';
 import type { ExportSource, Logger, ObjectSink } from './ports.js';
 import { type Clock, systemClock } from './request-budget.js';
 import { type JobReport, runJobs } from './run-jobs.js';
+import { sweepAbandonedUploads } from './upload-sweep.js';
 
 export interface SyncOptions {
   readonly concurrency: number;
@@ -59,20 +62,33 @@ export async function runSync(
 ): Promise<SyncSummary> {
   const clock = options.clock ?? systemClock;
   const started = clock.now();
-  const plan = await planSync({ ...request, signal: options.signal }, deps);
-  options.onPlanned?.(plan);
-  deps.logger.info('sync planned', { jobs: plan.jobs.length, beyondRetention: plan.beyondRetention.length });
-
-  const reports = await runJobs(plan.jobs, {
-    concurrency: options.concurrency,
-    clock,
-    maxAttempts: options.maxAttempts,
-    random: options.copyOptions?.random,
-    onReport: options.onReport,
-    signal: options.signal,
-    copy: (job: SyncJob) =>
-      copyJob(job, { ...deps, clock, checkExisting: true, signal: options.signal, ...options.copyOptions }),
-  });
+  // The run's own signal, one listener on the caller's: every job listens through a scope of its own (one listener
+  // on the run's, removed when the job ends), and its waits listen there. A run holds at most a job and a worker's
+  // pause per slot of concurrency on it, which may pass Node's leak warning threshold of ten.
+  const run = abortScope(options.signal);
+  setMaxListeners(2 * options.concurrency + 10, run.signal);
+  let reports: JobReport[];
+  let plan: Plan;
+  try {
+    await sweepAbandonedUploads(deps.sink, deps.logger, run.signal);
+    plan = await planSync({ ...request, signal: run.signal }, deps);
+    options.onPlanned?.(plan);
+    deps.logger.info('sync planned', { jobs: plan.jobs.length, beyondRetention: plan.beyondRetention.length });
+    reports = await runJobs(plan.jobs, {
+      concurrency: options.concurrency,
+      clock,
+      maxAttempts: options.maxAttempts,
+      random: options.copyOptions?.random,
+      onReport: options.onReport,
+      signal: run.signal,
+      copy: (job: SyncJob) =>
+        withAbortScope(run.signal, undefined, (signal) =>
+          copyJob(job, { ...deps, clock, checkExisting: true, signal, ...options.copyOptions }),
+        ),
+    });
+  } finally {
+    run.dispose();
+  }
   const deadline = options.notReadyDeadlineMs ?? 24 * HOUR_MS;
 
   let copied = 0;

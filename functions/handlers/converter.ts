@@ -15,13 +15,13 @@ export function createConverterHandler(getRuntime: () => ConverterRuntime) {
     processInParallel: false,
     // SQS may deliver one conversion twice in a batch: convert it once.
     keyOf: (body) => body,
-    async start(rt, invocation) {
+    async start(rt) {
       await rt.cleanScratch();
-      return async (record: SQSRecord, receiveCount: number) => {
+      return async (record: SQSRecord, receiveCount: number, signal: AbortSignal) => {
         const started = Date.now();
         const result = await processConversionMessage(
           record.body,
-          { ...rt.deps, queue: rt.queue, signal: invocation.signal },
+          { ...rt.deps, queue: rt.queue, signal },
           { receiveCount, maxReceiveCount: rt.config.maxReceiveCount, retryBaseSeconds: rt.config.retryBaseSeconds },
         );
         recordConversion(rt.metrics, result, Date.now() - started);

@@ -24,7 +24,8 @@ export function createCopierHandler(getRuntime: () => Runtime) {
     },
     async start(rt, invocation) {
       const source = await rt.source({ deadlineAt: invocation.deadlineAt });
-      return async (record: SQSRecord, receiveCount: number) => {
+      await rt.sweepAbandonedUploads(invocation.signal);
+      return async (record: SQSRecord, receiveCount: number, signal: AbortSignal) => {
         const started = Date.now();
         const result = await processJobMessage(
           record.body,
@@ -33,7 +34,7 @@ export function createCopierHandler(getRuntime: () => Runtime) {
             sink: rt.sink,
             queue: rt.queue,
             logger: rt.logger,
-            signal: invocation.signal,
+            signal,
             // After this the invocation is over (Lambda's hard timeout): a change-set claim is held until then.
             holderDeadline: invocation.hardDeadlineAt,
             // A profile_changes request already sent may finish after the soft deadline, before the hard one.

@@ -11,6 +11,7 @@ import { SecretsManagerSecretProvider } from '../adapters/secrets.js';
 import { SqsConversionQueue, SqsJobQueue } from '../adapters/sqs-queue.js';
 import type { Logger } from '../core/ports.js';
 import type { AcquireOptions, RequestBudget } from '../core/request-budget.js';
+import { sweepAbandonedUploads } from '../core/upload-sweep.js';
 import { type HandlerConfig, readHandlerConfig } from './config.js';
 import { METRICS_NAMESPACE } from './telemetry.js';
 
@@ -24,6 +25,8 @@ export interface Runtime {
   readonly queue: SqsJobQueue;
   /** This deployment's queued-job ledger. */
   readonly ledger: DynamoDbJobLedger;
+  /** The copier's sweep of uploads killed copiers left open: at most once an hour per container. */
+  sweepAbandonedUploads(signal?: AbortSignal): Promise<void>;
   /** Hands a data object to the Parquet converter's queue (when the deployment has the Parquet layer). */
   readonly afterCopy?: (key: string) => Promise<void>;
   /**
@@ -33,6 +36,9 @@ export interface Runtime {
    */
   source(invocation?: { readonly deadlineAt?: number }): Promise<LocalyticsClient>;
 }
+
+/** How often a copier container sweeps the uploads killed copiers left open. */
+const SWEEP_INTERVAL_MS = 60 * 60_000;
 
 /** The longest an invocation waits for a budget slot: sleeping copiers cost money and a slot a minute on is as good. */
 const MAX_BUDGET_WAIT_MS = 60_000;
@@ -65,12 +71,19 @@ export function createRuntime(env: Readonly<Record<string, string | undefined>>)
   const conversions = config.convertQueueUrl
     ? new SqsConversionQueue(sqs, { queueUrl: config.convertQueueUrl })
     : undefined;
+  const sink = new S3Sink(createS3Client(env), { bucket: config.bucket, prefix: config.prefix });
+  let sweptAt: number | undefined;
   return {
     config,
     logger,
     powertoolsLogger,
     metrics,
-    sink: new S3Sink(createS3Client(env), { bucket: config.bucket, prefix: config.prefix }),
+    sink,
+    async sweepAbandonedUploads(signal) {
+      if (sweptAt !== undefined && Date.now() - sweptAt < SWEEP_INTERVAL_MS) return;
+      sweptAt = Date.now();
+      await sweepAbandonedUploads(sink, logger, signal);
+    },
     queue: new SqsJobQueue(sqs, config.queueUrl, config.deadLetterQueueUrl),
     ledger: new DynamoDbJobLedger(createDynamoDbClient(), config.ledgerTable),
     afterCopy: conversions && ((key) => conversions.convertLater(key)),

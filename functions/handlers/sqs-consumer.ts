@@ -1,6 +1,8 @@
+import { setMaxListeners } from 'node:events';
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import { abortScope } from '../core/abort-scope.js';
 import type { Retry } from '../core/delivery.js';
 
 /** The record was not done and stays on the queue: SQS delivers it again once its visibility timeout ends. */
@@ -27,6 +29,8 @@ export interface ConsumerRuntime {
   readonly queue: { delayRedelivery(receiptHandle: string, seconds: number): Promise<string | undefined> };
 }
 
+export type RecordHandler = (record: SQSRecord, receiveCount: number, signal: AbortSignal) => Promise<RecordResult>;
+
 export interface SqsConsumer<Runtime extends ConsumerRuntime> {
   /** Stop working this long before the function times out, so that a record is handed back cleanly. */
   readonly deadlineMarginMs: number;
@@ -34,11 +38,11 @@ export interface SqsConsumer<Runtime extends ConsumerRuntime> {
   readonly processInParallel: boolean;
   /** Records of one batch with the same key are the same work (SQS may deliver a message twice): only the first runs. */
   readonly keyOf?: (body: string) => string | undefined;
-  /** Per invocation, before the first record: the record handler, with what it needs opened. */
-  start(
-    runtime: Runtime,
-    invocation: Invocation,
-  ): Promise<(record: SQSRecord, receiveCount: number) => Promise<RecordResult>>;
+  /**
+   * Per invocation, before the first record: the record handler, with what it needs opened. The handler gets the
+   * record's own `signal`, which aborts at the soft deadline.
+   */
+  start(runtime: Runtime, invocation: Invocation): Promise<RecordHandler>;
 }
 
 /**
@@ -57,6 +61,8 @@ export function createSqsHandler<Runtime extends ConsumerRuntime>(
     const hardDeadlineAt = Date.now() + context.getRemainingTimeInMillis();
     const deadlineAt = hardDeadlineAt - consumer.deadlineMarginMs;
     const deadline = new AbortController();
+    // One scope per record listens to it (see below): at most a batch of them at once.
+    setMaxListeners(event.Records.length + 10, deadline.signal);
     const timer = setTimeout(() => deadline.abort(), Math.max(0, deadlineAt - Date.now()));
     try {
       const handle = await consumer.start(runtime, { signal: deadline.signal, deadlineAt, hardDeadlineAt });
@@ -68,7 +74,10 @@ export function createSqsHandler<Runtime extends ConsumerRuntime>(
       const recordHandler = async (record: SQSRecord) => {
         const key = consumer.keyOf?.(record.body);
         if (key !== undefined && firstRecordOfKey.get(key) !== record.messageId) return 'duplicate';
-        const result = await handle(record, Number(record.attributes.ApproximateReceiveCount ?? 1));
+        // Each record's waits listen to a scope of its own, not all to the invocation's one signal.
+        const scope = abortScope(deadline.signal);
+        const receiveCount = Number(record.attributes.ApproximateReceiveCount ?? 1);
+        const result = await handle(record, receiveCount, scope.signal).finally(() => scope.dispose());
         if ('visibilitySeconds' in result) {
           await runtime.queue.delayRedelivery(record.receiptHandle, result.visibilitySeconds);
           throw new RetryLaterError(result.reason);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { expect, test } from 'vitest';
 import { LocalDirSink } from '../../functions/adapters/local-dir-sink.js';
-import { SinkError } from '../../functions/core/errors.js';
+import { ObjectExistsError, SinkError } from '../../functions/core/errors.js';
 import { tempDir } from '../support/temp.js';
 
 test('writes through a hidden temp file and renames it into place', async () => {
@@ -88,7 +88,7 @@ test('replaceText replaces only the version read: of several writers that read i
   expect(listed).toEqual(['_state/r.json']);
 });
 
-test("two concurrent writers of one key both finish with the same bytes (neither removes the other writer's temp file)", async () => {
+test("of two concurrent writers of one key one lands it, the other finds it taken (neither removes the other's temp file)", async () => {
   const dir = await tempDir();
   const sink = new LocalDirSink(dir);
   const chunks = Array.from({ length: 20 }, (_, i) => Buffer.from(`chunk ${i}\n`));
@@ -101,12 +101,16 @@ test("two concurrent writers of one key both finish with the same bytes (neither
         }
       })(),
     );
-  const results = await Promise.all([
+  const results = await Promise.allSettled([
     sink.write('raw_logs/same.json.gz', trickle(), { contentType: 'application/gzip' }),
     sink.write('raw_logs/same.json.gz', trickle(), { contentType: 'application/gzip' }),
   ]);
   const expected = Buffer.concat(chunks);
-  expect(results).toEqual([{ bytes: expected.length }, { bytes: expected.length }]);
+  // Writes only create, as on S3 (If-None-Match): the second finds the key taken and leaves it as it is.
+  expect(results.filter((result) => result.status === 'fulfilled')).toEqual([
+    { status: 'fulfilled', value: { bytes: expected.length } },
+  ]);
+  expect(results.find((result) => result.status === 'rejected')?.reason).toBeInstanceOf(ObjectExistsError);
   expect((await readFile(path.join(dir, 'raw_logs/same.json.gz'))).equals(expected)).toBe(true);
   expect(await readdir(path.join(dir, 'raw_logs'))).toEqual(['same.json.gz']);
 });

@@ -1,11 +1,18 @@
 import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { gzipSync } from 'node:zlib';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parseS3Url, S3Sink } from '../../functions/adapters/s3-sink.js';
-import { IntegrityError, SinkError } from '../../functions/core/errors.js';
+import { ConfigError, IntegrityError, ObjectExistsError, SinkError } from '../../functions/core/errors.js';
 import { VerifyingStream } from '../../functions/core/verify-stream.js';
 import { createS3Client, createTestBucket, listAllKeys, S3RVER_CREDENTIALS, s3Endpoint } from '../support/s3.js';
 import { S3RecordingProxy } from '../support/s3-proxy.js';
@@ -167,22 +174,111 @@ describe('S3Sink.write of a known length: one streaming PutObject', () => {
     await expect(written).rejects.toBeInstanceOf(SinkError);
     expect(await listAllKeys(createS3Client(), bucket)).toEqual([]);
   });
+});
 
-  test('a store that keeps the aws-chunked framing as data is caught: the write fails and no object stays', async () => {
-    // s3rver with the SDK's default checksums (a trailing CRC32 in aws-chunked framing), straight, without the proxy.
-    const client = new S3Client({
-      endpoint: s3Endpoint(),
+describe('S3Sink on an S3-compatible store: the store is probed before the first streamed write (issue 18, item 1)', () => {
+  /** A client with the SDK's defaults (as a new user has it), or with checksums only where required. */
+  const clientOf = (endpoint: string, checksumsWhenRequired = false) =>
+    new S3Client({
+      endpoint,
       region: 'us-east-1',
       forcePathStyle: true,
       credentials: S3RVER_CREDENTIALS,
+      ...(checksumsWhenRequired ? { requestChecksumCalculation: 'WHEN_REQUIRED' as const } : {}),
     });
-    const bucket = await createTestBucket(client);
-    const sink = new S3Sink(client, { bucket, prefix: 'lake' });
-    const { body } = randomBody(100_000);
+
+  test('s3rver keeps the framing of an aws-chunked upload as data: streamed writes go as plain bodies, intact', async () => {
+    const bucket = await createTestBucket(createS3Client());
+    const sink = new S3Sink(
+      clientOf(s3Endpoint()),
+      { bucket, prefix: 'lake' },
+      { probeStore: true, plainBodyClient: clientOf(s3Endpoint(), true) },
+    );
+    const { body, digest } = randomBody(100_000);
+    await sink.write('raw_logs/framed.json.gz', body, { contentType: 'application/gzip', contentLength: 100_000 });
+    expect(await storedDigest(bucket, 'lake/raw_logs/framed.json.gz')).toBe(digest());
+    // Nothing is left of the probe.
+    expect(await listAllKeys(createS3Client(), bucket)).toEqual(['lake/raw_logs/framed.json.gz']);
+  });
+
+  test('without a plain-body client such a store is refused before any data is written, naming the setting', async () => {
+    const bucket = await createTestBucket(createS3Client());
+    const sink = new S3Sink(clientOf(s3Endpoint()), { bucket, prefix: 'lake' }, { probeStore: true });
+    await expect(sink.prepare()).rejects.toThrow(ConfigError);
+    await expect(sink.prepare()).rejects.toThrow(
+      /keeps the SDK's aws-chunked framing of a streamed upload as data .*set AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED/,
+    );
+    const { body } = randomBody(1000);
     await expect(
-      sink.write('framed.json.gz', body, { contentType: 'application/gzip', contentLength: 100_000 }),
-    ).rejects.toThrow(/does not decode aws-chunked uploads; set AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED/);
+      sink.write('raw_logs/never.json.gz', body, { contentType: 'application/gzip', contentLength: 1000 }),
+    ).rejects.toThrow(/WHEN_REQUIRED/);
     expect(await listAllKeys(createS3Client(), bucket)).toEqual([]);
+  });
+
+  test('a store that keeps other bytes even of a plain body is refused', async () => {
+    // In front of s3rver: every probe object reads back one byte longer than it was written.
+    const mangler = http.createServer((request, response) => {
+      const target = new URL(s3Endpoint());
+      const upstream = http.request(
+        {
+          host: target.hostname,
+          port: target.port,
+          method: request.method,
+          path: request.url,
+          headers: request.headers,
+        },
+        async (answer) => {
+          const chunks: Buffer[] = [];
+          for await (const chunk of answer) chunks.push(chunk as Buffer);
+          let bodyOut = Buffer.concat(chunks);
+          const headers = { ...answer.headers };
+          if (request.method === 'GET' && request.url?.includes('store-probe')) {
+            bodyOut = Buffer.concat([bodyOut, Buffer.from('x')]);
+            headers['content-length'] = String(bodyOut.length);
+          }
+          response.writeHead(answer.statusCode ?? 502, headers);
+          response.end(bodyOut);
+        },
+      );
+      request.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => mangler.listen(0, '127.0.0.1', resolve));
+    const endpoint = `http://127.0.0.1:${(mangler.address() as AddressInfo).port}`;
+    try {
+      const bucket = await createTestBucket(createS3Client());
+      const sink = new S3Sink(
+        clientOf(endpoint, true),
+        { bucket, prefix: 'lake' },
+        { probeStore: true, plainBodyClient: clientOf(endpoint, true) },
+      );
+      await expect(sink.prepare()).rejects.toThrow(
+        /does not keep the bytes a PutObject sends .*kept 4097 bytes of 4096/,
+      );
+      expect(await listAllKeys(createS3Client(), bucket)).toEqual([]);
+    } finally {
+      mangler.closeAllConnections();
+      await new Promise((resolve) => mangler.close(resolve));
+    }
+  });
+
+  test('a store found correct keeps the configured client, and is probed once for concurrent writes', async () => {
+    const client = createS3Client(proxy.url);
+    const bucket = await createTestBucket(client);
+    const sink = new S3Sink(client, { bucket, prefix: 'lake' }, { probeStore: true, plainBodyClient: client });
+    const mark = proxy.requests.length;
+    await Promise.all(
+      ['a', 'b', 'c'].map((name) =>
+        sink.write(`raw_logs/${name}.json.gz`, randomBody(2000).body, {
+          contentType: 'application/gzip',
+          contentLength: 2000,
+        }),
+      ),
+    );
+    const probes = proxy.requests
+      .slice(mark)
+      .filter((request) => request.operation === 'PutObject' && request.path.includes('store-probe'));
+    expect(probes).toHaveLength(1);
+    expect(await listAllKeys(createS3Client(), bucket)).toHaveLength(3);
   });
 });
 
@@ -230,6 +326,19 @@ describe('S3Sink metadata operations', () => {
   });
 });
 
+test('deleteIfUnchanged deletes only the version it was given: a record replaced meanwhile stays', async () => {
+  // DeleteObject with If-Match (S3 general purpose buckets answer 412 on a mismatch, 404 when the key is gone;
+  // s3rver ignores the header, the proxy enforces it as S3 does).
+  const { sink } = await sinkOnProxy();
+  const first = (await sink.createText('_state/claim.json', '{"holder":"a"}')) as string;
+  const second = (await sink.replaceText('_state/claim.json', '{"holder":"b"}', first)) as string;
+  expect(await sink.deleteIfUnchanged('_state/claim.json', first)).toBe(false);
+  expect(await sink.readText('_state/claim.json')).toBe('{"holder":"b"}');
+  expect(await sink.deleteIfUnchanged('_state/claim.json', second)).toBe(true);
+  expect(await sink.exists('_state/claim.json')).toBe(false);
+  expect(await sink.deleteIfUnchanged('_state/claim.json', second)).toBe(false);
+});
+
 test.each([
   ['s3://my-bucket/some/prefix/', { bucket: 'my-bucket', prefix: 'some/prefix' }],
   ['s3://my-bucket', { bucket: 'my-bucket', prefix: '' }],
@@ -241,32 +350,49 @@ test.each(['s3://', 's3://Bad_Bucket/x', 's3://bucket/../x', 'https://bucket/x']
   expect(() => parseS3Url(url)).toThrow();
 });
 
-test('writing a key first aborts the multipart upload a killed process left open for it long ago', async () => {
+test("a write, once landed, aborts every upload still open for its key (a killed writer's, however young)", async () => {
+  // Issue 18, item 5: a killed copier's job comes back after ~30 minutes, when the old rule (abort uploads older than
+  // an hour) left its upload alone, and the key was never written again: billed forever on an imported bucket.
   const { bucket, sink } = await sinkOnProxy();
   const client = createS3Client(proxy.url);
-  const { CreateMultipartUploadCommand } = await import('@aws-sdk/client-s3');
   const key = 'lake/raw_logs/k.json.gz';
-  const abandoned = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
-  proxy.backdate(abandoned.UploadId as string, 2 * 60 * 60_000);
-  const live = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+  const killed = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+  proxy.backdate(killed.UploadId as string, 30 * 60_000);
   const other = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: `${key}.other` }));
-  proxy.backdate(other.UploadId as string, 2 * 60 * 60_000);
   const { body } = randomBody(1000);
   await sink.write('raw_logs/k.json.gz', body, { contentType: 'application/gzip' });
-  expect(proxy.aborted.has(abandoned.UploadId as string)).toBe(true);
-  // A young upload may be a concurrent writer's (issue 10, item 7): left alone. So is another key's.
-  expect(proxy.aborted.has(live.UploadId as string)).toBe(false);
+  expect(proxy.aborted.has(killed.UploadId as string)).toBe(true);
+  // Another key's upload is not this write's business.
   expect(proxy.aborted.has(other.UploadId as string)).toBe(false);
-  const { AbortMultipartUploadCommand } = await import('@aws-sdk/client-s3');
-  for (const [upload, uploadKey] of [
-    [live, key],
-    [other, `${key}.other`],
+  await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: `${key}.other`, UploadId: other.UploadId }));
+});
+
+test('the sweep aborts uploads of keys that exist and uploads older than a day, and leaves a young one alone', async () => {
+  const { bucket, sink } = await sinkOnProxy();
+  const client = createS3Client(proxy.url);
+  const landed = 'lake/audiences/a/landed.json.gz';
+  await sink.writeText('audiences/a/landed.json.gz', '{}');
+  const ofLanded = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: landed }));
+  // A regenerated export's key is never written again: its killed upload is aborted once it is a day old.
+  const stale = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'lake/audiences/a/old' }));
+  proxy.backdate(stale.UploadId as string, 25 * 60 * 60_000);
+  const live = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'lake/audiences/a/live' }));
+  const elsewhere = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'lake/parquet/x' }));
+  proxy.backdate(elsewhere.UploadId as string, 25 * 60 * 60_000);
+  expect(await sink.abortAbandonedUploads('audiences/')).toBe(2);
+  expect(proxy.aborted.has(ofLanded.UploadId as string)).toBe(true);
+  expect(proxy.aborted.has(stale.UploadId as string)).toBe(true);
+  expect(proxy.aborted.has(live.UploadId as string)).toBe(false);
+  expect(proxy.aborted.has(elsewhere.UploadId as string)).toBe(false);
+  for (const [upload, key] of [
+    [live, 'lake/audiences/a/live'],
+    [elsewhere, 'lake/parquet/x'],
   ] as const) {
-    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: uploadKey, UploadId: upload.UploadId }));
+    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: upload.UploadId }));
   }
 });
 
-test('two concurrent writers of one key both finish, neither aborts the other, and the object is whole', async () => {
+test('of two concurrent writers of one key, one lands it and the other finds it taken; no upload stays open', async () => {
   const { bucket, sink } = await sinkOnProxy();
   const size = 20 * 1024 * 1024;
   const bytes = randomBytes(size);
@@ -281,15 +407,40 @@ test('two concurrent writers of one key both finish, neither aborts the other, a
         }
       })(),
     );
-  const abortedBefore = proxy.aborted.size;
   const openBefore = proxy.openUploads().length;
   const first = sink.write('raw_logs/same.json.gz', trickle(), { contentType: 'application/gzip' });
   // The second writer starts once the first one's upload is open (a duplicate job a little later).
   while (proxy.openUploads().length === openBefore) await new Promise((resolve) => setTimeout(resolve, 10));
   const second = sink.write('raw_logs/same.json.gz', trickle(), { contentType: 'application/gzip' });
-  const results = await Promise.all([first, second]);
-  expect(results).toEqual([{ bytes: size }, { bytes: size }]);
-  expect(proxy.aborted.size).toBe(abortedBefore);
+  const results = await Promise.allSettled([first, second]);
+  expect(results.filter((result) => result.status === 'fulfilled')).toEqual([
+    { status: 'fulfilled', value: { bytes: size } },
+  ]);
+  const refused = results.find((result) => result.status === 'rejected') as PromiseRejectedResult;
+  expect(refused.reason).toBeInstanceOf(ObjectExistsError);
   expect(await storedDigest(bucket, 'lake/raw_logs/same.json.gz')).toBe(digest);
   expect(proxy.openUploads()).toEqual([]);
+});
+
+test('a write only creates: a key that exists is left as it is, unless the write replaces it', async () => {
+  const { bucket, sink } = await sinkOnProxy();
+  await sink.write('raw_logs/once.json.gz', randomBody(500).body, {
+    contentType: 'application/gzip',
+    contentLength: 500,
+  });
+  const before = await storedDigest(bucket, 'lake/raw_logs/once.json.gz');
+  await expect(
+    sink.write('raw_logs/once.json.gz', randomBody(600).body, { contentType: 'application/gzip', contentLength: 600 }),
+  ).rejects.toBeInstanceOf(ObjectExistsError);
+  await expect(
+    sink.write('raw_logs/once.json.gz', randomBody(700).body, { contentType: 'application/gzip' }),
+  ).rejects.toBeInstanceOf(ObjectExistsError);
+  expect(await storedDigest(bucket, 'lake/raw_logs/once.json.gz')).toBe(before);
+  const replacement = randomBody(800);
+  await sink.write('raw_logs/once.json.gz', replacement.body, {
+    contentType: 'application/gzip',
+    contentLength: 800,
+    replace: true,
+  });
+  expect(await storedDigest(bucket, 'lake/raw_logs/once.json.gz')).toBe(replacement.digest());
 });

@@ -32,7 +32,7 @@ import { E2E_SECRET_ARN, type SynthesizedDeployment } from '../support/deploymen
 import { clearTable, createTestTable } from '../support/dynamodb.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
 import { findLeaks } from '../support/leak-scan.js';
-import { createTestBucket, listAllKeys, S3RVER_CHECKSUMS, S3RVER_CREDENTIALS } from '../support/s3.js';
+import { createTestBucket, listAllKeys, S3RVER_CREDENTIALS } from '../support/s3.js';
 import { S3RecordingProxy } from '../support/s3-proxy.js';
 import { lambdaContext, queueDepth, receiveAll, toSqsEvent } from '../support/sqs.js';
 
@@ -146,7 +146,6 @@ export async function runSeed(seed: number, servers: CampaignServers): Promise<S
       AWS_REGION: 'us-east-1',
       AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
       AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-      AWS_REQUEST_CHECKSUM_CALCULATION: S3RVER_CHECKSUMS,
     };
     Object.assign(process.env, s3Env, {
       AWS_ENDPOINT_URL_SQS: servers.sqsEndpoint,

@@ -17,7 +17,15 @@ import { createRuntime } from '../../functions/handlers/runtime.js';
 import { logRows } from '../../functions/simulator/dataset.js';
 import { createDynamoDbClient, createTestTable, dynamoDbEndpoint } from '../support/dynamodb.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
-import { createS3Client, createTestBucket, getObjectBytes, listAllKeys, s3Environment } from '../support/s3.js';
+import {
+  createS3Client,
+  createTestBucket,
+  getObjectBytes,
+  listAllKeys,
+  s3Endpoint,
+  s3FunctionEnvironment,
+} from '../support/s3.js';
+import { S3RecordingProxy } from '../support/s3-proxy.js';
 import { credentials, useSimulator } from '../support/simulator.js';
 import {
   createJobQueues,
@@ -40,7 +48,7 @@ beforeAll(async () => {
   await secrets.start();
   secrets.put(secretArn, JSON.stringify(credentials));
   Object.assign(process.env, {
-    ...s3Environment(),
+    ...s3FunctionEnvironment(),
     AWS_ENDPOINT_URL_SQS: sqsEndpoint(),
     AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
     AWS_ENDPOINT_URL_DYNAMODB: dynamoDbEndpoint(),
@@ -80,7 +88,17 @@ async function deployment() {
     CONVERT_QUEUE_URL: conversions.queueUrl,
     LEDGER_TABLE: ledgerTable,
   });
-  const converterRuntime = createConverterRuntime({
+  const converterRuntime = await newConverterRuntime();
+  return {
+    copier: createCopierHandler(() => copierRuntime),
+    converter: createConverterHandler(() => converterRuntime),
+    scratch: converterRuntime.config.scratchDir,
+  };
+}
+
+/** The converter as deployed, on fauxqs and the S3 of the process environment. */
+async function newConverterRuntime() {
+  return createConverterRuntime({
     ...process.env,
     DEST_BUCKET: bucket,
     DEST_PREFIX: 'lake',
@@ -92,11 +110,6 @@ async function deployment() {
     DUCKDB_THREADS: '1',
     SCRATCH_DIR: await tempDir('lsync-converter-scratch-'),
   });
-  return {
-    copier: createCopierHandler(() => copierRuntime),
-    converter: createConverterHandler(() => converterRuntime),
-    scratch: converterRuntime.config.scratchDir,
-  };
 }
 
 const logJob = (hour: number): SyncJob => ({ kind: 'log_hour', appUuid: app(), hour });
@@ -183,3 +196,34 @@ test('a malformed message, a missing JSON object and a file that never converts 
 function gzipLines(rows: readonly Record<string, unknown>[]): Buffer {
   return gzipSync(rows.map((row) => JSON.stringify(row)).join('\n'));
 }
+
+test('a missing JSON object is parked at once, though S3 answers 403 for it (no unconditioned s3:ListBucket)', async () => {
+  // Issue 18, item 4: the converter may list only under the key prefix, so S3 answers a GET of a missing key with
+  // 403 AccessDenied, not 404; the conversion was retried as a failure and parked only after its last delivery.
+  const proxy = new S3RecordingProxy(s3Endpoint());
+  proxy.denyMissingKeys = true;
+  const direct = process.env.AWS_ENDPOINT_URL_S3;
+  process.env.AWS_ENDPOINT_URL_S3 = await proxy.start();
+  try {
+    const converterRuntime = await newConverterRuntime();
+    const converter = createConverterHandler(() => converterRuntime);
+    const missing = dataKey(logJob(floorHour(Date.now()) - 11 * HOUR_MS));
+    await sqs.send(
+      new SendMessageCommand({
+        QueueUrl: conversions.queueUrl,
+        MessageBody: JSON.stringify(newConversionMessage(missing)),
+      }),
+    );
+    const run = await pollUntilEmpty(sqs, conversions, converter, { batchSize: 1, timeoutMs: 20_000 });
+    expect(run.failures).toBe(0);
+    const parked = await receiveAll(sqs, conversions.dlqUrl);
+    expect(parked.map((message) => message.MessageAttributes?.failureReason?.StringValue)).toEqual([
+      `the JSON object ${missing} does not exist`,
+    ]);
+    // It was told apart from a real denial by a listing, which the converter's role allows under the prefix.
+    expect(proxy.requests.filter((request) => request.status === 403)).toHaveLength(1);
+  } finally {
+    process.env.AWS_ENDPOINT_URL_S3 = direct;
+    await proxy.stop();
+  }
+});

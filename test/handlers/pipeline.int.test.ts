@@ -148,6 +148,21 @@ test('the planner enqueues one job per missing file and the copiers land every o
       'sqs:ReceiveMessage',
     ]),
   );
+  // Issue 21, item 4: every data object was created with If-None-Match, the only way the copier's role allows (the
+  // recorder passes the header to the policy check); the same call without it would be denied.
+  const creations = deployment
+    .actions('copier')
+    .filter((a) => a.action === 's3:PutObject' && a.context['s3:ObjectCreationOperation'] === 'true');
+  const dataCreations = creations.filter((a) => !a.resource.includes('/_state/'));
+  expect(dataCreations.length).toBeGreaterThanOrEqual(30);
+  expect(dataCreations.filter((a) => a.context['s3:if-none-match'] !== '*')).toEqual([]);
+  for (const write of dataCreations) {
+    expect(deployment.allows('copier', { ...write, context: { 's3:ObjectCreationOperation': 'true' } })).toBe(false);
+  }
+  // Neither function reads a data object.
+  const reads = (name: 'planner' | 'copier') =>
+    deployment.actions(name).filter((a) => a.action === 's3:GetObject' && !a.resource.includes('/lake/_state/'));
+  expect([...reads('planner'), ...reads('copier')]).toEqual([]);
 });
 
 test('a transient failure fails only its own record of the batch, and its redelivery lands it', async () => {

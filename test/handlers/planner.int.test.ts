@@ -12,7 +12,7 @@ import { createRuntime } from '../../functions/handlers/runtime.js';
 import { writeAppList } from '../support/app-list.js';
 import { createDynamoDbClient, createTestTable, dynamoDbEndpoint } from '../support/dynamodb.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
-import { createS3Client, createTestBucket, s3Environment } from '../support/s3.js';
+import { createS3Client, createTestBucket, s3FunctionEnvironment } from '../support/s3.js';
 import { credentials, useSimulator } from '../support/simulator.js';
 import { createJobQueues, createSqsClient, lambdaContext, queueDepth, sqsEndpoint } from '../support/sqs.js';
 import { tempDir } from '../support/temp.js';
@@ -26,7 +26,7 @@ beforeAll(async () => {
   secrets.put(secretArn, JSON.stringify(credentials));
   // The SDK clients read the standard environment, as in Lambda.
   Object.assign(process.env, {
-    ...s3Environment(),
+    ...s3FunctionEnvironment(),
     AWS_ENDPOINT_URL_SQS: sqsEndpoint(),
     AWS_ENDPOINT_URL_DYNAMODB: dynamoDbEndpoint(),
     AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,

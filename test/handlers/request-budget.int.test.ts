@@ -7,7 +7,7 @@ import { createRuntime } from '../../functions/handlers/runtime.js';
 import { LocalyticsSimulator } from '../../functions/simulator/server.js';
 import { createDynamoDbClient, createTestTable, dynamoDbEndpoint } from '../support/dynamodb.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
-import { createS3Client, createTestBucket, listAllKeys, s3Environment } from '../support/s3.js';
+import { createS3Client, createTestBucket, listAllKeys, s3FunctionEnvironment } from '../support/s3.js';
 import { credentials } from '../support/simulator.js';
 import { createJobQueues, createSqsClient, pollUntilEmpty, sqsEndpoint } from '../support/sqs.js';
 
@@ -27,7 +27,7 @@ beforeAll(async () => {
   await Promise.all([simulator.start(), secrets.start()]);
   secrets.put(secretArn, JSON.stringify(credentials));
   Object.assign(process.env, {
-    ...s3Environment(),
+    ...s3FunctionEnvironment(),
     AWS_ENDPOINT_URL_SQS: sqsEndpoint(),
     AWS_ENDPOINT_URL_DYNAMODB: dynamoDbEndpoint(),
     AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,

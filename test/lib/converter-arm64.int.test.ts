@@ -13,7 +13,7 @@ import { beforeAll, expect, test } from 'vitest';
 import { newConversionMessage } from '../../functions/core/conversion-job.js';
 import { ParquetConverter } from '../../lib/parquet-converter.js';
 import { CACHE, fetchPackage } from '../../scripts/fetch-native.mjs';
-import { createS3Client, createTestBucket, getObjectBytes, listAllKeys, s3Environment } from '../support/s3.js';
+import { createS3Client, createTestBucket, getObjectBytes, listAllKeys, s3FunctionEnvironment } from '../support/s3.js';
 import { createJobQueues, createSqsClient, sqsEndpoint } from '../support/sqs.js';
 import { tempDir } from '../support/temp.js';
 
@@ -110,7 +110,7 @@ console.log(JSON.stringify({ arch: process.arch, version: process.version, resul
         // As Lambda sets it: layers' node_modules on the module search path.
         NODE_PATH: path.join(layer, 'nodejs', 'node_modules'),
         NODE_OPTIONS: '--enable-source-maps',
-        ...s3Environment(),
+        ...s3FunctionEnvironment(),
         AWS_ENDPOINT_URL_SQS: sqsEndpoint(),
         DEST_BUCKET: bucket,
         DEST_PREFIX: 'lake',

@@ -33,6 +33,24 @@ function statements(template: Template): Statement[] {
 
 const asArray = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
 
+/** The S3 statements of the policy whose logical ID starts with `policy`, resources after the key prefix. */
+function s3Statements(template: Template, policy: string) {
+  const found = Object.entries(template.findResources('AWS::IAM::Policy')).find(([id]) =>
+    id.startsWith(policy),
+  )?.[1] as {
+    Properties: { PolicyDocument: { Statement: (Statement & { Condition?: unknown })[] } };
+  };
+  return found.Properties.PolicyDocument.Statement.filter((statement) =>
+    asArray(statement.Action).some((action) => action.startsWith('s3:')),
+  ).map((statement) => ({
+    actions: asArray(statement.Action).sort(),
+    resources: asArray(statement.Resource).map(
+      (resource) => /\/localytics\/([^"]*)"/.exec(JSON.stringify(resource))?.[1] ?? 'the bucket',
+    ),
+    ...(statement.Condition ? { condition: statement.Condition } : {}),
+  }));
+}
+
 describe('the synthesized stack', () => {
   const { app, template } = stackFromContext();
 
@@ -125,7 +143,7 @@ describe('the synthesized stack', () => {
     for (const statement of writeStatements) {
       for (const resource of asArray(statement.Resource)) {
         expect(JSON.stringify(resource)).toMatch(
-          /\/localytics\/((_state\/(profile_changes\/)?|parquet\/)?\*|_state\/exports_seen\.json)"\]\]\}$/,
+          /\/localytics\/((_state\/(profile_changes\/)?|parquet\/|raw_logs\/|audiences\/|profiles\/|profile_changes\/)\*|_state\/exports_seen\.json)"\]\]\}$/,
         );
       }
     }
@@ -147,11 +165,45 @@ describe('the synthesized stack', () => {
     const lists = statements(template).filter((s) => asArray(s.Action).includes('s3:ListBucket'));
     expect(lists).toHaveLength(3);
     const prefixes = lists.map((statement) => (statement as { Condition?: unknown }).Condition);
-    // The planner and the copier list under the prefix, the Parquet converter only under its folder.
+    // The planner and the copier list under the prefix, the Parquet converter only under its folder and the JSON
+    // folders it reads (to tell a missing JSON object from a denied one).
     expect(prefixes).toEqual([
       { StringLike: { 's3:prefix': ['localytics/*'] } },
       { StringLike: { 's3:prefix': ['localytics/*'] } },
-      { StringLike: { 's3:prefix': ['localytics/parquet/*'] } },
+      {
+        StringLike: {
+          's3:prefix': ['parquet', 'raw_logs', 'audiences', 'profiles', 'profile_changes'].map(
+            (folder) => `localytics/${folder}/*`,
+          ),
+        },
+      },
+    ]);
+  });
+
+  test('S3, least privilege (issue 21, item 4): the planner reads and writes only its state; the copier reads only _state/ and only creates data objects', () => {
+    expect(s3Statements(template, 'SyncPlanner')).toEqual([
+      {
+        actions: ['s3:ListBucket'],
+        resources: ['the bucket'],
+        condition: { StringLike: { 's3:prefix': ['localytics/*'] } },
+      },
+      { actions: ['s3:GetObject', 's3:PutObject'], resources: ['_state/exports_seen.json'] },
+      { actions: ['s3:DeleteObject'], resources: ['_state/profile_changes/*'] },
+    ]);
+    const data = ['raw_logs/*', 'audiences/*', 'profiles/*', 'profile_changes/*'];
+    expect(s3Statements(template, 'SyncCopier')).toEqual([
+      {
+        actions: ['s3:ListBucket'],
+        resources: ['the bucket'],
+        condition: { StringLike: { 's3:prefix': ['localytics/*'] } },
+      },
+      { actions: ['s3:ListBucketMultipartUploads'], resources: ['the bucket'] },
+      { actions: ['s3:GetObject', 's3:PutObject'], resources: ['_state/*'] },
+      { actions: ['s3:DeleteObject'], resources: ['_state/profile_changes/*'] },
+      // PutObject and CompleteMultipartUpload only with If-None-Match; the multipart calls that create nothing.
+      { actions: ['s3:PutObject'], resources: data, condition: { Null: { 's3:if-none-match': 'false' } } },
+      { actions: ['s3:PutObject'], resources: data, condition: { Bool: { 's3:ObjectCreationOperation': 'false' } } },
+      { actions: ['s3:AbortMultipartUpload'], resources: data },
     ]);
   });
 
@@ -296,7 +348,9 @@ test('an existing bucket is imported, not created, and writes are scoped to its 
   const { template } = stackFromContext({ bucketName: 'customer-lake', keyPrefix: 'vendors/localytics' });
   template.resourceCountIs('AWS::S3::Bucket', 0);
   const puts = statements(template).filter((s) => asArray(s.Action).includes('s3:PutObject'));
-  expect(JSON.stringify(puts)).toContain(':s3:::customer-lake/vendors/localytics/*');
+  for (const resource of puts.flatMap((statement) => asArray(statement.Resource))) {
+    expect(JSON.stringify(resource)).toContain(':s3:::customer-lake/vendors/localytics/');
+  }
 });
 
 test('a budget table shared with another deployment is imported, by name or by ARN, not created', () => {

@@ -128,21 +128,44 @@ describe('the Parquet layer (on by default)', () => {
     expect(sends).toEqual([expect.objectContaining({ Action: expect.arrayContaining(['sqs:SendMessage']) })]);
   });
 
-  test('IAM: the converter reads the JSON folders and writes only under parquet/, nothing else in S3', () => {
+  test('IAM: the converter reads the JSON folders and only creates objects under parquet/, nothing else in S3', () => {
     const s3 = statementsOf(template, converterId).filter((s) => JSON.stringify(s.Action).includes('s3:'));
     const shapes = s3.map((statement) => ({
       actions: [statement.Action].flat().sort(),
       resources: [statement.Resource]
         .flat()
         .map((resource) => JSON.stringify(resource).replace(/.*lake-bucket(\/localytics\/[^"]*)?".*/, '$1')),
+      condition: (statement as { Condition?: unknown }).Condition,
     }));
     expect(shapes).toEqual([
-      { actions: ['s3:GetObject'], resources: TABLES.map((table) => `/localytics/${table.folder}/*`) },
-      { actions: ['s3:ListBucket'], resources: [''] },
-      { actions: ['s3:ListBucketMultipartUploads'], resources: [''] },
-      { actions: ['s3:AbortMultipartUpload', 's3:PutObject'], resources: ['/localytics/parquet/*'] },
+      {
+        actions: ['s3:GetObject'],
+        resources: TABLES.map((table) => `/localytics/${table.folder}/*`),
+        condition: undefined,
+      },
+      {
+        actions: ['s3:ListBucket'],
+        resources: [''],
+        condition: {
+          StringLike: {
+            's3:prefix': ['localytics/parquet/*', ...TABLES.map((table) => `localytics/${table.folder}/*`)],
+          },
+        },
+      },
+      { actions: ['s3:ListBucketMultipartUploads'], resources: [''], condition: undefined },
+      // PutObject and CompleteMultipartUpload only with If-None-Match: a Parquet object is created, never replaced.
+      {
+        actions: ['s3:PutObject'],
+        resources: ['/localytics/parquet/*'],
+        condition: { Null: { 's3:if-none-match': 'false' } },
+      },
+      {
+        actions: ['s3:PutObject'],
+        resources: ['/localytics/parquet/*'],
+        condition: { Bool: { 's3:ObjectCreationOperation': 'false' } },
+      },
+      { actions: ['s3:AbortMultipartUpload'], resources: ['/localytics/parquet/*'], condition: undefined },
     ]);
-    expect(s3[1]).toMatchObject({ Condition: { StringLike: { 's3:prefix': ['localytics/parquet/*'] } } });
     expect(JSON.stringify(statementsOf(template, converterId))).not.toMatch(/secretsmanager|s3:DeleteObject/);
   });
 

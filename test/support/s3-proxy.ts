@@ -9,20 +9,23 @@ export type S3Operation =
   | 'AbortMultipartUpload'
   | 'ListMultipartUploads'
   | 'PutObject'
+  | 'DeleteObject'
   | 'Other';
 
 export interface ProxiedRequest {
   readonly method: string;
   readonly path: string;
   readonly operation: S3Operation;
+  /** The request's `Content-Encoding` (`aws-chunked` for the SDK's streamed bodies with a trailing checksum). */
+  readonly contentEncoding?: string;
   status: number;
 }
 
 /**
  * A small proxy in front of s3rver that records every S3 request, tracks multipart uploads (so tests can prove none
  * is left open), answers AbortMultipartUpload the way S3 does (s3rver does not implement it), enforces S3's
- * conditional writes (`If-None-Match: *` and `If-Match: <etag>` on PutObject, which s3rver ignores) atomically per
- * key, and injects failures. It also gives PutObject S3's atomicity: S3 stores an object only once its whole body
+ * conditional requests atomically per key, which s3rver ignores (`If-None-Match: *` and `If-Match: <etag>` on
+ * PutObject and CompleteMultipartUpload, `If-Match` on DeleteObject), and injects failures. It also gives PutObject S3's atomicity: S3 stores an object only once its whole body
  * arrived, while s3rver writes the object file as the body streams (an interrupted PUT would leave a partial object
  * there). The proxy holds a PUT body until it is complete and forwards nothing of one that was cut short.
  */
@@ -37,6 +40,11 @@ export class S3RecordingProxy {
   /** Conditional writes in progress, per path: they run one at a time, like S3's. */
   private readonly keyLocks = new Map<string, Promise<void>>();
   private readonly upstreamClient: S3Client;
+  /**
+   * Answer a GET or HEAD of a missing key with 403 AccessDenied, as S3 does for a caller without an unconditioned
+   * `s3:ListBucket` on the bucket (our functions' roles: their listing is conditioned on the key prefix).
+   */
+  denyMissingKeys = false;
   /** Paths of the PutObject requests received and not answered yet. */
   private readonly pendingPuts = new Set<ProxiedRequest>();
   private readonly server: http.Server;
@@ -99,7 +107,13 @@ export class S3RecordingProxy {
   private async handle(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
     const url = new URL(request.url ?? '/', 'http://proxy');
     const operation = classify(request.method ?? 'GET', url);
-    const record: ProxiedRequest = { method: request.method ?? 'GET', path: url.pathname, operation, status: 0 };
+    const record: ProxiedRequest = {
+      method: request.method ?? 'GET',
+      path: url.pathname,
+      operation,
+      contentEncoding: request.headers['content-encoding'],
+      status: 0,
+    };
     this.requests.push(record);
     const uploadId = url.searchParams.get('uploadId') ?? undefined;
     if (operation === 'PutObject') {
@@ -163,15 +177,42 @@ export class S3RecordingProxy {
       return;
     }
 
+    const objectRead =
+      (request.method === 'GET' || request.method === 'HEAD') &&
+      url.pathname.split('/').filter(Boolean).length > 1 &&
+      !url.searchParams.has('uploadId');
+    if (this.denyMissingKeys && objectRead && (await this.headEtag(url.pathname)) === undefined) {
+      request.resume();
+      record.status = 403;
+      response.writeHead(403, { 'content-type': 'application/xml' });
+      response.end('<?xml version="1.0"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>');
+      return;
+    }
     const condition = conditionOf(request);
-    if (operation === 'PutObject' && condition) {
+    const conditional: readonly S3Operation[] = ['PutObject', 'CompleteMultipartUpload', 'DeleteObject'];
+    if (conditional.includes(operation) && condition) {
+      // As S3 does, the condition is decided once the request is complete, not while its body streams: a slow upload
+      // must not hold every other conditional request of the key.
+      let body: Buffer | undefined;
+      if (operation !== 'DeleteObject') {
+        body = await completeBody(request);
+        if (!body) {
+          record.status = 499;
+          response.destroy();
+          return;
+        }
+      }
       await this.withKeyLock(url.pathname, async () => {
         const etag = await this.headEtag(url.pathname);
         const holds =
-          condition.ifNoneMatch === '*' ? etag === undefined : etag !== undefined && etag === condition.ifMatch;
+          condition.ifNoneMatch === '*'
+            ? etag === undefined
+            : etag !== undefined && (condition.ifMatch === '*' || etag === condition.ifMatch);
         if (!holds) {
-          request.resume();
-          await new Promise((resolve) => request.once('end', resolve));
+          if (body === undefined) {
+            request.resume();
+            await new Promise((resolve) => request.once('end', resolve));
+          }
           // S3 answers 404 for If-Match on a missing key, 412 when the condition fails otherwise.
           record.status = etag === undefined && condition.ifMatch ? 404 : 412;
           response.writeHead(record.status, { 'content-type': 'application/xml' });
@@ -180,7 +221,7 @@ export class S3RecordingProxy {
           );
           return;
         }
-        await this.forward(request, response, record, url, operation, uploadId);
+        await this.forward(request, response, record, url, operation, uploadId, body);
       });
       return;
     }
@@ -224,9 +265,11 @@ export class S3RecordingProxy {
     url: URL,
     operation: S3Operation,
     uploadId: string | undefined,
+    /** The request's body, already read. */
+    read?: Buffer,
   ): Promise<void> {
-    let body: Buffer | undefined;
-    if (operation === 'PutObject') {
+    let body = read;
+    if (operation === 'PutObject' && !body) {
       body = await completeBody(request);
       if (!body) {
         // Cut short (the client aborted or died): S3 discards such a PUT.
@@ -243,7 +286,13 @@ export class S3RecordingProxy {
       headers: request.headers,
     });
     if (body) upstream.end(body);
-    else request.pipe(upstream);
+    else {
+      request.pipe(upstream);
+      // A client that gives up mid-body (an aborted part) must not leave s3rver waiting for the rest of it.
+      request.once('close', () => {
+        if (!request.complete) upstream.destroy();
+      });
+    }
     const upstreamResponse = await new Promise<http.IncomingMessage>((resolve, reject) => {
       upstream.once('response', resolve);
       upstream.once('error', reject);
@@ -302,6 +351,8 @@ function classify(method: string, url: URL): S3Operation {
   if (method === 'PUT' && params.has('uploadId')) return 'UploadPart';
   if (method === 'DELETE' && params.has('uploadId')) return 'AbortMultipartUpload';
   if (method === 'GET' && params.has('uploads')) return 'ListMultipartUploads';
-  if (method === 'PUT' && url.pathname.split('/').filter(Boolean).length > 1) return 'PutObject';
+  const objectPath = url.pathname.split('/').filter(Boolean).length > 1;
+  if (method === 'PUT' && objectPath) return 'PutObject';
+  if (method === 'DELETE' && objectPath) return 'DeleteObject';
   return 'Other';
 }

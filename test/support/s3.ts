@@ -11,8 +11,9 @@ export function s3Endpoint(): string {
 
 /**
  * s3rver does not decode the SDK's aws-chunked uploads (its default for a streamed body with a checksum): it would
- * store the framing as data. Checksums only when an operation requires them, as `AWS_REQUEST_CHECKSUM_CALCULATION`
- * does for code that reads the environment.
+ * store the framing as data. The tests' own clients, and the functions (which run only against Amazon S3 and never
+ * probe the store), send checksums only when an operation requires them, as `AWS_REQUEST_CHECKSUM_CALCULATION`
+ * does for code that reads the environment. The CLI needs no such setting: it probes an S3-compatible store.
  */
 export const S3RVER_CHECKSUMS = 'WHEN_REQUIRED';
 
@@ -51,13 +52,20 @@ export async function getObjectBytes(client: S3Client, bucket: string, key: stri
   return Buffer.from(await (response.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
 }
 
-/** Environment for code that builds its S3 client from the standard AWS SDK environment (the CLI). */
+/**
+ * Environment for code that builds its S3 client from the standard AWS SDK environment: a user's, with the SDK's
+ * default checksums (the CLI finds out that s3rver keeps aws-chunked framing, and adapts).
+ */
 export function s3Environment(endpoint = s3Endpoint()): Record<string, string> {
   return {
     AWS_ENDPOINT_URL_S3: endpoint,
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-    AWS_REQUEST_CHECKSUM_CALCULATION: S3RVER_CHECKSUMS,
   };
+}
+
+/** The environment of a function run against s3rver: never probing, it needs the SDK setting s3rver needs. */
+export function s3FunctionEnvironment(endpoint = s3Endpoint()): Record<string, string> {
+  return { ...s3Environment(endpoint), AWS_REQUEST_CHECKSUM_CALCULATION: S3RVER_CHECKSUMS };
 }

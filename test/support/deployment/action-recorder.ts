@@ -64,8 +64,14 @@ export class AwsActionRecorder {
       path: request.url,
       headers: request.headers,
     });
-    if (body === undefined) request.pipe(upstream);
-    else upstream.end(body);
+    if (body === undefined) {
+      request.pipe(upstream);
+      // A client that gives up mid-body (an aborted upload, a killed container) must not leave the emulator waiting
+      // for the rest of it: pipe() would neither end nor destroy the upstream request.
+      request.once('close', () => {
+        if (!request.complete) upstream.destroy();
+      });
+    } else upstream.end(body);
     let upstreamResponse: http.IncomingMessage;
     try {
       upstreamResponse = await new Promise<http.IncomingMessage>((resolve, reject) => {
@@ -159,6 +165,12 @@ function classifyS3(
     }
     return [action(`unclassified ${method} on a bucket`, bucketArn)];
   }
+  // The condition keys S3 gives the object-creating calls: whether the call creates the object (PutObject,
+  // CompleteMultipartUpload) or only prepares it (CreateMultipartUpload, UploadPart), and its conditional headers.
+  const creation = (creates: boolean): Record<string, string> => ({
+    's3:ObjectCreationOperation': String(creates),
+    ...conditionKeys(headers),
+  });
   switch (method) {
     case 'GET':
     case 'HEAD':
@@ -166,15 +178,30 @@ function classifyS3(
     case 'PUT': {
       const copySource = headers['x-amz-copy-source'];
       const copy = typeof copySource === 'string' ? [action('GetObject', `arn:aws:s3:::${copySource}`)] : [];
-      return [action('PutObject', objectArn), ...copy];
+      return [action('PutObject', objectArn, creation(!params.has('uploadId'))), ...copy];
     }
     case 'POST':
-      return [action('PutObject', objectArn)];
-    case 'DELETE':
-      return [action(params.has('uploadId') ? 'AbortMultipartUpload' : 'DeleteObject', objectArn)];
+      return [action('PutObject', objectArn, creation(params.has('uploadId')))];
+    case 'DELETE': {
+      if (params.has('uploadId')) return [action('AbortMultipartUpload', objectArn)];
+      // A delete with If-Match: <ETag> is authorized as s3:DeleteObject and s3:GetObject (AWS, conditional deletes).
+      const ifMatch = headers['if-match'];
+      const read = typeof ifMatch === 'string' && ifMatch !== '*' ? [action('GetObject', objectArn)] : [];
+      return [action('DeleteObject', objectArn, conditionKeys(headers)), ...read];
+    }
     default:
       return [action(`unclassified ${method}`, objectArn)];
   }
+}
+
+/** `s3:if-none-match` and `s3:if-match`, the condition keys of S3's conditional headers, when the request has them. */
+function conditionKeys(headers: http.IncomingHttpHeaders): Record<string, string> {
+  const keys: Record<string, string> = {};
+  for (const header of ['if-none-match', 'if-match'] as const) {
+    const value = headers[header];
+    if (typeof value === 'string') keys[`s3:${header}`] = value;
+  }
+  return keys;
 }
 
 function classifyDynamoDb(request: http.IncomingMessage, body: Buffer | undefined): AwsAction {

@@ -9,7 +9,7 @@ import { S3RVER_CHECKSUMS, S3RVER_CREDENTIALS } from '../s3.js';
 import { S3RecordingProxy } from '../s3-proxy.js';
 import { AwsActionRecorder, type AwsService, type RecordedAction } from './action-recorder.js';
 import { type PhysicalResources, resolveCfn, TEST_ACCOUNT, TEST_REGION } from './cfn.js';
-import { isAllowed, type PolicyStatement } from './iam.js';
+import { type AwsAction, isAllowed, type PolicyStatement } from './iam.js';
 import { LambdaContainer } from './lambda-container.js';
 import { E2E_BUCKET_PLACEHOLDER, type FunctionName, type SynthesizedDeployment } from './synth.js';
 
@@ -198,6 +198,11 @@ export class TestDeployment {
   /** Every AWS call a function's containers made, as IAM actions. */
   actions(name: FunctionName): readonly RecordedAction[] {
     return SERVICES.flatMap((service) => this.functions[name].recorders[service].actions);
+  }
+
+  /** Whether `name`'s synthesized policy allows `action`. */
+  allows(name: FunctionName, action: AwsAction): boolean {
+    return isAllowed(this.functions[name].statements, action);
   }
 
   /** The calls a function made that its synthesized policy does not allow: `function: action resource`. */

@@ -68,3 +68,32 @@ test('an explicit Deny wins, and what the evaluator cannot judge throws instead 
     /condition operator IpAddress is not supported/,
   );
 });
+
+test('create-only writes: PutObject and CompleteMultipartUpload need If-None-Match, the part calls need none', () => {
+  // The statements of lib/create-only-writes.ts, resolved.
+  const createOnly: PolicyStatement[] = [
+    {
+      Effect: 'Allow',
+      Action: 's3:PutObject',
+      Resource: 'arn:aws:s3:::lake-bucket/lake/raw_logs/*',
+      Condition: { Null: { 's3:if-none-match': 'false' } },
+    },
+    {
+      Effect: 'Allow',
+      Action: 's3:PutObject',
+      Resource: 'arn:aws:s3:::lake-bucket/lake/raw_logs/*',
+      Condition: { Bool: { 's3:ObjectCreationOperation': 'false' } },
+    },
+  ];
+  const put = (context: Record<string, string>): AwsAction => ({
+    action: 's3:PutObject',
+    resource: 'arn:aws:s3:::lake-bucket/lake/raw_logs/a.json.gz',
+    context,
+  });
+  // PutObject or CompleteMultipartUpload, with and without If-None-Match.
+  expect(isAllowed(createOnly, put({ 's3:ObjectCreationOperation': 'true', 's3:if-none-match': '*' }))).toBe(true);
+  expect(isAllowed(createOnly, put({ 's3:ObjectCreationOperation': 'true' }))).toBe(false);
+  expect(isAllowed(createOnly, put({ 's3:ObjectCreationOperation': 'true', 's3:if-match': '"etag"' }))).toBe(false);
+  // CreateMultipartUpload and UploadPart carry no condition header and create nothing.
+  expect(isAllowed(createOnly, put({ 's3:ObjectCreationOperation': 'false' }))).toBe(true);
+});

@@ -43,6 +43,9 @@ function matchesCondition(operator: string, key: string, expected: readonly stri
       return asArray(actual).every((value) => expected.some((pattern) => wildcard(pattern).test(value)));
     case 'Bool':
       return typeof actual === 'string' && expected.includes(actual);
+    case 'Null':
+      // "true": the request has no such key; "false": it has one (e.g. an If-None-Match header).
+      return expected.includes(actual === undefined ? 'true' : 'false');
     default:
       throw new Error(`condition operator ${operator} is not supported by the test policy evaluator`);
   }
