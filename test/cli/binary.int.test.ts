@@ -2,16 +2,13 @@ import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { beforeAll, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import { tempDir } from '../support/temp.js';
 
 const run = promisify(execFile);
 const cli = path.resolve('dist/localytics-sync.mjs');
 
-beforeAll(async () => {
-  // The bundle `npm start` and the `localytics-sync` bin run; rebuilt so the test sees the current code.
-  await run(process.execPath, ['scripts/build-cli.mjs']);
-});
+// The bundle `npm start` and the `localytics-sync` bin run, built from the current code by the global setup.
 
 async function exec(args: string[], env: Record<string, string> = {}) {
   try {

@@ -78,12 +78,14 @@ test(`${COPIERS} copier containers at once send as one caller at the key's rate,
   const api = simulator.requests.filter((r) => r.kind === 'api');
   expect(api).toHaveLength(jobs.length);
   expect(api.filter((r) => r.status === 429)).toEqual([]);
-  // Three separate budgets would send three requests per 250 ms (all 24 in about 2 s); one shared budget sends one
-  // (6 s). Arrival times at the server jitter on a busy machine (a first request's new connection is slower), so the
-  // span is checked with a tolerance and single gaps loosely.
+  // Three separate budgets would send three requests per 250 ms (all 24 in about 2 s, two of every three gaps near
+  // zero); one shared budget sends one (6 s). Arrival times at the server jitter on a busy machine (a first request's
+  // new connection is slower), and a request may leave up to the budget's 250 ms send allowance after its slot, so
+  // one late request can arrive right before the next one on time: the span is checked with a tolerance, and only a
+  // few short gaps are allowed.
   const times = api.map((r) => r.at).sort((a, b) => a - b);
   const gaps = times.slice(1).map((time, i) => time - (times[i] as number));
   const interval = 60_000 / RATE_PER_MINUTE;
   expect((times.at(-1) as number) - (times[0] as number)).toBeGreaterThanOrEqual(gaps.length * interval * 0.85);
-  expect(Math.min(...gaps)).toBeGreaterThanOrEqual(interval * 0.4);
+  expect(gaps.filter((gap) => gap < interval * 0.4).length).toBeLessThanOrEqual(2);
 });

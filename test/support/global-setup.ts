@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
 import { startEmulators } from './emulators.js';
 import { findLeaks, type Leak } from './leak-scan.js';
@@ -16,10 +18,14 @@ declare module 'vitest' {
 }
 
 /**
- * Starts the emulators the integration tests share, each in its own process on a random loopback port: s3rver
+ * Builds the CLI bundle, and starts the emulators the integration tests share, each in its own process on a random loopback port: s3rver
  * (S3, disk-backed), fauxqs (SQS) and dynalite (DynamoDB).
  */
 export default async function setup(project: TestProject) {
+  // The bundled CLI (dist/), which several tests spawn as a process, built once from the code under test: a bundle
+  // left from an earlier build would test old code, and one rebuilt by a test while another spawns it could be
+  // half-written.
+  await promisify(execFile)(process.execPath, ['scripts/build-cli.mjs']);
   const capture = await mkdtemp(path.join(os.tmpdir(), 'lsync-output-'));
   process.env.LSYNC_OUTPUT_CAPTURE = capture;
   const emulators = await startEmulators();
