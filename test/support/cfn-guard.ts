@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { isSuppressed } from '../../lib/control-tower.js';
 
 const PACKAGE = path.resolve('node_modules/@cdklabs/cdk-validator-cfnguard');
 /** AWS Control Tower's proactive controls as cfn-guard rules, as `@cdklabs/cdk-validator-cfnguard` ships them. */
@@ -30,8 +31,8 @@ interface GuardReport {
 }
 
 /**
- * Every rule of `rules` that `template` fails, with the logical IDs of the resources that fail it. cfn-guard honours
- * `Metadata.guard.SuppressedRules` on a resource.
+ * Every rule of `rules` that `template` fails, with the logical IDs of the resources that fail it, less those a
+ * resource suppresses in `Metadata.guard.SuppressedRules` (the Control Tower rules themselves ignore it).
  */
 export async function failingRules(
   binary: string,
@@ -52,12 +53,15 @@ export async function failingRules(
     }
     stdout = failed.stdout;
   }
+  const parsed = JSON.parse(readFileSync(template, 'utf8')) as unknown;
   const failing: Record<string, string[]> = {};
   for (const report of JSON.parse(stdout) as GuardReport[]) {
     for (const result of report.not_compliant) {
       const name = result.Rule?.name ?? 'unnamed rule';
-      const resources = [...JSON.stringify(result).matchAll(/"path":"\/Resources\/([^/"]+)/g)].map((m) => m[1] ?? '');
-      failing[name] = [...new Set([...(failing[name] ?? []), ...resources])].sort();
+      const resources = [...JSON.stringify(result).matchAll(/"path":"\/Resources\/([^/"]+)/g)]
+        .map((m) => m[1] ?? '')
+        .filter((id) => !isSuppressed(parsed, id, name));
+      if (resources.length > 0) failing[name] = [...new Set([...(failing[name] ?? []), ...resources])].sort();
     }
   }
   return failing;
