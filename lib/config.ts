@@ -37,6 +37,19 @@ const integerInput = z.union(
 );
 const wholeNumber = (min: number, max: number) => integerInput.pipe(z.number().int().min(min).max(max));
 
+/** A non-empty list of AWS resource IDs, or a comma-separated string of them; a bad one is named by its index. */
+const idList = (pattern: RegExp, what: string) =>
+  z.preprocess(
+    (value) =>
+      typeof value === 'string'
+        ? value
+            .split(',')
+            .map((part) => part.trim())
+            .filter(Boolean)
+        : value,
+    z.array(z.string().regex(pattern, `must be a ${what}`)).min(1, `must list at least one ${what}`),
+  );
+
 /** A KMS key ARN (not an alias: IAM grants name the key). */
 const kmsKeyArn = z
   .string()
@@ -101,14 +114,8 @@ const fields = z.object({
     .string()
     .regex(/^vpc-([0-9a-f]{8}|[0-9a-f]{17})$/, 'must be a VPC ID (vpc-…)')
     .optional(),
-  vpcSubnetIds: listOf(z.string().regex(/^subnet-([0-9a-f]{8}|[0-9a-f]{17})$/, 'must list subnet IDs (subnet-…)'))
-    .pipe(z.array(z.string()).min(1, 'must list at least one subnet ID'))
-    .optional(),
-  vpcSecurityGroupIds: listOf(
-    z.string().regex(/^sg-([0-9a-f]{8}|[0-9a-f]{17})$/, 'must list security group IDs (sg-…)'),
-  )
-    .pipe(z.array(z.string()).min(1, 'must list at least one security group ID'))
-    .optional(),
+  vpcSubnetIds: idList(/^subnet-([0-9a-f]{8}|[0-9a-f]{17})$/, 'subnet ID (subnet-…)').optional(),
+  vpcSecurityGroupIds: idList(/^sg-([0-9a-f]{8}|[0-9a-f]{17})$/, 'security group ID (sg-…)').optional(),
 });
 
 /** Keys that only mean something together with another. */
