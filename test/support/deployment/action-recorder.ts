@@ -6,6 +6,8 @@ import type { AwsAction } from './iam.js';
 export type AwsService = 's3' | 'sqs' | 'dynamodb' | 'secretsmanager';
 
 export interface RecordedAction extends AwsAction {
+  /** The API operation (`PutObject`, `UploadPart`, `GetItem`, ...): IAM authorizes several as one action. */
+  readonly operation: string;
   /** When the request arrived, epoch ms. */
   readonly at: number;
   /** The emulator's HTTP status (0 when it could not be reached). */
@@ -81,7 +83,7 @@ export class AwsActionRecorder {
     upstreamResponse.pipe(response);
   }
 
-  private classify(request: http.IncomingMessage, url: URL, body: Buffer | undefined): AwsAction[] {
+  private classify(request: http.IncomingMessage, url: URL, body: Buffer | undefined): ClassifiedCall[] {
     switch (this.service) {
       case 's3':
         return classifyS3(request.method ?? 'GET', url, request.headers, body);
@@ -94,16 +96,18 @@ export class AwsActionRecorder {
     }
   }
 
-  private classifySqs(request: http.IncomingMessage, body: Buffer | undefined): AwsAction {
+  private classifySqs(request: http.IncomingMessage, body: Buffer | undefined): ClassifiedCall {
     const operation = targetOperation(request, 'AmazonSQS.');
     const input = parseJson(body);
     const queueName =
       typeof input.QueueUrl === 'string' ? input.QueueUrl.split('/').at(-1) : (input.QueueName as string | undefined);
     const resource = (queueName && this.naming.queueArns[queueName]) ?? `unknown queue ${String(queueName)}`;
     const action = operation.replace(/Batch$/, '');
-    return { action: `sqs:${action}`, resource, context: {} };
+    return { action: `sqs:${action}`, operation, resource, context: {} };
   }
 }
+
+type ClassifiedCall = AwsAction & { readonly operation: string };
 
 function readBody(request: http.IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -135,49 +139,67 @@ function classifyS3(
   url: URL,
   headers: http.IncomingHttpHeaders,
   body: Buffer | undefined,
-): AwsAction[] {
+): ClassifiedCall[] {
   const [, bucket = '', ...keyParts] = url.pathname.split('/');
   const key = decodeURIComponent(keyParts.join('/'));
   const params = url.searchParams;
   const bucketArn = `arn:aws:s3:::${decodeURIComponent(bucket)}`;
   const objectArn = `${bucketArn}/${key}`;
-  const action = (name: string, resource: string, context: Record<string, string> = {}): AwsAction => ({
-    action: `s3:${name}`,
-    resource,
-    context,
-  });
+  const action = (
+    name: string,
+    operation: string,
+    resource: string,
+    context: Record<string, string> = {},
+  ): ClassifiedCall => ({ action: `s3:${name}`, operation, resource, context });
   if (!key) {
-    if (params.has('uploads')) return [action('ListBucketMultipartUploads', bucketArn)];
-    if (params.has('location')) return [action('GetBucketLocation', bucketArn)];
+    if (params.has('uploads')) return [action('ListBucketMultipartUploads', 'ListMultipartUploads', bucketArn)];
+    if (params.has('location')) return [action('GetBucketLocation', 'GetBucketLocation', bucketArn)];
     if (method === 'POST' && params.has('delete')) {
       const keys = [...(body?.toString() ?? '').matchAll(/<Key>([^<]*)<\/Key>/g)].map((match) => match[1] ?? '');
-      return keys.map((deleted) => action('DeleteObject', `${bucketArn}/${deleted}`));
+      return keys.map((deleted) => action('DeleteObject', 'DeleteObjects', `${bucketArn}/${deleted}`));
     }
     if (method === 'GET' || method === 'HEAD') {
       const prefix = params.get('prefix');
-      return [action('ListBucket', bucketArn, prefix === null ? {} : { 's3:prefix': prefix })];
+      return [action('ListBucket', 'ListObjectsV2', bucketArn, prefix === null ? {} : { 's3:prefix': prefix })];
     }
-    return [action(`unclassified ${method} on a bucket`, bucketArn)];
+    return [action(`unclassified ${method} on a bucket`, method, bucketArn)];
   }
+  const copySource = headers['x-amz-copy-source'];
+  const copied =
+    typeof copySource === 'string'
+      ? [action('GetObject', 'GetObject (copy source)', `arn:aws:s3:::${copySource}`)]
+      : [];
   switch (method) {
     case 'GET':
+      return [
+        params.has('uploadId')
+          ? action('ListMultipartUploadParts', 'ListParts', objectArn)
+          : action('GetObject', 'GetObject', objectArn),
+      ];
     case 'HEAD':
-      return [action(params.has('uploadId') ? 'ListMultipartUploadParts' : 'GetObject', objectArn)];
+      return [action('GetObject', 'HeadObject', objectArn)];
     case 'PUT': {
-      const copySource = headers['x-amz-copy-source'];
-      const copy = typeof copySource === 'string' ? [action('GetObject', `arn:aws:s3:::${copySource}`)] : [];
-      return [action('PutObject', objectArn), ...copy];
+      if (params.has('uploadId')) {
+        return [action('PutObject', copied.length > 0 ? 'UploadPartCopy' : 'UploadPart', objectArn), ...copied];
+      }
+      return [action('PutObject', copied.length > 0 ? 'CopyObject' : 'PutObject', objectArn), ...copied];
     }
     case 'POST':
-      return [action('PutObject', objectArn)];
+      return [
+        action('PutObject', params.has('uploads') ? 'CreateMultipartUpload' : 'CompleteMultipartUpload', objectArn),
+      ];
     case 'DELETE':
-      return [action(params.has('uploadId') ? 'AbortMultipartUpload' : 'DeleteObject', objectArn)];
+      return [
+        params.has('uploadId')
+          ? action('AbortMultipartUpload', 'AbortMultipartUpload', objectArn)
+          : action('DeleteObject', 'DeleteObject', objectArn),
+      ];
     default:
-      return [action(`unclassified ${method}`, objectArn)];
+      return [action(`unclassified ${method}`, method, objectArn)];
   }
 }
 
-function classifyDynamoDb(request: http.IncomingMessage, body: Buffer | undefined): AwsAction {
+function classifyDynamoDb(request: http.IncomingMessage, body: Buffer | undefined): ClassifiedCall {
   const operation = targetOperation(request, 'DynamoDB_20120810.');
   const input = parseJson(body) as {
     TableName?: string;
@@ -190,13 +212,14 @@ function classifyDynamoDb(request: http.IncomingMessage, body: Buffer | undefine
   const leading = (input.Key ?? input.Item)?.pk?.S;
   return {
     action: `dynamodb:${operation}`,
+    operation,
     resource,
     context: leading === undefined ? {} : { 'dynamodb:LeadingKeys': [leading] },
   };
 }
 
-function classifySecretsManager(request: http.IncomingMessage, body: Buffer | undefined): AwsAction {
+function classifySecretsManager(request: http.IncomingMessage, body: Buffer | undefined): ClassifiedCall {
   const operation = targetOperation(request, 'secretsmanager.');
   const secretId = String(parseJson(body).SecretId ?? '');
-  return { action: `secretsmanager:${operation}`, resource: secretId, context: {} };
+  return { action: `secretsmanager:${operation}`, operation, resource: secretId, context: {} };
 }
