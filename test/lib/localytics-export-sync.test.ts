@@ -411,7 +411,7 @@ function kmsGrants(template: Template): Record<string, { key: unknown; actions: 
       const via = (statement.Condition as { StringEquals?: Record<string, unknown> } | undefined)?.StringEquals?.[
         'kms:ViaService'
       ];
-      (grants[fn] ??= []).push({ key: statement.Resource, actions: actions.sort(), via });
+      grants[fn] = [...(grants[fn] ?? []), { key: statement.Resource, actions: actions.sort(), via }];
     }
   }
   for (const list of Object.values(grants)) list.sort((a, b) => String(a.via).localeCompare(String(b.via)));

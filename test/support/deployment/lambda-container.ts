@@ -6,26 +6,10 @@ import { fileURLToPath } from 'node:url';
 const BOOTSTRAP = fileURLToPath(new URL('./bootstrap.mjs', import.meta.url));
 
 /**
- * Lambda gives each execution environment a /tmp of its own. Here a container gets one in a private mount namespace
- * (`unshare --mount`, which needs root): an empty tmpfs over /tmp, sized like the function's ephemeral storage, with
- * only the directories the container reads from (its code and layers, when they live under /tmp) bound back in,
- * read-only. Nothing it writes to /tmp is seen by the machine or by another container.
+ * Lambda gives each execution environment a /tmp of its own: private-tmp.sh gives one to a container, in a private
+ * mount namespace (`unshare --mount`, which needs root), sized like the function's ephemeral storage.
  */
-const PRIVATE_TMP_SCRIPT = [
-  'set -e',
-  'size=$1; shift',
-  'dirs=(); fds=()',
-  // Keep a handle on each directory to show again, before the tmpfs hides it.
-  'while [ "$1" != "--" ]; do exec {fd}<"$1"; dirs+=("$1"); fds+=("$fd"); shift; done; shift',
-  'mount -t tmpfs -o "size=${size}m,mode=1777" lambda-tmp /tmp',
-  'for i in "${!dirs[@]}"; do',
-  '  mkdir -p "${dirs[$i]}"',
-  '  mount --no-canonicalize --bind "/proc/self/fd/${fds[$i]}" "${dirs[$i]}"',
-  '  mount -o remount,bind,ro "${dirs[$i]}"',
-  '  eval "exec ${fds[$i]}<&-"',
-  'done',
-  'exec "$@"',
-].join('\n');
+const PRIVATE_TMP = fileURLToPath(new URL('./private-tmp.sh', import.meta.url));
 
 let privateTmpSupport: string | undefined;
 
@@ -68,7 +52,7 @@ export interface LambdaContainerOptions {
   readonly node?: readonly string[];
   /** Directories of the function's layers (read-only, like /opt). @default none */
   readonly layerDirs?: readonly string[];
-  /** A /tmp of its own, this many MiB (see PRIVATE_TMP_SCRIPT). @default the machine's /tmp */
+  /** A /tmp of its own, this many MiB (see private-tmp.sh). @default the machine's /tmp */
   readonly privateTmpMiB?: number;
   readonly exportName: string;
   readonly functionName: string;
@@ -139,8 +123,8 @@ export class LambdaContainer {
       const readDirs = [path.dirname(options.handlerFile), ...(options.layerDirs ?? [])]
         .map((dir) => realpathSync(dir))
         .filter((dir) => dir.startsWith(`${tmp}/`));
-      const wrapper = ['unshare', '--mount', '--propagation', 'private', '--', 'bash', '-c', PRIVATE_TMP_SCRIPT];
-      command = [...wrapper, 'lambda-tmp', String(options.privateTmpMiB), ...readDirs, '--', ...command];
+      const wrapper = ['unshare', '--mount', '--propagation', 'private', '--', 'bash', PRIVATE_TMP];
+      command = [...wrapper, String(options.privateTmpMiB), ...readDirs, '--', ...command];
     }
     // A plain spawn with an IPC channel: it reaches Node.js through unshare, bash and qemu (fork() runs node only).
     const child = spawn(command[0] as string, command.slice(1), {
