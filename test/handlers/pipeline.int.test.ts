@@ -134,6 +134,11 @@ async function send(body: string) {
 }
 
 const logJob = (hour: number): SyncJob => ({ kind: 'log_hour', appUuid: app(), hour });
+const yesterdaysChangeSet = () => ({
+  kind: 'profile_changes' as const,
+  profileDbId: simulator.dataset.profileDbs[0]?.profileDbId as string,
+  generatedAt: latestGeneration(Date.now()) - 24 * HOUR_MS,
+});
 
 test('the planner enqueues one job per missing file, the copiers land every one of them, the converters their Parquet twins', async () => {
   const { planner, copier, deployment } = await deploy();
@@ -365,11 +370,7 @@ test('a copier near its deadline hands its job back instead of dying mid-copy: n
 
 test('the planner removes a leftover record of a change set already copied, as its role allows', async () => {
   const { planner, deployment } = await deploy({ DATASETS: 'profiles' });
-  const job = {
-    kind: 'profile_changes' as const,
-    profileDbId: simulator.dataset.profileDbs[0]?.profileDbId as string,
-    generatedAt: latestGeneration(Date.now()) - 24 * HOUR_MS,
-  };
+  const job = yesterdaysChangeSet();
   // A copier copied the change set and was stopped before it removed its record.
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `lake/${dataKey(job)}`, Body: 'copied' }));
   await s3.send(
@@ -425,11 +426,7 @@ test('the functions publish EMF metrics: files, bytes, rows, API requests, and t
 
 test('a copier finding another run requesting the change set reads its claim and hands the job back, sending nothing', async () => {
   const { copier, deployment } = await deploy({ DATASETS: 'profiles' });
-  const job = {
-    kind: 'profile_changes' as const,
-    profileDbId: simulator.dataset.profileDbs[0]?.profileDbId as string,
-    generatedAt: latestGeneration(Date.now()) - 24 * HOUR_MS,
-  };
+  const job = yesterdaysChangeSet();
   const claimedAt = Date.now();
   const claim = {
     state: 'requesting',
