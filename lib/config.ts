@@ -38,7 +38,28 @@ const integerInput = z.union(
 );
 const wholeNumber = (min: number, max: number) => integerInput.pipe(z.number().int().min(min).max(max));
 
-const configSchema = z.object({
+/** A non-empty list of AWS resource IDs, or a comma-separated string of them; a bad one is named by its index. */
+const idList = (pattern: RegExp, what: string) =>
+  z.preprocess(
+    (value) =>
+      typeof value === 'string'
+        ? value
+            .split(',')
+            .map((part) => part.trim())
+            .filter(Boolean)
+        : value,
+    z.array(z.string().regex(pattern, `must be a ${what}`)).min(1, `must list at least one ${what}`),
+  );
+
+/** A KMS key ARN (not an alias: IAM grants name the key). */
+const kmsKeyArn = z
+  .string()
+  .regex(
+    /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/,
+    'must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)',
+  );
+
+const fields = z.object({
   stackName: z
     .string()
     .regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/)
@@ -47,10 +68,7 @@ const configSchema = z.object({
     .string()
     .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'is not a valid S3 bucket name')
     .optional(),
-  bucketKmsKeyArn: z
-    .string()
-    .regex(/^arn:aws[a-z-]*:kms:/, 'must be a KMS key ARN')
-    .optional(),
+  bucketKmsKeyArn: kmsKeyArn.optional(),
   keyPrefix: z.string().default('localytics'),
   secretName: z.string().min(1, 'is required: the Secrets Manager secret (name or ARN) with {"apiKey","apiSecret"}'),
   apps: listOf(z.string()).default([]),
@@ -69,6 +87,7 @@ const configSchema = z.object({
     )
     .default(50),
   budgetTable: z.string().regex(BUDGET_TABLE_REFERENCE, 'must be a DynamoDB table name or table ARN').optional(),
+  budgetTableKmsKeyArn: kmsKeyArn.optional(),
   copierConcurrency: wholeNumber(2, 1000).default(2),
   copierTimeoutMinutes: wholeNumber(1, 15).default(5),
   batchSize: wholeNumber(1, 10).default(5),
@@ -93,11 +112,31 @@ const configSchema = z.object({
     .default('2020-01-01'),
   parquet: z.union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')]).default(true),
   converterMemorySize: wholeNumber(512, 10_240).default(1024),
+  // The functions' network (all three, and CDK's deployment trigger): subnets of a VPC of yours.
+  vpcId: z
+    .string()
+    .regex(/^vpc-([0-9a-f]{8}|[0-9a-f]{17})$/, 'must be a VPC ID (vpc-…)')
+    .optional(),
+  vpcSubnetIds: idList(/^subnet-([0-9a-f]{8}|[0-9a-f]{17})$/, 'subnet ID (subnet-…)').optional(),
+  vpcSecurityGroupIds: idList(/^sg-([0-9a-f]{8}|[0-9a-f]{17})$/, 'security group ID (sg-…)').optional(),
+});
+
+/** Keys that only mean something together with another. */
+const configSchema = fields.superRefine((config, ctx) => {
+  const requires = (key: keyof typeof config, other: keyof typeof config, why: string) => {
+    if (config[key] !== undefined && config[other] === undefined) {
+      ctx.addIssue({ code: 'custom', path: [key], message: `needs context "${other}" ${why}` });
+    }
+  };
+  requires('vpcSubnetIds', 'vpcId', '(the VPC of the subnets)');
+  requires('vpcId', 'vpcSubnetIds', '(the subnets the functions run in)');
+  requires('vpcSecurityGroupIds', 'vpcSubnetIds', '(security groups apply to functions in subnets)');
+  requires('budgetTableKmsKeyArn', 'budgetTable', '(a budget table this stack creates uses the AWS managed key)');
 });
 
 export type StackConfig = z.infer<typeof configSchema>;
 
-const KEYS = Object.keys(configSchema.shape) as (keyof StackConfig)[];
+const KEYS = Object.keys(fields.shape) as (keyof StackConfig)[];
 
 /** Read the stack configuration from CDK context; a bad value throws one message naming every bad key. */
 export function readStackConfig(node: Node): StackConfig {

@@ -1,5 +1,5 @@
 import { Duration, Validations } from 'aws-cdk-lib';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Queue, QueueEncryption, RedrivePermission } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
 export interface ExportQueueProps {
@@ -31,6 +31,10 @@ export class ExportQueue extends Construct {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
+      // Declares it a dead-letter queue (AWS Control Tower's CT.SQS.PR.1 then asks no dead-letter queue of it).
+      // "byQueue" would name the job queue, which names this queue as its own: a cycle CloudFormation refuses.
+      // "allowAll" is what SQS does without a policy: any queue of this account and region may redrive here.
+      redriveAllowPolicy: { redrivePermission: RedrivePermission.ALLOW_ALL },
     });
     Validations.of(this.deadLetterQueue).acknowledge({
       id: 'AwsSolutions-SQS3',

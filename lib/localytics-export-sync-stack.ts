@@ -1,12 +1,13 @@
-import { CfnOutput, Duration, Stack, type StackProps, TimeZone } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Fn, Stack, type StackProps, TimeZone, Validations } from 'aws-cdk-lib';
 import { type ITable, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { SecurityGroup, Subnet, Vpc } from 'aws-cdk-lib/aws-ec2';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { ScheduleExpression } from 'aws-cdk-lib/aws-scheduler';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import type { StackConfig } from './config.js';
-import { LocalyticsExportSync } from './localytics-export-sync.js';
+import { LocalyticsExportSync, type NetworkProps } from './localytics-export-sync.js';
 
 export interface LocalyticsExportSyncStackProps extends StackProps {
   readonly config: StackConfig;
@@ -32,6 +33,10 @@ export class LocalyticsExportSyncStack extends Stack {
       apiUrl: config.apiUrl,
       requestsPerMinute: config.requestsPerMinute,
       budgetTable: config.budgetTable ? importTable(this, config.budgetTable) : undefined,
+      budgetTableKey: config.budgetTableKmsKeyArn
+        ? Key.fromKeyArn(this, 'SharedRequestBudgetKey', config.budgetTableKmsKeyArn)
+        : undefined,
+      network: importNetwork(this, config),
       copierConcurrency: config.copierConcurrency,
       copierTimeout: Duration.minutes(config.copierTimeoutMinutes),
       batchSize: config.batchSize,
@@ -66,6 +71,30 @@ export class LocalyticsExportSyncStack extends Stack {
       new CfnOutput(this, 'ParquetDeadLetterQueueUrl', { value: this.sync.converter.deadLetterQueue.queueUrl });
     }
   }
+}
+
+/** The VPC, subnets and security groups named in the context, by ID: synth makes no lookups. */
+function importNetwork(scope: Construct, config: StackConfig): NetworkProps | undefined {
+  if (!config.vpcId || !config.vpcSubnetIds) return undefined;
+  // The AZs serve only subnet selection by type, which this stack never does (it names its subnets): the region's
+  // AZs, resolved by CloudFormation, and no lookup at synth.
+  const vpc = Vpc.fromVpcAttributes(scope, 'Vpc', { vpcId: config.vpcId, availabilityZones: Fn.getAzs() });
+  Validations.of(vpc).acknowledge({
+    id: 'Annotation::@aws-cdk/aws-ec2:vpcAttributeIsListTokenavailabilityZones',
+    reason: 'The stack never selects subnets by type or zone: it names the subnets.',
+  });
+  return {
+    vpc,
+    subnets: config.vpcSubnetIds.map((id) => {
+      const subnet = Subnet.fromSubnetId(scope, `Subnet-${id}`, id);
+      Validations.of(subnet).acknowledge({
+        id: 'Annotation::@aws-cdk/aws-ec2:noSubnetRouteTableId',
+        reason: 'The stack only names the subnets to Lambda; it never reads their route tables.',
+      });
+      return subnet;
+    }),
+    securityGroups: config.vpcSecurityGroupIds?.map((id) => SecurityGroup.fromSecurityGroupId(scope, `SG-${id}`, id)),
+  };
 }
 
 /** Another deployment's budget table: by name (this account and region) or by ARN (another region). */

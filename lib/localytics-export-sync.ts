@@ -2,12 +2,20 @@ import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy, Stack, Stage, Validations } from 'aws-cdk-lib';
+import { ArnFormat, CfnResource, Duration, RemovalPolicy, Stack, Stage, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
-import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { type ISecurityGroup, type ISubnet, type IVpc, Peer, Port, SecurityGroup } from 'aws-cdk-lib/aws-ec2';
+import { AnyPrincipal, Effect, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { type IKey, Key } from 'aws-cdk-lib/aws-kms';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
-import { BlockPublicAccess, Bucket, BucketEncryption, type IBucket, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
+import {
+  BlockPublicAccess,
+  Bucket,
+  BucketEncryption,
+  type CfnBucket,
+  type IBucket,
+  ObjectOwnership,
+} from 'aws-cdk-lib/aws-s3';
 import type { ScheduleExpression } from 'aws-cdk-lib/aws-scheduler';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { InvocationType, Trigger } from 'aws-cdk-lib/triggers';
@@ -19,18 +27,32 @@ import type { TableDefinition } from '../functions/core/tables.js';
 import { APP_LIST_FILE, formatAppList } from '../functions/handlers/config.js';
 import { AnalyticsViews } from './analytics-views.js';
 import { Catalog } from './catalog.js';
+import { suppressControlTowerRules } from './control-tower.js';
 import { createOnlyPutStatements } from './create-only-writes.js';
 import { ExportQueue } from './export-queue.js';
 import { JobLedgerTable } from './job-ledger-table.js';
+import { grantKeyUseVia } from './kms-grants.js';
 import { Monitoring } from './monitoring.js';
 import { acknowledgeExpectedWildcards } from './nag-acknowledgements.js';
 import { ParquetConverter } from './parquet-converter.js';
 import { RequestBudgetTable } from './request-budget-table.js';
-import { SyncFunction } from './sync-function.js';
+import { type FunctionNetwork, SyncFunction } from './sync-function.js';
 import { SyncSchedules } from './sync-schedules.js';
 
+/** Subnets of a VPC for the functions (AWS Control Tower's CT.LAMBDA.PR.3). */
+export interface NetworkProps {
+  readonly vpc: IVpc;
+  /** Private subnets that reach the AWS services and the Localytics API (README, "Control Tower"). */
+  readonly subnets: readonly ISubnet[];
+  /** @default one security group that allows only HTTPS (443) out */
+  readonly securityGroups?: readonly ISecurityGroup[];
+}
+
 export interface LocalyticsExportSyncProps {
-  /** The customer's bucket. @default a new bucket: encrypted, TLS only, private, versioned, retained on delete */
+  /**
+   * The customer's bucket. @default a new bucket: SSE-KMS, TLS only, private, versioned with Object Lock (no default
+   * retention), access-logged to a bucket of its own, EventBridge notifications on, retained on delete
+   */
   readonly bucket?: IBucket;
   /** The customer-managed KMS key of `bucket`, if it uses one: the functions get just the grants they need. */
   readonly bucketKey?: IKey;
@@ -54,6 +76,8 @@ export interface LocalyticsExportSyncProps {
    * @default a new table
    */
   readonly budgetTable?: ITable;
+  /** The customer-managed KMS key of `budgetTable`, if it uses one: the functions may use it through DynamoDB. */
+  readonly budgetTableKey?: IKey;
   /**
    * Copier invocations at once (SQS event source maximum concurrency, 2 to 1000): throughput only, the request
    * budget is shared whatever the number. @default 2
@@ -95,6 +119,8 @@ export interface LocalyticsExportSyncProps {
   readonly parquet?: boolean;
   /** Memory of the Parquet converter, MiB. @default 1024 */
   readonly converterMemorySize?: number;
+  /** Run the functions, and CDK's deployment trigger, in subnets of a VPC. @default Lambda's own network */
+  readonly network?: NetworkProps;
 }
 
 /** The data folders each dataset writes. */
@@ -114,6 +140,12 @@ const PREFIX = /^[A-Za-z0-9!_.'()-]+(\/[A-Za-z0-9!_.'()-]+)*$/;
  */
 export class LocalyticsExportSync extends Construct {
   readonly bucket: IBucket;
+  /** Where the created bucket's server access logs go (none for an imported bucket). */
+  readonly accessLogsBucket?: Bucket;
+  /** The deployment's own key (rotated yearly): encrypts the functions' log groups. */
+  readonly key: Key;
+  /** The functions' subnets and security groups, when they run in a VPC. */
+  readonly network?: FunctionNetwork;
   readonly keyPrefix: string;
   readonly planner: SyncFunction;
   readonly copier: SyncFunction;
@@ -135,7 +167,15 @@ export class LocalyticsExportSync extends Construct {
     super(scope, id);
     const settings = validate(props);
     this.keyPrefix = settings.keyPrefix;
-    this.bucket = props.bucket ?? this.createBucket();
+    this.key = this.createKey();
+    this.network = props.network && this.functionNetwork(props.network);
+    if (props.bucket) {
+      this.bucket = props.bucket;
+    } else {
+      this.accessLogsBucket = this.createAccessLogsBucket();
+      this.bucket = this.createBucket(this.accessLogsBucket);
+    }
+    const placement = { logEncryptionKey: this.key, network: this.network };
 
     const copierTimeout = props.copierTimeout ?? Duration.minutes(5);
     this.jobs = new ExportQueue(this, 'Jobs', {
@@ -177,6 +217,7 @@ export class LocalyticsExportSync extends Construct {
       },
       // The trigger below invokes the current version; older versions serve nothing and go.
       currentVersionOptions: { removalPolicy: RemovalPolicy.DESTROY },
+      ...placement,
     });
     this.copier = new SyncFunction(this, 'Copier', {
       entry: handlerPath('copier'),
@@ -184,6 +225,7 @@ export class LocalyticsExportSync extends Construct {
       timeout: copierTimeout,
       memorySize: props.copierMemorySize ?? 1024,
       environment,
+      ...placement,
     });
     this.copier.addEventSource(
       new SqsEventSource(this.jobs.queue, {
@@ -193,7 +235,10 @@ export class LocalyticsExportSync extends Construct {
       }),
     );
 
-    this.budget = new RequestBudgetTable(this, 'RequestBudget', { existingTable: props.budgetTable });
+    this.budget = new RequestBudgetTable(this, 'RequestBudget', {
+      existingTable: props.budgetTable,
+      existingTableKey: props.budgetTableKey,
+    });
     this.budget.bind(this.planner);
     this.budget.bind(this.copier);
     this.grantAccess(props, settings.datasets);
@@ -212,6 +257,7 @@ export class LocalyticsExportSync extends Construct {
       executeOnHandlerChange: true,
       executeAfter: [this.jobs, this.ledger, this.planner, this.copier],
     });
+    if (this.network) placeTriggerProvider(Stack.of(this), this.network);
     const tables: TableDefinition['name'][] = [];
     if (settings.datasets.includes('logs')) tables.push('raw_logs');
     if (settings.datasets.includes('audiences')) tables.push('audiences');
@@ -246,14 +292,9 @@ export class LocalyticsExportSync extends Construct {
         memorySize: props.converterMemorySize,
         maxReceiveCount: props.maxReceiveCount,
         monitoring: this.monitoring,
+        ...placement,
       });
       this.converter.bindCopier(this.copier);
-    }
-    for (const fn of [this.planner, this.copier]) {
-      Validations.of(fn).acknowledge({
-        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-        reason: 'AWSLambdaBasicExecutionRole only lets the function write its own CloudWatch logs.',
-      });
     }
   }
 
@@ -308,8 +349,11 @@ export class LocalyticsExportSync extends Construct {
       },
     ]);
     if (props.bucketKey) {
-      props.bucketKey.grantDecrypt(this.planner);
-      props.bucketKey.grantEncryptDecrypt(this.copier);
+      // Both read (_state, GetObject: Decrypt) and write (PutObject: GenerateDataKey; the copier's multipart uploads
+      // also Decrypt, for each part).
+      for (const fn of [this.planner, this.copier]) {
+        grantKeyUseVia(props.bucketKey, fn, 's3', ['kms:Decrypt', 'kms:GenerateDataKey']);
+      }
     }
     props.secret.grantRead(this.planner);
     props.secret.grantRead(this.copier);
@@ -341,13 +385,76 @@ export class LocalyticsExportSync extends Construct {
     return file;
   }
 
-  private createBucket(): Bucket {
+  /**
+   * The deployment's customer-managed key, for what needs one: CloudWatch Logs encrypts the functions' log groups
+   * with it (CT.CLOUDWATCH.PR.3). Retained with the log groups when the stack goes, so that they stay readable.
+   */
+  private createKey(): Key {
+    const stack = Stack.of(this);
+    const key = new Key(this, 'Key', {
+      description: 'Localytics Export Sync: encrypts the log groups of its functions',
+      enableKeyRotation: true,
+    });
+    key.addToResourcePolicy(
+      new PolicyStatement({
+        principals: [new ServicePrincipal(`logs.${stack.region}.amazonaws.com`)],
+        actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
+        resources: ['*'],
+        conditions: {
+          ArnLike: {
+            'kms:EncryptionContext:aws:logs:arn': stack.formatArn({
+              service: 'logs',
+              resource: 'log-group',
+              resourceName: '*',
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+          },
+        },
+      }),
+    );
+    // Grants only for AWS resources or services (CT.KMS.PR.3): nobody can hand the key to another principal.
+    key.addToResourcePolicy(
+      new PolicyStatement({
+        effect: Effect.DENY,
+        principals: [new AnyPrincipal()],
+        actions: ['kms:CreateGrant'],
+        resources: ['*'],
+        conditions: { BoolIfExists: { 'kms:GrantIsForAWSResource': 'false', 'aws:PrincipalIsAWSService': 'false' } },
+      }),
+    );
+    return key;
+  }
+
+  private functionNetwork(network: NetworkProps): FunctionNetwork {
+    if (network.subnets.length === 0) throw new Error('network.subnets must list at least one subnet');
+    let securityGroups = network.securityGroups ?? [];
+    if (securityGroups.length === 0) {
+      const group = new SecurityGroup(this, 'FunctionsSecurityGroup', {
+        vpc: network.vpc,
+        description: 'Localytics Export Sync functions: HTTPS out only (AWS APIs, the Localytics API, its file hosts)',
+        allowAllOutbound: false,
+      });
+      group.addEgressRule(Peer.anyIpv4(), Port.tcp(443), 'HTTPS to AWS APIs, the Localytics API and its file hosts');
+      securityGroups = [group];
+    }
+    return { vpc: network.vpc, subnets: network.subnets, securityGroups };
+  }
+
+  /**
+   * The bucket created when none is given, meeting AWS Control Tower's S3 controls: SSE-KMS with the AWS managed key
+   * (anyone in the account allowed to read the objects can, as with SSE-S3; S3 Bucket Keys keep KMS calls few),
+   * versioning with Object Lock but no default retention (nothing is locked, so the copier's deletes of its `_state/`
+   * records and the lifecycle rules work as before), server access logs, EventBridge notifications.
+   */
+  private createBucket(accessLogs: Bucket): Bucket {
     const bucket = new Bucket(this, 'Bucket', {
-      encryption: BucketEncryption.S3_MANAGED,
+      encryption: BucketEncryption.KMS_MANAGED,
+      bucketKeyEnabled: true,
       enforceSSL: true,
       blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
       objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
       versioned: true,
+      objectLockEnabled: true,
       lifecycleRules: [
         { abortIncompleteMultipartUploadAfter: Duration.days(1) },
         {
@@ -358,12 +465,92 @@ export class LocalyticsExportSync extends Construct {
         },
       ],
     });
-    Validations.of(bucket).acknowledge({
-      id: 'AwsSolutions-S1',
-      reason: 'Server access logs need a second bucket the customer may not want; CloudTrail data events cover audits.',
-    });
+    const cfn = bucket.node.defaultChild as CfnBucket;
+    // Server access logs through the log bucket's policy (no ACLs), whatever CDK feature flags the app sets.
+    cfn.loggingConfiguration = { destinationBucketName: accessLogs.bucketName, logFilePrefix: `${this.keyPrefix}/` };
+    accessLogs.addToResourcePolicy(
+      new PolicyStatement({
+        principals: [new ServicePrincipal('logging.s3.amazonaws.com')],
+        actions: ['s3:PutObject'],
+        resources: [accessLogs.arnForObjects(`${this.keyPrefix}/*`)],
+        conditions: {
+          ArnLike: { 'aws:SourceArn': bucket.bucketArn },
+          StringEquals: { 'aws:SourceAccount': Stack.of(this).account },
+        },
+      }),
+    );
+    enableEventBridgeNotifications(bucket);
     return bucket;
   }
+
+  /** Where the created bucket's server access logs go, for a year; retained when the stack goes, like the bucket. */
+  private createAccessLogsBucket(): Bucket {
+    const accessLogs = new Bucket(this, 'AccessLogsBucket', {
+      // S3 delivers server access logs only to buckets with SSE-S3 default encryption.
+      encryption: BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      versioned: true,
+      lifecycleRules: [
+        { expiration: Duration.days(365), noncurrentVersionExpiration: Duration.days(1) },
+        { expiredObjectDeleteMarker: true },
+      ],
+    });
+    enableEventBridgeNotifications(accessLogs);
+    Validations.of(accessLogs).acknowledge({
+      id: 'AwsSolutions-S1',
+      reason: 'This is the server access log bucket: logging the deliveries of logs into it would never end.',
+    });
+    suppressControlTowerRules(accessLogs.node.defaultChild as CfnResource, [
+      {
+        rule: 's3_bucket_default_encryption_kms_check',
+        reason: 'S3 delivers server access logs only to buckets whose default encryption is SSE-S3 (AES256).',
+      },
+      {
+        rule: 's3_bucket_logging_enabled_check',
+        reason: 'This is the server access log bucket: logging the deliveries of logs into it would never end.',
+      },
+      {
+        rule: 's3_bucket_object_lock_enabled_check',
+        reason: 'S3 cannot deliver server access logs to a bucket with Object Lock.',
+      },
+    ]);
+    return accessLogs;
+  }
+}
+
+/**
+ * S3 events to EventBridge (CT.S3.PR.4), set on the bucket itself: CDK's `eventBridgeEnabled` would add a
+ * custom-resource function for it. Nothing receives them unless someone adds a rule.
+ */
+function enableEventBridgeNotifications(bucket: Bucket): void {
+  (bucket.node.defaultChild as CfnBucket).notificationConfiguration = {
+    eventBridgeConfiguration: { eventBridgeEnabled: true },
+  };
+}
+
+/**
+ * CDK's trigger provider (one function per stack, which invokes the planner during a deployment) in the functions'
+ * subnets too: CDK offers no setting for it, so its resources are amended here.
+ */
+function placeTriggerProvider(stack: Stack, network: FunctionNetwork): void {
+  const provider = stack.node.tryFindChild('AWSCDK.TriggerCustomResourceProviderCustomResourceProvider');
+  const handler = provider?.node.tryFindChild('Handler');
+  const role = provider?.node.tryFindChild('Role');
+  if (!(handler instanceof CfnResource) || !(role instanceof CfnResource)) {
+    throw new Error("CDK's trigger provider is not where this construct expects it: it cannot be put in the VPC");
+  }
+  handler.addPropertyOverride('VpcConfig', {
+    SubnetIds: network.subnets.map((subnet) => subnet.subnetId),
+    SecurityGroupIds: network.securityGroups.map((group) => group.securityGroupId),
+  });
+  role.addPropertyOverride(
+    'ManagedPolicyArns',
+    ['AWSLambdaBasicExecutionRole', 'AWSLambdaVPCAccessExecutionRole'].map((name) => ({
+      'Fn::Sub': `arn:\${AWS::Partition}:iam::aws:policy/service-role/${name}`,
+    })),
+  );
 }
 
 interface ValidatedSettings {

@@ -38,21 +38,29 @@ export interface MonitoringProps {
   readonly staleExportHours?: number;
   /** Alarm when more than this share of API requests is throttled over an hour. @default 0.2 */
   readonly throttleAlarmRatio?: number;
-  /** Email address subscribed to the alarm topic. @default no topic */
+  /** Email address subscribed to the alarm topic. @default no subscription */
   readonly alarmEmail?: string;
 }
 
 /**
  * Alarms that tell the customer when data stops landing, and a dashboard of throughput, lag, throttling, failures
- * and queue depth. Metrics come from the functions as EMF (Powertools Metrics).
+ * and queue depth. Metrics come from the functions as EMF (Powertools Metrics). Every alarm notifies the topic
+ * (AWS Control Tower's CT.CLOUDWATCH.PR.1 asks each alarm for an action); `alarmEmail` subscribes to it.
  */
 export class Monitoring extends Construct {
   readonly alarms: Alarm[] = [];
   readonly dashboard: Dashboard;
-  readonly topic?: Topic;
+  readonly topic: Topic;
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
+    this.topic = new Topic(this, 'AlarmTopic', { displayName: 'Localytics Export Sync alarms', enforceSSL: true });
+    Validations.of(this.topic).acknowledge({
+      id: 'AwsSolutions-SNS2',
+      reason:
+        'Alarm notifications carry no data; CloudWatch alarms cannot publish to a topic encrypted with the AWS managed key.',
+    });
+    if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
     const lagHours = props.lagAlarmHours ?? 6;
     const throttleRatio = props.throttleAlarmRatio ?? 0.2;
     const metric = (
@@ -129,17 +137,6 @@ export class Monitoring extends Construct {
       threshold: throttleRatio,
       description: `More than ${Math.round(throttleRatio * 100)}% of API requests were throttled (429) in an hour: is another client using the key?`,
     });
-
-    if (props.alarmEmail) {
-      this.topic = new Topic(this, 'AlarmTopic', { displayName: 'Localytics Export Sync alarms', enforceSSL: true });
-      Validations.of(this.topic).acknowledge({
-        id: 'AwsSolutions-SNS2',
-        reason:
-          'Alarm notifications carry no data; CloudWatch alarms cannot publish to a topic encrypted with the AWS managed key.',
-      });
-      this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
-      for (const alarm of this.alarms) alarm.addAlarmAction(new SnsAction(this.topic));
-    }
 
     this.dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.days(2) });
     this.dashboard.addWidgets(
@@ -236,6 +233,7 @@ export class Monitoring extends Construct {
       treatMissingData: options.treatMissingData ?? TreatMissingData.NOT_BREACHING,
       alarmDescription: options.description,
     });
+    alarm.addAlarmAction(new SnsAction(this.topic));
     this.alarms.push(alarm);
     return alarm;
   }

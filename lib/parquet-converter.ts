@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Duration, Validations } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import {
   Alarm,
   ComparisonOperator,
@@ -21,10 +21,11 @@ import { PARQUET_FOLDER, TABLES } from '../functions/core/tables.js';
 import { METRIC, METRICS_NAMESPACE } from '../functions/handlers/telemetry.js';
 import { createOnlyPutStatements } from './create-only-writes.js';
 import { ExportQueue } from './export-queue.js';
+import { grantKeyUseVia } from './kms-grants.js';
 import type { Monitoring } from './monitoring.js';
 import { acknowledgeExpectedWildcards } from './nag-acknowledgements.js';
 import { DUCKDB_BINDING, duckDbLayerDir } from './native-packages.mjs';
-import { SyncFunction } from './sync-function.js';
+import { type FunctionNetwork, SyncFunction } from './sync-function.js';
 
 export interface ParquetConverterProps {
   readonly bucket: IBucket;
@@ -46,6 +47,10 @@ export interface ParquetConverterProps {
   readonly monitoring?: Monitoring;
   /** Lambda layer with the linux-arm64 DuckDB binding. @default the one `scripts/fetch-native.mjs` fetched on `npm ci` */
   readonly duckDbLayerDir?: string;
+  /** Customer-managed key of the function's log group. @default CloudWatch Logs' own encryption */
+  readonly logEncryptionKey?: IKey;
+  /** Run in these subnets of a VPC. @default Lambda's own network */
+  readonly network?: FunctionNetwork;
 }
 
 /**
@@ -118,15 +123,13 @@ export class ParquetConverter extends Construct {
         // Lambda gives a full vCPU at 1769 MiB.
         DUCKDB_THREADS: String(Math.max(1, Math.floor(memorySize / 1769))),
       },
+      logEncryptionKey: props.logEncryptionKey,
+      network: props.network,
     });
     this.function.addEventSource(
       new SqsEventSource(this.queue, { batchSize: 1, reportBatchItemFailures: true, maxConcurrency: concurrency }),
     );
     this.grantAccess(props);
-    Validations.of(this.function).acknowledge({
-      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-      reason: 'AWSLambdaBasicExecutionRole only lets the function write its own CloudWatch logs.',
-    });
     if (props.monitoring) this.monitor(props.monitoring);
   }
 
@@ -173,7 +176,9 @@ export class ParquetConverter extends Construct {
     this.function.addToRolePolicy(
       new PolicyStatement({ actions: ['s3:AbortMultipartUpload'], resources: [parquetObjects] }),
     );
-    if (props.bucketKey) props.bucketKey.grantEncryptDecrypt(this.function);
+    // Reads the JSON objects (GetObject: Decrypt) and writes the Parquet ones (PutObject: GenerateDataKey; a multipart
+    // upload, for a twin over 5 GiB, also Decrypts for each part).
+    if (props.bucketKey) grantKeyUseVia(props.bucketKey, this.function, 's3', ['kms:Decrypt', 'kms:GenerateDataKey']);
     const escaped = prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     const folders = [PARQUET_FOLDER, ...TABLES.map((table) => table.folder)].join('|');
     acknowledgeExpectedWildcards(this, [
@@ -209,7 +214,7 @@ export class ParquetConverter extends Construct {
         treatMissingData: TreatMissingData.NOT_BREACHING,
         alarmDescription: options.description,
       });
-      if (monitoring.topic) created.addAlarmAction(new SnsAction(monitoring.topic));
+      created.addAlarmAction(new SnsAction(monitoring.topic));
       this.alarms.push(created);
     };
     alarm('ConversionFailures', {

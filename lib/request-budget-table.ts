@@ -1,7 +1,9 @@
-import { RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
+import { grantKeyUseVia } from './kms-grants.js';
 import type { SyncFunction } from './sync-function.js';
 
 export interface RequestBudgetTableProps {
@@ -10,6 +12,8 @@ export interface RequestBudgetTableProps {
    * @default a new table
    */
   readonly existingTable?: ITable;
+  /** The customer-managed KMS key `existingTable` is encrypted with, if any. */
+  readonly existingTableKey?: IKey;
 }
 
 /**
@@ -19,11 +23,16 @@ export interface RequestBudgetTableProps {
 export class RequestBudgetTable extends Construct {
   readonly table: ITable;
   private readonly shared: boolean;
+  private readonly tableKey?: IKey;
 
   constructor(scope: Construct, id: string, props: RequestBudgetTableProps = {}) {
     super(scope, id);
+    if (props.existingTableKey && !props.existingTable) {
+      throw new Error('existingTableKey is the key of existingTable: a created budget table uses the AWS managed key');
+    }
     this.shared = props.existingTable !== undefined;
     this.table = props.existingTable ?? this.createTable();
+    this.tableKey = props.existingTableKey;
   }
 
   /** Let `fn` take slots (read and conditionally write budget items, nothing else) and tell it the table. */
@@ -36,6 +45,8 @@ export class RequestBudgetTable extends Construct {
         conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['apikey#*'] } },
       }),
     );
+    // Every call DynamoDB serves decrypts the table key with the caller's permissions.
+    if (this.tableKey) grantKeyUseVia(this.tableKey, fn, 'dynamodb', ['kms:Decrypt']);
     // A shared table by ARN: it may live in another region (the functions call that region).
     fn.addEnvironment('BUDGET_TABLE', this.shared ? this.table.tableArn : this.table.tableName);
   }
@@ -47,16 +58,13 @@ export class RequestBudgetTable extends Construct {
       billingMode: BillingMode.PAY_PER_REQUEST,
       // The item of a key no longer used expires a week after its last slot.
       timeToLiveAttribute: 'expiresAt',
-      // Encrypted at rest with an AWS owned key: the items hold a hash of the key and times, no secret.
-      encryption: TableEncryption.DEFAULT,
-      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: false },
+      // The AWS managed key (aws/dynamodb), as AWS Control Tower's CT.DYNAMODB.PR.2 asks: its key policy lets every
+      // principal of the account that may use the table use it through DynamoDB, so no grant is needed.
+      encryption: TableEncryption.AWS_MANAGED,
+      // CT.DYNAMODB.PR.1; the table holds nothing older than a minute that matters, so a restore is never needed.
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       // Only state younger than a minute that matters: nothing to keep when the stack goes.
       removalPolicy: RemovalPolicy.DESTROY,
-    });
-    Validations.of(table).acknowledge({
-      id: 'AwsSolutions-DDB3',
-      reason:
-        'The budget table holds reservations that matter for a minute; a point-in-time restore would bring back nothing of value.',
     });
     return table;
   }

@@ -1,5 +1,7 @@
 import path from 'node:path';
 import { Duration, Size, Validations } from 'aws-cdk-lib';
+import type { ISecurityGroup, ISubnet, IVpc } from 'aws-cdk-lib/aws-ec2';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Architecture, type ILayerVersion, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import {
   type ICommandHooks,
@@ -10,6 +12,13 @@ import {
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 
+/** Subnets of a VPC for the functions, and the security groups of their network interfaces. */
+export interface FunctionNetwork {
+  readonly vpc: IVpc;
+  readonly subnets: readonly ISubnet[];
+  readonly securityGroups: readonly ISecurityGroup[];
+}
+
 export interface SyncFunctionProps {
   /** Path of the handler module (TypeScript), relative to nothing: absolute. */
   readonly entry: string;
@@ -19,8 +28,12 @@ export interface SyncFunctionProps {
   /** @default 512 */
   readonly memorySize?: number;
   readonly environment?: Record<string, string>;
-  /** @default RetentionDays.ONE_MONTH */
+  /** @default RetentionDays.ONE_YEAR (AWS Control Tower's CT.CLOUDWATCH.PR.2 asks for at least a year) */
   readonly logRetention?: RetentionDays;
+  /** Customer-managed key of the log group (its key policy must let CloudWatch Logs use it). @default CloudWatch Logs' own */
+  readonly logEncryptionKey?: IKey;
+  /** Run in these subnets of a VPC. @default no VPC (Lambda's own network) */
+  readonly network?: FunctionNetwork;
   /** Options of `currentVersion`, for functions something invokes by version. @default CDK's */
   readonly currentVersionOptions?: NodejsFunctionProps['currentVersionOptions'];
   /** Packages left out of the bundle, loaded at run time from a layer (native code). @default none */
@@ -42,7 +55,10 @@ export interface SyncFunctionProps {
  */
 export class SyncFunction extends NodejsFunction {
   constructor(scope: Construct, id: string, props: SyncFunctionProps) {
-    const logGroup = new LogGroup(scope, `${id}Logs`, { retention: props.logRetention ?? RetentionDays.ONE_MONTH });
+    const logGroup = new LogGroup(scope, `${id}Logs`, {
+      retention: props.logRetention ?? RetentionDays.ONE_YEAR,
+      encryptionKey: props.logEncryptionKey,
+    });
     const settings: NodejsFunctionProps = {
       entry: props.entry,
       handler: 'handler',
@@ -56,6 +72,9 @@ export class SyncFunction extends NodejsFunction {
       currentVersionOptions: props.currentVersionOptions,
       layers: props.layers,
       ephemeralStorageSize: props.ephemeralStorageMiB ? Size.mebibytes(props.ephemeralStorageMiB) : undefined,
+      vpc: props.network?.vpc,
+      vpcSubnets: props.network ? { subnets: [...props.network.subnets] } : undefined,
+      securityGroups: props.network ? [...props.network.securityGroups] : undefined,
       environment: {
         NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_SERVICE_NAME: 'localytics-export-sync',
@@ -76,11 +95,22 @@ export class SyncFunction extends NodejsFunction {
       },
     };
     super(scope, id, settings);
-    Validations.of(this).acknowledge({
-      id: 'AwsSolutions-L1',
-      reason:
-        'nodejs22.x is the runtime we build and test for (esbuild target node22); newer runtimes are adopted deliberately.',
-    });
+    Validations.of(this).acknowledge(
+      {
+        id: 'AwsSolutions-L1',
+        reason:
+          'nodejs22.x is the runtime we build and test for (esbuild target node22); newer runtimes are adopted deliberately.',
+      },
+      {
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+        reason: 'AWSLambdaBasicExecutionRole only lets the function write its own CloudWatch logs.',
+      },
+      {
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
+        reason:
+          "AWSLambdaVPCAccessExecutionRole only lets Lambda manage the function's network interfaces in the subnets it is given.",
+      },
+    );
   }
 }
 

@@ -170,8 +170,11 @@ describe('S3Sink.write of a known length: one streaming PutObject', () => {
       contentType: 'application/gzip',
       contentLength: gz.length,
     });
-    await expect(flowing).rejects.toBeInstanceOf(IntegrityError);
-    await expect(written).rejects.toBeInstanceOf(SinkError);
+    // Both awaited at once: the write may fail first, and a rejection without a handler fails the whole run.
+    await Promise.all([
+      expect(flowing).rejects.toBeInstanceOf(IntegrityError),
+      expect(written).rejects.toBeInstanceOf(SinkError),
+    ]);
     expect(await listAllKeys(createS3Client(), bucket)).toEqual([]);
   });
 });

@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
@@ -7,10 +10,24 @@ import { floorHour, formatHour, HOUR_MS } from '../../functions/core/hours.js';
 import { ledgerId } from '../../functions/core/job-ledger.js';
 import { newJobMessage, parseJobMessage, serializeJobMessage } from '../../functions/core/job-message.js';
 import { dataKey, pendingChangeSetKey, type SyncJob } from '../../functions/core/jobs.js';
+import { parquetTargetOf } from '../../functions/core/parquet-layer.js';
+import { TABLES } from '../../functions/core/tables.js';
 import { latestGeneration, logRows, serializeRows } from '../../functions/simulator/dataset.js';
+import { arm64Missing } from '../support/arm64.js';
+import { resolveCfn } from '../support/deployment/cfn.js';
 import { TestDeployment } from '../support/deployment/deployment.js';
+import { type AwsAction, isAllowed, type PolicyStatement } from '../support/deployment/iam.js';
 import { synthesizedDeployment } from '../support/deployment/shared.js';
-import { E2E_APPS, E2E_SECRET_ARN } from '../support/deployment/synth.js';
+import {
+  E2E_APPS,
+  E2E_BUCKET_KEY_ARN,
+  E2E_BUDGET_TABLE_KEY_ARN,
+  E2E_SECRET_ARN,
+  E2E_SHARED_BUDGET_TABLE,
+  type FunctionName,
+  synthesizeDeployment,
+} from '../support/deployment/synth.js';
+import { openLake } from '../support/duckdb-lake.js';
 import { createDynamoDbClient, createTestTable, dynamoDbEndpoint } from '../support/dynamodb.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
 import { createS3Client, createTestBucket, getObjectBytes, listAllKeys, s3Endpoint } from '../support/s3.js';
@@ -25,6 +42,10 @@ import {
   sqsEndpoint,
   toSqsEvent,
 } from '../support/sqs.js';
+import { tempDir } from '../support/temp.js';
+
+if (arm64Missing && process.env.CI) throw new Error(`CI must run the arm64 converter (see .ci/run): ${arm64Missing}`);
+if (arm64Missing) console.warn(`SKIPPED the Parquet converter in the end-to-end tests: ${arm64Missing}`);
 
 // The simulator serves the deployment's apps: the 60 bundled with the planner.
 const simulator = useSimulator({ dataset: { apps: E2E_APPS } });
@@ -48,6 +69,7 @@ beforeAll(async () => {
 afterAll(() => secrets.stop());
 
 let queues: Awaited<ReturnType<typeof createJobQueues>>;
+let convertQueues: Awaited<ReturnType<typeof createJobQueues>>;
 let bucket: string;
 let budgetTable: string;
 let deployment: TestDeployment | undefined;
@@ -56,6 +78,8 @@ const dynamoDb = createDynamoDbClient();
 
 beforeEach(async () => {
   queues = await createJobQueues(sqs);
+  // A conversion under qemu takes seconds: long enough a visibility timeout that two converters never share one.
+  convertQueues = await createJobQueues(sqs, { visibilitySeconds: 600 });
   bucket = await createTestBucket(s3);
   budgetTable = await createTestTable(dynamoDb);
   ledgerTable = await createTestTable(dynamoDb);
@@ -64,6 +88,9 @@ afterEach(async () => {
   simulator.faults.clear();
   if (!deployment) return;
   const denied = deployment.deniedActions();
+  for (const name of FUNCTIONS) {
+    for (const use of deployment.keyUses(name, EVERY_KEY)) keyUsesSeen[name].set(describeKeyUse(use), use);
+  }
   await deployment.stop();
   deployment = undefined;
   // The roles grant what the handlers call: a call outside its function's policy would fail in AWS.
@@ -81,6 +108,7 @@ async function deploy(
     apiUrl: simulator.url,
     bucket,
     queues,
+    convertQueues,
     budgetTable,
     ledgerTable,
     apps: apps === 'bundled' ? undefined : apps,
@@ -97,13 +125,29 @@ async function deploy(
   return { planner: deployment.planner, copier: deployment.copier, deployment };
 }
 
+const FUNCTIONS: readonly FunctionName[] = ['planner', 'copier', 'converter'];
+/** Every customer-managed key option: the imported bucket's (in the deployment) and a shared budget table's. */
+const EVERY_KEY = { bucket: E2E_BUCKET_KEY_ARN, budgetTable: E2E_BUDGET_TABLE_KEY_ARN };
+/** What the calls of every test of this file made S3 and DynamoDB do with those keys, per function. */
+const keyUsesSeen: Record<FunctionName, Map<string, AwsAction>> = {
+  planner: new Map(),
+  copier: new Map(),
+  converter: new Map(),
+};
+const describeKeyUse = (use: AwsAction) => `${use.action} ${use.resource} via ${use.context['kms:ViaService']}`;
+
 async function send(body: string) {
   await sqs.send(new SendMessageCommand({ QueueUrl: queues.queueUrl, MessageBody: body }));
 }
 
 const logJob = (hour: number): SyncJob => ({ kind: 'log_hour', appUuid: app(), hour });
+const yesterdaysChangeSet = () => ({
+  kind: 'profile_changes' as const,
+  profileDbId: simulator.dataset.profileDbs[0]?.profileDbId as string,
+  generatedAt: latestGeneration(Date.now()) - 24 * HOUR_MS,
+});
 
-test('the planner enqueues one job per missing file and the copiers land every one of them', async () => {
+test('the planner enqueues one job per missing file, the copiers land every one of them, the converters their Parquet twins', async () => {
   const { planner, copier, deployment } = await deploy();
   const summary = await planner({ task: 'exports' });
   // 24 log hours (one day back, one hour of lag) + 4 audience files + profile + profile_changes.
@@ -146,6 +190,7 @@ test('the planner enqueues one job per missing file and the copiers land every o
       'secretsmanager:GetSecretValue',
       'sqs:DeleteMessage',
       'sqs:ReceiveMessage',
+      'sqs:SendMessage',
     ]),
   );
   // Issue 21, item 4: every data object was created with If-None-Match, the only way the copier's role allows (the
@@ -163,7 +208,67 @@ test('the planner enqueues one job per missing file and the copiers land every o
   const reads = (name: 'planner' | 'copier') =>
     deployment.actions(name).filter((a) => a.action === 's3:GetObject' && !a.resource.includes('/lake/_state/'));
   expect([...reads('planner'), ...reads('copier')]).toEqual([]);
-});
+
+  // The default stack converts each copied file to its Parquet twin: the converter's arm64 bundle with its DuckDB
+  // layer under qemu, two containers at once (its maximum concurrency), each with a /tmp of its own.
+  if (arm64Missing) return;
+  const twins = keys
+    .flatMap((key) => parquetTargetOf(key.slice('lake/'.length)) ?? [])
+    .map((t) => `lake/${t.parquetKey}`);
+  expect(twins).toHaveLength(30);
+  expect(await queueDepth(sqs, convertQueues.queueUrl)).toMatchObject({ visible: 30 });
+  const converters = await Promise.all([
+    deployment.startContainer('converter'),
+    deployment.startContainer('converter'),
+  ]);
+  const conversions = await Promise.all(
+    converters.map((container) =>
+      pollUntilEmpty(
+        deployment.eventSourceOf('converter'),
+        convertQueues,
+        (event, context) => container.invoke(event, context.getRemainingTimeInMillis()),
+        { batchSize: 1, timeoutMs: 600_000, remainingMs: 600_000 },
+      ),
+    ),
+  );
+  expect(conversions.map((run) => run.failures)).toEqual([0, 0]);
+  expect(conversions.every((run) => run.invocations > 0)).toBe(true);
+  expect(deployment.architectures('converter')).toEqual(['arm64']);
+  expect(await queueDepth(sqs, convertQueues.dlqUrl)).toMatchObject({ visible: 0 });
+  expect((await listAllKeys(s3, bucket, 'lake/parquet/')).sort()).toEqual(twins.sort());
+  await expectTwinsMatch(keys, twins);
+  expect([...new Set(deployment.actions('converter').map((a) => a.action))].sort()).toEqual([
+    's3:GetObject',
+    's3:ListBucket',
+    's3:ListBucketMultipartUploads',
+    's3:PutObject',
+    'sqs:DeleteMessage',
+    'sqs:GetQueueAttributes',
+    'sqs:ReceiveMessage',
+  ]);
+}, 600_000);
+
+/** Every Parquet twin holds its JSON object's rows: the Parquet tables read what the JSON tables read. */
+async function expectTwinsMatch(jsonKeys: readonly string[], parquetKeys: readonly string[]) {
+  const lake = await tempDir('lsync-e2e-lake-');
+  for (const key of [...jsonKeys, ...parquetKeys]) {
+    const file = path.join(lake, key.slice('lake/'.length));
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, await getObjectBytes(s3, bucket, key));
+  }
+  const [json, parquet] = await Promise.all([openLake(lake, 'json'), openLake(lake, 'parquet')]);
+  try {
+    for (const table of TABLES) {
+      const sql = `SELECT * FROM ${table.name} ORDER BY ALL`;
+      const rows = await json.query(sql);
+      expect(rows.length, table.name).toBeGreaterThan(0);
+      expect(await parquet.query(sql), table.name).toEqual(rows);
+    }
+  } finally {
+    json.close();
+    parquet.close();
+  }
+}
 
 test('a transient failure fails only its own record of the batch, and its redelivery lands it', async () => {
   const { copier, deployment } = await deploy();
@@ -287,11 +392,7 @@ test('a copier near its deadline hands its job back instead of dying mid-copy: n
 
 test('the planner removes a leftover record of a change set already copied, as its role allows', async () => {
   const { planner, deployment } = await deploy({ DATASETS: 'profiles' });
-  const job = {
-    kind: 'profile_changes' as const,
-    profileDbId: simulator.dataset.profileDbs[0]?.profileDbId as string,
-    generatedAt: latestGeneration(Date.now()) - 24 * HOUR_MS,
-  };
+  const job = yesterdaysChangeSet();
   // A copier copied the change set and was stopped before it removed its record.
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `lake/${dataKey(job)}`, Body: 'copied' }));
   await s3.send(
@@ -367,6 +468,34 @@ test("the planner plans every app of its bundled list (60), the copiers land eac
         'LocalyticsExportSync',
     ),
   ).toBe(true);
+});
+
+test('a copier finding another run requesting the change set reads its claim and hands the job back, sending nothing', async () => {
+  const { copier, deployment } = await deploy({ DATASETS: 'profiles' });
+  const job = yesterdaysChangeSet();
+  const claimedAt = Date.now();
+  const claim = {
+    state: 'requesting',
+    profileDbId: job.profileDbId,
+    generatedAt: job.generatedAt,
+    key: dataKey(job),
+    // Another run's id, in the form this code writes (any other holder is refused as an unreadable record).
+    holder: randomUUID(),
+    claimedAt: new Date(claimedAt).toISOString(),
+    staleAfter: new Date(claimedAt + 10 * 60_000).toISOString(),
+  };
+  await s3.send(
+    new PutObjectCommand({ Bucket: bucket, Key: `lake/${pendingChangeSetKey(job)}`, Body: JSON.stringify(claim) }),
+  );
+  await send(serializeJobMessage(newJobMessage(job, Date.now())));
+  const mark = simulator.requests.length;
+  expect(await pollUntilEmpty(deployment.eventSource, queues, copier)).toMatchObject({ failures: 0 });
+  expect(simulator.requests.slice(mark)).toEqual([]);
+  expect(await queueDepth(sqs, queues.queueUrl)).toMatchObject({ delayed: 1 });
+  // The claim was read (under a customer-managed bucket key, a GetObject S3 decrypts for the copier).
+  expect(deployment.actions('copier').filter((action) => action.operation === 'GetObject')).toEqual([
+    expect.objectContaining({ resource: `arn:aws:s3:::${bucket}/lake/${pendingChangeSetKey(job)}`, status: 200 }),
+  ]);
 });
 
 describe('the queued-job ledger', () => {
@@ -460,3 +589,34 @@ describe('the queued-job ledger', () => {
     expect(await listAllKeys(s3, bucket, 'lake/')).toEqual([`lake/${dataKey(logJob(hour))}`]);
   });
 });
+
+// Last in the file: it compares what every test above recorded with the policies of a deployment given every key.
+test('under every key option each function may use exactly the KMS actions its recorded calls need, only via S3 or DynamoDB', async () => {
+  expect(
+    keyUsesSeen.copier.size,
+    "this test reads what the file's other tests recorded: run the whole file",
+  ).toBeGreaterThan(0);
+  const keyed = await synthesizeDeployment(await tempDir('cdk.out-lsync-keys-'), {
+    budgetTable: E2E_SHARED_BUDGET_TABLE,
+    budgetTableKmsKeyArn: E2E_BUDGET_TABLE_KEY_ARN,
+    'aws:cdk:bundling-stacks': [],
+  });
+  for (const name of arm64Missing ? (['planner', 'copier'] as const) : FUNCTIONS) {
+    const statements = keyed.functions[name].statements
+      .filter((statement) => [statement.Action ?? []].flat().some((action) => action.startsWith('kms:')))
+      .map((statement) => resolveCfn(statement, { refs: {}, attributes: {} }) as PolicyStatement);
+    const granted = statements.flatMap((statement) =>
+      [statement.Action ?? []]
+        .flat()
+        .flatMap((action) =>
+          [statement.Resource ?? []]
+            .flat()
+            .map((resource) => describeKeyUse({ action, resource, context: statement.Condition?.StringEquals ?? {} })),
+        ),
+    );
+    // Nothing missing (every use is allowed), nothing more (every grant is used by some call).
+    const uses = [...keyUsesSeen[name].values()];
+    expect(uses.filter((use) => !isAllowed(statements, use)).map(describeKeyUse), name).toEqual([]);
+    expect([...keyUsesSeen[name].keys()].sort(), name).toEqual(granted.sort());
+  }
+}, 120_000);

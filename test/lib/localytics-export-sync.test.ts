@@ -118,9 +118,12 @@ describe('the synthesized stack', () => {
         BillingMode: 'PAY_PER_REQUEST',
         KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
         TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
-        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: false },
+        // AWS Control Tower's CT.DYNAMODB.PR.1 and PR.2: point-in-time recovery, the AWS managed KMS key.
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        SSESpecification: { SSEEnabled: true },
       },
     });
+    expect(JSON.stringify(budgetTables[0]?.[1])).not.toContain('KMSMasterKeyId');
     template.hasOutput('RequestBudgetTable', { Value: { Ref: Match.stringLikeRegexp('RequestBudgetTable') } });
   });
 
@@ -218,7 +221,11 @@ describe('the synthesized stack', () => {
 
   test('a created bucket is encrypted, private, versioned, TLS-only and aborts stale multipart uploads', () => {
     template.hasResourceProperties('AWS::S3::Bucket', {
-      BucketEncryption: Match.objectLike({}),
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          { ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms' }, BucketKeyEnabled: true },
+        ],
+      },
       PublicAccessBlockConfiguration: {
         BlockPublicAcls: true,
         BlockPublicPolicy: true,
@@ -240,6 +247,71 @@ describe('the synthesized stack', () => {
     template.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Retain' });
   });
 
+  test('a created bucket has Object Lock without default retention, access logs and EventBridge notifications', () => {
+    const buckets = template.findResources('AWS::S3::Bucket');
+    const [dataId, data] = Object.entries(buckets).find(([id]) => /^SyncBucket/.test(id)) ?? [];
+    const [logsId, logs] = Object.entries(buckets).find(([id]) => /^SyncAccessLogsBucket/.test(id)) ?? [];
+    expect(Object.keys(buckets)).toHaveLength(2);
+    // Nothing is locked unless someone locks it: the copier still deletes its _state records, lifecycle rules expire.
+    expect(data?.Properties).toMatchObject({
+      ObjectLockEnabled: true,
+      LoggingConfiguration: { DestinationBucketName: { Ref: logsId }, LogFilePrefix: 'localytics/' },
+      NotificationConfiguration: { EventBridgeConfiguration: { EventBridgeEnabled: true } },
+    });
+    expect(data?.Properties.ObjectLockConfiguration).toBeUndefined();
+    // S3 delivers access logs only to SSE-S3 buckets without Object Lock, through the log bucket's policy.
+    expect(logs).toMatchObject({
+      DeletionPolicy: 'Retain',
+      Properties: {
+        BucketEncryption: {
+          ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+        },
+        VersioningConfiguration: { Status: 'Enabled' },
+      },
+    });
+    expect(logs?.Properties.ObjectLockEnabled).toBeUndefined();
+    expect(logs?.Properties.AccessControl).toBeUndefined();
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: logsId },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Allow',
+            Principal: { Service: 'logging.s3.amazonaws.com' },
+            Action: 's3:PutObject',
+            Condition: { ArnLike: { 'aws:SourceArn': { 'Fn::GetAtt': [dataId, 'Arn'] } } },
+          }),
+        ]),
+      },
+    });
+  });
+
+  test("the functions' log groups are kept a year, encrypted with the stack's rotated key, which CloudWatch Logs may use", () => {
+    const groups = Object.values(template.findResources('AWS::Logs::LogGroup'));
+    expect(groups).toHaveLength(3);
+    const [keyId] = Object.keys(template.findResources('AWS::KMS::Key'));
+    for (const group of groups) {
+      expect(group).toMatchObject({ Properties: { RetentionInDays: 365, KmsKeyId: { 'Fn::GetAtt': [keyId, 'Arn'] } } });
+    }
+    template.hasResourceProperties('AWS::KMS::Key', {
+      EnableKeyRotation: true,
+      KeyPolicy: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Principal: { Service: Match.anyValue() },
+            Action: Match.arrayWith(['kms:Decrypt*', 'kms:GenerateDataKey*']),
+            Condition: { ArnLike: { 'kms:EncryptionContext:aws:logs:arn': Match.anyValue() } },
+          }),
+          Match.objectLike({
+            Effect: 'Deny',
+            Action: 'kms:CreateGrant',
+            Condition: { BoolIfExists: { 'kms:GrantIsForAWSResource': 'false', 'aws:PrincipalIsAWSService': 'false' } },
+          }),
+        ]),
+      },
+    });
+  });
+
   test('a queued-job ledger of its own: on-demand, entries expire by TTL, deleted with the stack', () => {
     const ledgers = Object.entries(template.findResources('AWS::DynamoDB::Table')).filter(([id]) =>
       id.startsWith('SyncJobLedgerTable'),
@@ -251,6 +323,8 @@ describe('the synthesized stack', () => {
         BillingMode: 'PAY_PER_REQUEST',
         KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
         TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        SSESpecification: { SSEEnabled: true },
       },
     });
   });
@@ -376,18 +450,91 @@ test('a budget table shared with another deployment is imported, by name or by A
   expect(statements(byArn).filter((s) => JSON.stringify(s.Resource) === JSON.stringify(arn))).toHaveLength(2);
 });
 
-test('a customer-managed bucket key gets grants: encrypt for the copier, decrypt for the planner', () => {
-  const { template } = stackFromContext({
-    bucketName: 'customer-lake',
-    bucketKmsKeyArn: 'arn:aws:kms:us-east-1:123456789012:key/abcd',
-  });
-  const kms = statements(template).filter((s) => asArray(s.Action).some((a) => a.startsWith('kms:')));
-  expect(kms.map((s) => asArray(s.Action).sort())).toEqual(
-    expect.arrayContaining([
-      expect.arrayContaining(['kms:Decrypt']),
-      expect.arrayContaining(['kms:Encrypt', 'kms:GenerateDataKey*']),
+/** Each function's KMS statements: the key, the actions, and the service it may use them through. */
+function kmsGrants(template: Template): Record<string, { key: unknown; actions: string[]; via: unknown }[]> {
+  const roles = Object.fromEntries(
+    Object.entries(template.findResources('AWS::Lambda::Function')).map(([id, fn]) => [
+      (fn as { Properties: { Role: { 'Fn::GetAtt': [string] } } }).Properties.Role['Fn::GetAtt'][0],
+      id.replace(/^Sync(Parquet)?/, '').replace(/[0-9A-F]{8}$/, ''),
     ]),
   );
+  const grants: Record<string, { key: unknown; actions: string[]; via: unknown }[]> = {};
+  for (const policy of Object.values(template.findResources('AWS::IAM::Policy')) as {
+    Properties: { Roles: { Ref: string }[]; PolicyDocument: { Statement: (Statement & { Condition?: unknown })[] } };
+  }[]) {
+    const fn = roles[policy.Properties.Roles[0]?.Ref ?? ''] ?? 'unknown';
+    for (const statement of policy.Properties.PolicyDocument.Statement) {
+      const actions = asArray(statement.Action);
+      if (!actions.some((action) => action.startsWith('kms:'))) continue;
+      const via = (statement.Condition as { StringEquals?: Record<string, unknown> } | undefined)?.StringEquals?.[
+        'kms:ViaService'
+      ];
+      grants[fn] = [...(grants[fn] ?? []), { key: statement.Resource, actions: actions.sort(), via }];
+    }
+  }
+  for (const list of Object.values(grants)) list.sort((a, b) => String(a.via).localeCompare(String(b.via)));
+  return grants;
+}
+
+test('customer-managed keys are granted to each function for exactly what its calls need, only through S3 or DynamoDB', () => {
+  const bucketKey = 'arn:aws:kms:eu-west-1:123456789012:key/1111aaaa-2222-bbbb-3333-cccc4444dddd';
+  const budgetKey = 'arn:aws:kms:eu-west-1:123456789012:key/5555eeee-6666-ffff-7777-000088889999';
+  const { template } = stackFromContext({
+    bucketName: 'customer-lake',
+    bucketKmsKeyArn: bucketKey,
+    budgetTable: 'arn:aws:dynamodb:eu-west-1:123456789012:table/shared-budget',
+    budgetTableKmsKeyArn: budgetKey,
+  });
+  // S3 under SSE-KMS: reads Decrypt, writes GenerateDataKey (multipart also Decrypts); DynamoDB: every call Decrypts.
+  const s3 = { key: bucketKey, actions: ['kms:Decrypt', 'kms:GenerateDataKey'], via: 's3.eu-west-1.amazonaws.com' };
+  const dynamoDb = { key: budgetKey, actions: ['kms:Decrypt'], via: 'dynamodb.eu-west-1.amazonaws.com' };
+  expect(kmsGrants(template)).toEqual({ Planner: [dynamoDb, s3], Copier: [dynamoDb, s3], Function: [s3] });
+});
+
+test('without customer-managed keys no function may use any KMS key (the created tables and bucket use AWS managed keys)', () => {
+  expect(kmsGrants(stackFromContext().template)).toEqual({});
+});
+
+describe('functions in a VPC (vpcId, vpcSubnetIds)', () => {
+  const subnets = ['subnet-0123456789abcdef0', 'subnet-0fedcba9876543210'];
+  const network = { vpcId: 'vpc-0123456789abcdef0', vpcSubnetIds: subnets.join(',') };
+  const vpcConfigs = (template: Template) =>
+    Object.values(template.findResources('AWS::Lambda::Function')).map(
+      (fn) => (fn as { Properties: { VpcConfig?: unknown } }).Properties.VpcConfig,
+    );
+
+  test("every function, CDK's trigger provider included, runs in the subnets, allowed HTTPS out and nothing else", () => {
+    const { template } = stackFromContext(network);
+    const [groupId] = Object.keys(template.findResources('AWS::EC2::SecurityGroup'));
+    const configs = vpcConfigs(template);
+    expect(configs).toHaveLength(4);
+    for (const config of configs) {
+      expect(config).toEqual({ SubnetIds: subnets, SecurityGroupIds: [{ 'Fn::GetAtt': [groupId, 'GroupId'] }] });
+    }
+    template.hasResourceProperties('AWS::EC2::SecurityGroup', {
+      VpcId: network.vpcId,
+      SecurityGroupEgress: [Match.objectLike({ CidrIp: '0.0.0.0/0', IpProtocol: 'tcp', FromPort: 443, ToPort: 443 })],
+    });
+    expect(JSON.stringify(template.findResources('AWS::EC2::SecurityGroup'))).not.toContain('Ingress');
+    // Lambda manages the functions' network interfaces with the roles' AWSLambdaVPCAccessExecutionRole.
+    const roles = Object.values(template.findResources('AWS::IAM::Role')).filter((role) =>
+      JSON.stringify(role).includes('lambda.amazonaws.com'),
+    );
+    expect(roles).toHaveLength(4);
+    for (const role of roles) expect(JSON.stringify(role)).toContain('AWSLambdaVPCAccessExecutionRole');
+  });
+
+  test('given security groups, the functions use them and none is created', () => {
+    const { template } = stackFromContext({ ...network, vpcSecurityGroupIds: 'sg-0123456789abcdef0' });
+    template.resourceCountIs('AWS::EC2::SecurityGroup', 0);
+    for (const config of vpcConfigs(template)) {
+      expect(config).toEqual({ SubnetIds: subnets, SecurityGroupIds: ['sg-0123456789abcdef0'] });
+    }
+  });
+
+  test('without them nothing runs in a VPC', () => {
+    expect(vpcConfigs(stackFromContext().template)).toEqual([undefined, undefined, undefined, undefined]);
+  });
 });
 
 describe('the app list', () => {
@@ -527,6 +674,26 @@ describe('configuration errors name what is wrong', () => {
     [{ keyPrefix: 'a?c' }, /keyPrefix "a\?c" must be/],
     [{ lagAlarmHours: 7 }, /lagAlarmHours \(7\) must be less than lookbackHours \+ logLagHours \(7\)/],
     [{ queueAheadMinutes: 200 }, /context "queueAheadMinutes"/],
+    [
+      { bucketKmsKeyArn: 'arn:aws:kms:us-east-1:123456789012:alias/lake' },
+      /context "bucketKmsKeyArn" must be a KMS key ARN/,
+    ],
+    [
+      { budgetTableKmsKeyArn: 'arn:aws:kms:us-east-1:123456789012:key/abcd' },
+      /context "budgetTableKmsKeyArn" needs context "budgetTable"/,
+    ],
+    [{ vpcSubnetIds: 'subnet-0123456789abcdef0' }, /context "vpcSubnetIds" needs context "vpcId"/],
+    [{ vpcId: 'vpc-0123456789abcdef0' }, /context "vpcId" needs context "vpcSubnetIds"/],
+    [{ vpcId: 'vpc-1' }, /context "vpcId" must be a VPC ID/],
+    [
+      { vpcId: 'vpc-0123456789abcdef0', vpcSubnetIds: 'subnet-0123456789abcdef0,sg-01234567' },
+      /context "vpcSubnetIds.1" must be a subnet ID/,
+    ],
+    [
+      { vpcId: 'vpc-0123456789abcdef0', vpcSubnetIds: 'subnet-0123456789abcdef0', vpcSecurityGroupIds: 'sg-1' },
+      /context "vpcSecurityGroupIds.0" must be a security group ID/,
+    ],
+    [{ vpcSecurityGroupIds: 'sg-0123456789abcdef0' }, /context "vpcSecurityGroupIds" needs context "vpcSubnetIds"/],
   ])('%j', (context, message) => {
     expect(() => stackFromContext(context)).toThrow(message);
   });

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Crc64NvmeJs } from '@aws-sdk/checksums/crc';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 
 export type S3Operation =
@@ -27,7 +28,9 @@ export interface ProxiedRequest {
  * conditional requests atomically per key, which s3rver ignores (`If-None-Match: *` and `If-Match: <etag>` on
  * PutObject and CompleteMultipartUpload, `If-Match` on DeleteObject), and injects failures. It also gives PutObject S3's atomicity: S3 stores an object only once its whole body
  * arrived, while s3rver writes the object file as the body streams (an interrupted PUT would leave a partial object
- * there). The proxy holds a PUT body until it is complete and forwards nothing of one that was cut short.
+ * there). The proxy holds a PUT body until it is complete and forwards nothing of one that was cut short. And it
+ * answers a PUT sent without a checksum as S3 does, with the CRC64NVME checksum S3 computes by default (s3rver
+ * answers none, and a writer that gets none checks the stored object instead: a HEAD S3 never sees).
  */
 export class S3RecordingProxy {
   readonly requests: ProxiedRequest[] = [];
@@ -317,6 +320,17 @@ export class S3RecordingProxy {
       return;
     }
     if (operation === 'CompleteMultipartUpload' && uploadId && record.status === 200) this.completed.add(uploadId);
+    // A checksum in a header, or announced for a trailer of the aws-chunked body (which s3rver stores as data).
+    const sentChecksum = Object.keys(request.headers).some(
+      (name) =>
+        name.startsWith('x-amz-checksum-') || name === 'x-amz-sdk-checksum-algorithm' || name === 'x-amz-trailer',
+    );
+    if (operation === 'PutObject' && body && record.status === 200 && !sentChecksum) {
+      const crc = new Crc64NvmeJs();
+      crc.update(body);
+      upstreamResponse.headers['x-amz-checksum-crc64nvme'] = Buffer.from(await crc.digest()).toString('base64');
+      upstreamResponse.headers['x-amz-checksum-type'] = 'FULL_OBJECT';
+    }
     response.writeHead(record.status, upstreamResponse.headers);
     upstreamResponse.pipe(response);
     await new Promise((resolve) => response.once('close', resolve));

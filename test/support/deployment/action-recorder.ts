@@ -6,6 +6,8 @@ import type { AwsAction } from './iam.js';
 export type AwsService = 's3' | 'sqs' | 'dynamodb' | 'secretsmanager';
 
 export interface RecordedAction extends AwsAction {
+  /** The API operation (`PutObject`, `UploadPart`, `GetItem`, ...): IAM authorizes several as one action. */
+  readonly operation: string;
   /** When the request arrived, epoch ms. */
   readonly at: number;
   /** The emulator's HTTP status (0 when it could not be reached). */
@@ -87,7 +89,7 @@ export class AwsActionRecorder {
     upstreamResponse.pipe(response);
   }
 
-  private classify(request: http.IncomingMessage, url: URL, body: Buffer | undefined): AwsAction[] {
+  private classify(request: http.IncomingMessage, url: URL, body: Buffer | undefined): ClassifiedCall[] {
     switch (this.service) {
       case 's3':
         return classifyS3(request.method ?? 'GET', url, request.headers, body);
@@ -100,16 +102,18 @@ export class AwsActionRecorder {
     }
   }
 
-  private classifySqs(request: http.IncomingMessage, body: Buffer | undefined): AwsAction {
+  private classifySqs(request: http.IncomingMessage, body: Buffer | undefined): ClassifiedCall {
     const operation = targetOperation(request, 'AmazonSQS.');
     const input = parseJson(body);
     const queueName =
       typeof input.QueueUrl === 'string' ? input.QueueUrl.split('/').at(-1) : (input.QueueName as string | undefined);
     const resource = (queueName && this.naming.queueArns[queueName]) ?? `unknown queue ${String(queueName)}`;
     const action = operation.replace(/Batch$/, '');
-    return { action: `sqs:${action}`, resource, context: {} };
+    return { action: `sqs:${action}`, operation, resource, context: {} };
   }
 }
+
+type ClassifiedCall = AwsAction & { readonly operation: string };
 
 function readBody(request: http.IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -141,29 +145,30 @@ function classifyS3(
   url: URL,
   headers: http.IncomingHttpHeaders,
   body: Buffer | undefined,
-): AwsAction[] {
+): ClassifiedCall[] {
   const [, bucket = '', ...keyParts] = url.pathname.split('/');
   const key = decodeURIComponent(keyParts.join('/'));
   const params = url.searchParams;
   const bucketArn = `arn:aws:s3:::${decodeURIComponent(bucket)}`;
   const objectArn = `${bucketArn}/${key}`;
-  const action = (name: string, resource: string, context: Record<string, string> = {}): AwsAction => ({
-    action: `s3:${name}`,
-    resource,
-    context,
-  });
+  const action = (
+    name: string,
+    operation: string,
+    resource: string,
+    context: Record<string, string> = {},
+  ): ClassifiedCall => ({ action: `s3:${name}`, operation, resource, context });
   if (!key) {
-    if (params.has('uploads')) return [action('ListBucketMultipartUploads', bucketArn)];
-    if (params.has('location')) return [action('GetBucketLocation', bucketArn)];
+    if (params.has('uploads')) return [action('ListBucketMultipartUploads', 'ListMultipartUploads', bucketArn)];
+    if (params.has('location')) return [action('GetBucketLocation', 'GetBucketLocation', bucketArn)];
     if (method === 'POST' && params.has('delete')) {
       const keys = [...(body?.toString() ?? '').matchAll(/<Key>([^<]*)<\/Key>/g)].map((match) => match[1] ?? '');
-      return keys.map((deleted) => action('DeleteObject', `${bucketArn}/${deleted}`));
+      return keys.map((deleted) => action('DeleteObject', 'DeleteObjects', `${bucketArn}/${deleted}`));
     }
     if (method === 'GET' || method === 'HEAD') {
       const prefix = params.get('prefix');
-      return [action('ListBucket', bucketArn, prefix === null ? {} : { 's3:prefix': prefix })];
+      return [action('ListBucket', 'ListObjectsV2', bucketArn, prefix === null ? {} : { 's3:prefix': prefix })];
     }
-    return [action(`unclassified ${method} on a bucket`, bucketArn)];
+    return [action(`unclassified ${method} on a bucket`, method, bucketArn)];
   }
   // The condition keys S3 gives the object-creating calls: whether the call creates the object (PutObject,
   // CompleteMultipartUpload) or only prepares it (CreateMultipartUpload, UploadPart), and its conditional headers.
@@ -171,26 +176,45 @@ function classifyS3(
     's3:ObjectCreationOperation': String(creates),
     ...conditionKeys(headers),
   });
+  const copySource = headers['x-amz-copy-source'];
+  const copied =
+    typeof copySource === 'string'
+      ? [action('GetObject', 'GetObject (copy source)', `arn:aws:s3:::${copySource}`)]
+      : [];
   switch (method) {
     case 'GET':
+      return [
+        params.has('uploadId')
+          ? action('ListMultipartUploadParts', 'ListParts', objectArn)
+          : action('GetObject', 'GetObject', objectArn),
+      ];
     case 'HEAD':
-      return [action(params.has('uploadId') ? 'ListMultipartUploadParts' : 'GetObject', objectArn)];
+      return [action('GetObject', 'HeadObject', objectArn)];
     case 'PUT': {
-      const copySource = headers['x-amz-copy-source'];
-      const copy = typeof copySource === 'string' ? [action('GetObject', `arn:aws:s3:::${copySource}`)] : [];
-      return [action('PutObject', objectArn, creation(!params.has('uploadId'))), ...copy];
+      if (params.has('uploadId')) {
+        const operation = copied.length > 0 ? 'UploadPartCopy' : 'UploadPart';
+        return [action('PutObject', operation, objectArn, creation(false)), ...copied];
+      }
+      const operation = copied.length > 0 ? 'CopyObject' : 'PutObject';
+      return [action('PutObject', operation, objectArn, creation(true)), ...copied];
     }
-    case 'POST':
-      return [action('PutObject', objectArn, creation(params.has('uploadId')))];
+    case 'POST': {
+      const operation = params.has('uploads') ? 'CreateMultipartUpload' : 'CompleteMultipartUpload';
+      return [action('PutObject', operation, objectArn, creation(params.has('uploadId')))];
+    }
     case 'DELETE': {
-      if (params.has('uploadId')) return [action('AbortMultipartUpload', objectArn)];
-      // A delete with If-Match: <ETag> is authorized as s3:DeleteObject and s3:GetObject (AWS, conditional deletes).
+      if (params.has('uploadId')) return [action('AbortMultipartUpload', 'AbortMultipartUpload', objectArn)];
+      // A delete with If-Match: <ETag> is authorized as s3:DeleteObject and s3:GetObject (AWS, conditional deletes);
+      // it reads no object data (no key use).
       const ifMatch = headers['if-match'];
-      const read = typeof ifMatch === 'string' && ifMatch !== '*' ? [action('GetObject', objectArn)] : [];
-      return [action('DeleteObject', objectArn, conditionKeys(headers)), ...read];
+      const read =
+        typeof ifMatch === 'string' && ifMatch !== '*'
+          ? [action('GetObject', 'DeleteObject (If-Match)', objectArn)]
+          : [];
+      return [action('DeleteObject', 'DeleteObject', objectArn, conditionKeys(headers)), ...read];
     }
     default:
-      return [action(`unclassified ${method}`, objectArn)];
+      return [action(`unclassified ${method}`, method, objectArn)];
   }
 }
 
@@ -204,7 +228,7 @@ function conditionKeys(headers: http.IncomingHttpHeaders): Record<string, string
   return keys;
 }
 
-function classifyDynamoDb(request: http.IncomingMessage, body: Buffer | undefined): AwsAction {
+function classifyDynamoDb(request: http.IncomingMessage, body: Buffer | undefined): ClassifiedCall {
   const operation = targetOperation(request, 'DynamoDB_20120810.');
   const input = parseJson(body) as {
     TableName?: string;
@@ -217,13 +241,14 @@ function classifyDynamoDb(request: http.IncomingMessage, body: Buffer | undefine
   const leading = (input.Key ?? input.Item)?.pk?.S;
   return {
     action: `dynamodb:${operation}`,
+    operation,
     resource,
     context: leading === undefined ? {} : { 'dynamodb:LeadingKeys': [leading] },
   };
 }
 
-function classifySecretsManager(request: http.IncomingMessage, body: Buffer | undefined): AwsAction {
+function classifySecretsManager(request: http.IncomingMessage, body: Buffer | undefined): ClassifiedCall {
   const operation = targetOperation(request, 'secretsmanager.');
   const secretId = String(parseJson(body).SecretId ?? '');
-  return { action: `secretsmanager:${operation}`, resource: secretId, context: {} };
+  return { action: `secretsmanager:${operation}`, operation, resource: secretId, context: {} };
 }

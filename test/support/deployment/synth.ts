@@ -12,8 +12,13 @@ export const E2E_SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:sec
 /** The imported bucket's name in the template; each test's bucket takes its place. */
 export const E2E_BUCKET_PLACEHOLDER = 'lsync-e2e-bucket-placeholder';
 export const E2E_KEY_PREFIX = 'lake';
+/** The imported bucket's customer-managed key: the functions' KMS grants are checked against their S3 calls. */
+export const E2E_BUCKET_KEY_ARN = 'arn:aws:kms:us-east-1:123456789012:key/0e2e0e2e-1111-2222-3333-444455556666';
+/** The other key option (a shared budget table's key), for the KMS comparison: not part of the running deployment. */
+export const E2E_BUDGET_TABLE_KEY_ARN = 'arn:aws:kms:us-east-1:123456789012:key/0e2e0e2e-7777-8888-9999-aaaabbbbcccc';
+export const E2E_SHARED_BUDGET_TABLE = 'arn:aws:dynamodb:us-east-1:123456789012:table/lsync-e2e-shared-budget';
 
-export type FunctionName = 'planner' | 'copier';
+export type FunctionName = 'planner' | 'copier' | 'converter';
 
 export interface SynthesizedFunction {
   readonly logicalId: string;
@@ -23,6 +28,11 @@ export interface SynthesizedFunction {
   readonly runtime: string;
   readonly timeoutSeconds: number;
   readonly memorySize: number;
+  /** /tmp, MiB. */
+  readonly ephemeralStorageMiB: number;
+  readonly architecture: 'x86_64' | 'arm64';
+  /** The asset directories of its layers (each holds `nodejs/node_modules`, which Lambda puts on NODE_PATH). */
+  readonly layerDirs: readonly string[];
   /** Environment variables as in the template (intrinsics unresolved). */
   readonly environment: Readonly<Record<string, unknown>>;
   /** Every statement of the policies attached to the function's role (intrinsics unresolved). */
@@ -36,7 +46,10 @@ export interface SynthesizedDeployment {
   readonly logicalIds: {
     readonly queue: string;
     readonly deadLetterQueue: string;
-    readonly budgetTable: string;
+    readonly convertQueue: string;
+    readonly convertDeadLetterQueue: string;
+    /** None when the budget table is imported. */
+    readonly budgetTable?: string;
     readonly ledgerTable: string;
   };
 }
@@ -50,8 +63,7 @@ export const E2E_CONTEXT = {
   bucketName: E2E_BUCKET_PLACEHOLDER,
   keyPrefix: E2E_KEY_PREFIX,
   apps: [...E2E_APPS],
-  // The converter is a third function with its own tests (test/handlers/converter.int.test.ts, the arm64 asset).
-  parquet: false,
+  bucketKmsKeyArn: E2E_BUCKET_KEY_ARN,
   'aws:cdk:enable-asset-metadata': true,
   'aws:cdk:enable-path-metadata': true,
 };
@@ -80,18 +92,29 @@ export function loadDeployment(dir: string): SynthesizedDeployment {
     Resources: Record<string, Resource>;
   };
   const resources = Object.entries(template.Resources);
-  const byPath = (type: string, suffix: string): [string, Resource] => {
-    const found = resources.find(
+  const find = (type: string, suffix: string): [string, Resource] | undefined =>
+    resources.find(
       ([, resource]) => resource.Type === type && String(resource.Metadata?.['aws:cdk:path'] ?? '').endsWith(suffix),
     );
+  const byPath = (type: string, suffix: string): [string, Resource] => {
+    const found = find(type, suffix);
     if (!found) throw new Error(`the template has no ${type} at */${suffix}`);
     return found;
   };
-  const fn = (name: string): SynthesizedFunction => {
-    const [logicalId, resource] = byPath('AWS::Lambda::Function', `/${name}/Resource`);
+  const assetDir = (logicalId: string, resource: Resource): string => {
     const assetPath = resource.Metadata?.['aws:asset:path'];
     if (typeof assetPath !== 'string') throw new Error(`${logicalId} has no asset path (asset metadata off?)`);
+    return path.join(dir, assetPath);
+  };
+  const fn = (name: string): SynthesizedFunction => {
+    const [logicalId, resource] = byPath('AWS::Lambda::Function', `/${name}/Resource`);
     const [file, exportName] = String(resource.Properties.Handler).split('.') as [string, string];
+    const layers = ((resource.Properties.Layers ?? []) as { Ref: string }[]).map(({ Ref }) => {
+      const layer = resources.find(([id]) => id === Ref);
+      if (!layer) throw new Error(`${logicalId} uses layer ${Ref}, which is not in the template`);
+      return assetDir(...layer);
+    });
+    const architectures = (resource.Properties.Architectures ?? ['x86_64']) as ['x86_64' | 'arm64'];
     const role = (resource.Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
     const statements = resources
       .filter(
@@ -102,22 +125,27 @@ export function loadDeployment(dir: string): SynthesizedDeployment {
       .flatMap(([, policy]) => (policy.Properties.PolicyDocument as { Statement: PolicyStatement[] }).Statement);
     return {
       logicalId,
-      handlerFile: path.join(dir, assetPath, `${file}.mjs`),
+      handlerFile: path.join(assetDir(logicalId, resource), `${file}.mjs`),
       exportName,
       runtime: String(resource.Properties.Runtime),
       timeoutSeconds: Number(resource.Properties.Timeout),
       memorySize: Number(resource.Properties.MemorySize),
+      ephemeralStorageMiB: Number((resource.Properties.EphemeralStorage as { Size?: number })?.Size ?? 512),
+      architecture: architectures[0],
+      layerDirs: layers,
       environment: (resource.Properties.Environment as { Variables: Record<string, unknown> }).Variables,
       statements,
     };
   };
   return {
     dir,
-    functions: { planner: fn('Planner'), copier: fn('Copier') },
+    functions: { planner: fn('Planner'), copier: fn('Copier'), converter: fn('Parquet/Function') },
     logicalIds: {
       queue: byPath('AWS::SQS::Queue', '/Jobs/Queue/Resource')[0],
       deadLetterQueue: byPath('AWS::SQS::Queue', '/Jobs/DeadLetterQueue/Resource')[0],
-      budgetTable: byPath('AWS::DynamoDB::Table', '/RequestBudget/Table/Resource')[0],
+      convertQueue: byPath('AWS::SQS::Queue', '/Parquet/Queues/Queue/Resource')[0],
+      convertDeadLetterQueue: byPath('AWS::SQS::Queue', '/Parquet/Queues/DeadLetterQueue/Resource')[0],
+      budgetTable: find('AWS::DynamoDB::Table', '/RequestBudget/Table/Resource')?.[0],
       ledgerTable: byPath('AWS::DynamoDB::Table', '/JobLedger/Table/Resource')[0],
     },
   };
