@@ -1,6 +1,7 @@
 import { TimeZone } from 'aws-cdk-lib';
 import type { Node } from 'constructs';
 import { z } from 'zod';
+import { apiUrlProblem } from '../functions/adapters/api-url.js';
 import { DATASETS } from '../functions/core/identifiers.js';
 import { BUDGET_TABLE_REFERENCE } from '../functions/core/request-budget.js';
 
@@ -54,7 +55,13 @@ const configSchema = z.object({
   secretName: z.string().min(1, 'is required: the Secrets Manager secret (name or ARN) with {"apiKey","apiSecret"}'),
   apps: listOf(z.string()).default([]),
   datasets: listOf(z.enum(DATASETS)).default([...DATASETS]),
-  apiUrl: z.url().default('https://api.localytics.com'),
+  apiUrl: z
+    .string()
+    .superRefine((value, ctx) => {
+      const problem = apiUrlProblem(value);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .default('https://api.localytics.com'),
   requestsPerMinute: integerInput
     .pipe(
       z

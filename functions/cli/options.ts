@@ -1,3 +1,4 @@
+import { checkApiUrl } from '../adapters/api-url.js';
 import { parseS3Url, type S3Destination } from '../adapters/s3-sink.js';
 import { ConfigError } from '../core/errors.js';
 import { DAY_MS, floorHour, formatHour, HOUR_MS, parseHour } from '../core/hours.js';
@@ -93,20 +94,9 @@ export function parsePositiveInteger(flag: string, value: string | undefined, fa
 }
 
 export function parseApiUrl(value: string | undefined, fallback: string): string {
-  const text = value ?? fallback;
-  let url: URL;
   try {
-    url = new URL(text);
-  } catch {
-    throw new UsageError(`--api-url "${text}" is not a URL`);
+    return checkApiUrl(value ?? fallback, '--api-url');
+  } catch (error) {
+    throw new UsageError((error as Error).message);
   }
-  if (
-    url.protocol !== 'https:' &&
-    !(url.protocol === 'http:' && /^(localhost|127\.[\d.]+|\[::1\])$/.test(url.hostname))
-  ) {
-    throw new UsageError(`--api-url must use https (plain http is allowed only on loopback): ${text}`);
-  }
-  if (url.username || url.password)
-    throw new UsageError('--api-url must not carry credentials; use LOCALYTICS_API_KEY/SECRET');
-  return text.replace(/\/+$/, '');
 }

@@ -354,6 +354,8 @@ describe('configuration errors name what is wrong', () => {
     [{ keyPrefix: 'a?c' }, /keyPrefix "a\?c" must be/],
     [{ lagAlarmHours: 7 }, /lagAlarmHours \(7\) must be less than lookbackHours \+ logLagHours \(7\)/],
     [{ queueAheadMinutes: 200 }, /context "queueAheadMinutes"/],
+    // The Basic credentials would travel in clear (issue 21, item 2).
+    [{ apiUrl: 'http://api.example.com' }, /context "apiUrl" must use https \(plain http is allowed only on loopback/],
   ])('%j', (context, message) => {
     expect(() => stackFromContext(context)).toThrow(message);
   });
@@ -385,6 +387,9 @@ describe('configuration errors name what is wrong', () => {
     expect(() => new LocalyticsExportSync(stack, 'Sync3', { ...props, batchSize: 5, requestsPerMinute: 2.5 })).toThrow(
       /requestsPerMinute must be a positive whole number, got 2.5/,
     );
+    expect(
+      () => new LocalyticsExportSync(stack, 'Sync4', { ...props, batchSize: 5, apiUrl: 'http://api.example.com' }),
+    ).toThrow(/apiUrl must use https \(plain http is allowed only on loopback/);
   });
 });
 
