@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { checkApiUrl } from '../adapters/api-url.js';
 import { parseS3Url, type S3Destination } from '../adapters/s3-sink.js';
 import { ConfigError } from '../core/errors.js';
@@ -23,8 +24,18 @@ export function parseDestination(value: string | undefined): Destination {
       throw new UsageError((error as Error).message);
     }
   }
+  // `s3:/bucket`, `S3://bucket`, `s3:bucket`: meant for S3, but would be read as a local folder named `s3:`.
+  if (/^s3:/i.test(value)) {
+    throw new UsageError(
+      `--dest "${value}": an S3 destination is written s3://bucket/prefix (a local folder with this name: ./${value})`,
+    );
+  }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
     throw new UsageError(`--dest ${value}: only s3:// URLs and local directories are supported`);
+  }
+  const dir = path.resolve(value);
+  if (path.parse(dir).root === dir) {
+    throw new UsageError(`--dest "${value}" is the root of the file system; name a folder for the export`);
   }
   return { type: 'local', dir: value };
 }
@@ -79,6 +90,10 @@ export function parseWindow(fromText: string | undefined, toText: string | undef
 }
 
 function parseHourOption(flag: string, text: string): number {
+  // Date.UTC reads years 0 to 99 as 1900 to 1999; no export is older than 1970 anyway.
+  if (/^\d{4}-/.test(text) && Number(text.slice(0, 4)) < 1970) {
+    throw new UsageError(`${flag} "${text}": hours before 1970 are not supported`);
+  }
   const hour = parseHour(text);
   if (hour === undefined)
     throw new UsageError(`${flag} "${text}" is not a UTC hour written YYYY-MM-DDTHH (e.g. 2026-11-28T05)`);
