@@ -293,3 +293,17 @@ test('the list is confirmed before the sink can commit: it has neither the last 
   expect(atCheck?.ended).toBe(false);
   expect(atCheck?.received).toBeLessThan(received);
 });
+
+test('a gzip bomb is reported as suspicious, not retried, and nothing lands (issue 21, item 8)', async () => {
+  const dir = await tempDir();
+  const member = gzipSync(Buffer.alloc(1024 * 1024), { level: 9 });
+  const bomb = Buffer.concat(Array.from({ length: 256 }, () => member));
+  const source = new ScriptedSource(
+    [ready('https://s3.amazonaws.com/bomb')],
+    [() => ({ body: Readable.from([bomb]), contentLength: bomb.length })],
+  );
+  const outcome = await copyJob(logHour, { source, sink: new LocalDirSink(dir), logger: silentLogger, clock: noWait });
+  expect(outcome).toMatchObject({ status: 'failed', retryable: false, downloads: 1 });
+  expect(outcome.status === 'failed' && outcome.reason).toMatch(/^suspicious gzip: it inflates to more than 64 MiB/);
+  expect(await filesUnder(dir)).toEqual([]);
+});
