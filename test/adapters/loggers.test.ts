@@ -21,22 +21,37 @@ import type { JobQueue } from '../../functions/core/process-job.js';
 import { registerSecret } from '../../functions/core/redact.js';
 import { tempDir } from '../support/temp.js';
 
-/** Everything one logger writes during `act`, stdout and stderr together (Powertools writes both). */
-function written(act: () => void): string {
-  let out = '';
+/**
+ * Record what is written to stdout and stderr (Powertools writes warnings and errors to stderr) until `stop`, which
+ * answers the text.
+ */
+function captureOutput(): { stop: () => string } {
+  let printed = '';
   const record = (chunk: unknown) => {
-    out += typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8');
+    printed += typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8');
     return true;
   };
   const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(record);
   const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(record);
+  return {
+    stop() {
+      stdout.mockRestore();
+      stderr.mockRestore();
+      return printed;
+    },
+  };
+}
+
+/** What a synchronous `act` (one log call) printed. */
+function written(act: () => void): string {
+  const capture = captureOutput();
   try {
     act();
-  } finally {
-    stdout.mockRestore();
-    stderr.mockRestore();
+  } catch (error) {
+    capture.stop();
+    throw error;
   }
-  return out;
+  return capture.stop();
 }
 
 interface Adapter {
@@ -215,22 +230,27 @@ describe('the daily planner with the Powertools logger (issue 21, item 1)', () =
       ledger: new MemoryJobLedger(),
       logger,
     };
-    let printed = '';
-    const record = (chunk: unknown) => {
-      printed += String(chunk);
-      return true;
-    };
-    // Powertools writes warnings and errors to stderr, the rest to stdout.
-    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(record);
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(record);
+    const capture = captureOutput();
     try {
       const summary = await planToQueue('exports', settings, deps, now);
-      return { summary, printed, logHours: sent.filter((message) => message.job.kind === 'log_hour').length };
+      return {
+        summary,
+        printed: capture.stop(),
+        logHours: sent.filter((message) => message.job.kind === 'log_hour').length,
+      };
     } finally {
-      stdout.mockRestore();
-      stderr.mockRestore();
+      capture.stop();
       sent.length = 0;
     }
+  }
+
+  /** The `reason` of the line logged with `message`; every line must be JSON. */
+  function loggedReason(printed: string, message: string): string | undefined {
+    const lines = printed
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { message: string; reason?: string });
+    return lines.find((line) => line.message === message)?.reason;
   }
 
   test('one audience whose source_type is a URL is skipped and logged; the backfill is still queued', async () => {
@@ -250,13 +270,7 @@ describe('the daily planner with the Powertools logger (issue 21, item 1)', () =
     ]);
     expect(baseline.logHours).toBeGreaterThan(0);
     expect(logHours).toBe(baseline.logHours);
-    const lines = printed
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line) as { message: string; reason?: string });
-    expect(lines.find((line) => line.message === 'export skipped')?.reason).toBe(
-      'unexpected source_type "http://x/"" in the audience list',
-    );
+    expect(loggedReason(printed, 'export skipped')).toBe('unexpected source_type "http://x/"" in the audience list');
   });
 
   test('a list failure whose reason quotes a URL (a captive portal answering 200) is logged; the backfill is still queued', async () => {
@@ -275,12 +289,6 @@ describe('the daily planner with the Powertools logger (issue 21, item 1)', () =
       { endpoint: '/v1/exports/audiences', reason: expect.stringContaining('did not answer JSON') },
     ]);
     expect(logHours).toBe(baseline.logHours);
-    const lines = printed
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line) as { message: string; reason?: string });
-    expect(lines.find((line) => line.message === 'export list failed')?.reason).toContain(
-      '"http://portal.example/login?[redacted]"',
-    );
+    expect(loggedReason(printed, 'export list failed')).toContain('"http://portal.example/login?[redacted]"');
   });
 });
