@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { TimeZone } from 'aws-cdk-lib';
 import type { Node } from 'constructs';
 import { z } from 'zod';
+import { apiUrlProblem } from '../functions/adapters/api-url.js';
 import { DATASETS, parseAppUuid } from '../functions/core/identifiers.js';
 import { BUDGET_TABLE_REFERENCE } from '../functions/core/request-budget.js';
 
@@ -75,7 +76,13 @@ const fields = z.object({
   /** A file of app IDs (one a line, `#` comments), instead of `apps`: for lists too long for a command line. */
   appsFile: z.string().min(1).optional(),
   datasets: listOf(z.enum(DATASETS)).default([...DATASETS]),
-  apiUrl: z.url().default('https://api.localytics.com'),
+  apiUrl: z
+    .string()
+    .superRefine((value, ctx) => {
+      const problem = apiUrlProblem(value);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .default('https://api.localytics.com'),
   requestsPerMinute: integerInput
     .pipe(
       z

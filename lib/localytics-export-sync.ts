@@ -20,6 +20,7 @@ import type { ScheduleExpression } from 'aws-cdk-lib/aws-scheduler';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { InvocationType, Trigger } from 'aws-cdk-lib/triggers';
 import { Construct } from 'constructs';
+import { apiUrlProblem } from '../functions/adapters/api-url.js';
 import { EXPORTS_SEEN_KEY } from '../functions/core/export-watch.js';
 import { DATASETS, type Dataset, parseAppUuid } from '../functions/core/identifiers.js';
 import { CHANGE_SET_STATE_PREFIX, DATASET_FOLDERS } from '../functions/core/jobs.js';
@@ -570,6 +571,8 @@ function validate(props: LocalyticsExportSyncProps): ValidatedSettings {
   if (!PREFIX.test(keyPrefix) || keyPrefix.split('/').some((part) => part === '.' || part === '..')) {
     throw new Error(`keyPrefix "${props.keyPrefix}" must be non-empty path segments of letters, digits and !_.'()-`);
   }
+  const apiUrlIssue = props.apiUrl === undefined ? undefined : apiUrlProblem(props.apiUrl);
+  if (apiUrlIssue) throw new Error(`apiUrl ${apiUrlIssue}`);
   const datasets = props.datasets ?? DATASETS;
   for (const dataset of datasets) {
     if (!(DATASETS as readonly string[]).includes(dataset)) {

@@ -1,6 +1,20 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { constants, createWriteStream } from 'node:fs';
+import {
+  type FileHandle,
+  link,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  realpath,
+  rename,
+  rm,
+  stat,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -12,17 +26,29 @@ import { sleep } from '../core/sleep.js';
 /** Temporary files start with `.` so that a half-written file is never mistaken for data (Athena ignores them). */
 const TEMP_MARKER = '.partial-';
 
-/** An `ObjectSink` over a local directory: temp file, then an atomic rename. */
+/**
+ * Files hold presigned URLs (`_state/`) and personal data (audiences, profiles): readable by their owner only,
+ * whatever the umask.
+ */
+const FILE_MODE = 0o600;
+
+/**
+ * An `ObjectSink` over a local directory: temp file, then an atomic rename. Every operation first checks that no
+ * folder between the destination and the file is a symbolic link (the destination itself may be one), and files
+ * are read without following a link: nothing is written, read or deleted outside the destination.
+ */
 export class LocalDirSink implements ObjectSink {
   readonly location: string;
+  private readonly folders: ConfinedFolders;
 
   constructor(root: string) {
     this.location = path.resolve(root);
+    this.folders = new ConfinedFolders(this.location);
   }
 
   async exists(key: string): Promise<boolean> {
     try {
-      return (await stat(this.pathOf(key))).isFile();
+      return (await stat(await this.confinedPath(key))).isFile();
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw new SinkError(`checking ${key} in ${this.location} failed: ${describeError(error)}`, { cause: error });
@@ -32,16 +58,23 @@ export class LocalDirSink implements ObjectSink {
   async *list(prefix: string, options: { startAfter?: string } = {}): AsyncIterable<StoredObject> {
     const slash = prefix.lastIndexOf('/');
     const baseKey = slash >= 0 ? prefix.slice(0, slash + 1) : '';
+    // Deeper folders are entered only when they are real ones (walk below): the starting one is checked here.
+    await this.folders.check(path.join(this.location, baseKey), prefix);
     yield* this.walk(baseKey, prefix, options.startAfter ?? '');
   }
 
   async write(key: string, body: Readable, options: WriteOptions): Promise<{ bytes: number }> {
-    const target = this.pathOf(key);
+    let target: string;
+    try {
+      target = await this.confinedPath(key, { create: true });
+    } catch (error) {
+      body.destroy();
+      throw error;
+    }
     const temp = tempPathFor(target);
     try {
-      await mkdir(path.dirname(target), { recursive: true });
       await removeAbandonedTempFiles(target);
-      await pipeline(body, createWriteStream(temp, { flags: 'wx' }), { signal: options.signal });
+      await pipeline(body, createWriteStream(temp, { flags: 'wx', mode: FILE_MODE }), { signal: options.signal });
       const size = await syncFile(temp);
       // link() fails when the target exists: a write that only creates, as S3's If-None-Match.
       if (options.replace) await rename(temp, target);
@@ -61,19 +94,19 @@ export class LocalDirSink implements ObjectSink {
 
   async readText(key: string): Promise<string | undefined> {
     try {
-      return await readFile(this.pathOf(key), 'utf8');
+      return await readOwnFile(await this.confinedPath(key));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (error instanceof SinkError) throw error;
       throw new SinkError(`reading ${key} from ${this.location} failed: ${describeError(error)}`, { cause: error });
     }
   }
 
   async writeText(key: string, text: string): Promise<void> {
-    const target = this.pathOf(key);
+    const target = await this.confinedPath(key, { create: true });
     const temp = tempPathFor(target);
     try {
-      await mkdir(path.dirname(target), { recursive: true });
-      await writeFile(temp, text, { flag: 'wx', flush: true });
+      await writeFile(temp, text, { flag: 'wx', flush: true, mode: FILE_MODE });
       await rename(temp, target);
       await syncDirectory(path.dirname(target));
     } catch (error) {
@@ -88,11 +121,10 @@ export class LocalDirSink implements ObjectSink {
   }
 
   async createText(key: string, text: string): Promise<string | undefined> {
-    const target = this.pathOf(key);
+    const target = await this.confinedPath(key, { create: true });
     const temp = tempPathFor(target);
     try {
-      await mkdir(path.dirname(target), { recursive: true });
-      await writeFile(temp, text, { flag: 'wx', flush: true });
+      await writeFile(temp, text, { flag: 'wx', flush: true, mode: FILE_MODE });
       // link() fails when the target exists: an atomic create-if-absent of a complete file.
       await link(temp, target);
       await syncDirectory(path.dirname(target));
@@ -106,7 +138,7 @@ export class LocalDirSink implements ObjectSink {
   }
 
   async replaceText(key: string, text: string, version: string): Promise<string | undefined> {
-    const target = this.pathOf(key);
+    const target = await this.confinedPath(key);
     if (!(await this.exists(key))) return undefined;
     try {
       // Compare and swap under a per-key lock file: readers never see a partial file (rename), and of several
@@ -115,7 +147,7 @@ export class LocalDirSink implements ObjectSink {
         if (!(await holdsVersion(target, version))) return undefined;
         const temp = tempPathFor(target);
         try {
-          await writeFile(temp, text, { flag: 'wx', flush: true });
+          await writeFile(temp, text, { flag: 'wx', flush: true, mode: FILE_MODE });
           await rename(temp, target);
         } finally {
           await unlink(temp).catch(() => undefined);
@@ -129,11 +161,12 @@ export class LocalDirSink implements ObjectSink {
   }
 
   async delete(key: string): Promise<void> {
-    await rm(this.pathOf(key), { force: true });
+    // A link as the last component is removed itself, never what it points to.
+    await rm(await this.confinedPath(key), { force: true });
   }
 
   async deleteIfUnchanged(key: string, version: string): Promise<boolean> {
-    const target = this.pathOf(key);
+    const target = await this.confinedPath(key);
     try {
       // Under the key's lock, as replaceText: a record another writer replaced meanwhile is not ours to delete.
       return await withLock(target, async () => {
@@ -147,9 +180,12 @@ export class LocalDirSink implements ObjectSink {
     }
   }
 
-  private pathOf(key: string): string {
+  /** The file of `key`, once its folder is known to be a real folder inside the destination (created first). */
+  private async confinedPath(key: string, options: { create?: boolean } = {}): Promise<string> {
     const resolved = path.resolve(this.location, key);
     if (!resolved.startsWith(this.location + path.sep)) throw new SinkError(`key escapes the destination: ${key}`);
+    if (options.create) await this.folders.create(path.dirname(resolved), key);
+    else await this.folders.check(path.dirname(resolved), key);
     return resolved;
   }
 
@@ -181,13 +217,84 @@ export class LocalDirSink implements ObjectSink {
   }
 }
 
+/**
+ * Checks that a folder is a real folder inside a destination: its real path is the destination's real path plus the
+ * same relative path, so no folder in between is a symbolic link.
+ */
+export class ConfinedFolders {
+  private realRoot: string | undefined;
+
+  constructor(private readonly root: string) {}
+
+  /**
+   * Create `folder` one level at a time, never through a link: a `mkdir -p` would create folders wherever a link
+   * points before any check could see it.
+   */
+  async create(folder: string, key: string): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+    let current = this.root;
+    for (const part of path.relative(this.root, folder).split(path.sep).filter(Boolean)) {
+      current = path.join(current, part);
+      await mkdir(current).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EEXIST') throw error;
+      });
+      if (!(await lstat(current)).isDirectory()) {
+        throw new SinkError(
+          `refusing ${key}: ${path.relative(this.root, current)} in ${this.root} is a symbolic link or a file, not a folder`,
+        );
+      }
+    }
+  }
+
+  /** Throws `SinkError` naming `key` when a folder between the root and `folder` is a link; a missing one is fine. */
+  async check(folder: string, key: string): Promise<void> {
+    let real: string;
+    try {
+      this.realRoot ??= await realpath(this.root);
+      real = await realpath(folder);
+    } catch (error) {
+      // Nothing there yet: nothing to read, list or delete, and a write creates its folders first.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new SinkError(`checking ${key} in ${this.root} failed: ${describeError(error)}`, { cause: error });
+    }
+    const expected = path.join(this.realRoot, path.relative(this.root, folder));
+    if (real !== expected) {
+      throw new SinkError(
+        `refusing ${key}: a folder on its path in ${this.root} is a symbolic link (to ${real}); the destination must hold real folders`,
+      );
+    }
+  }
+}
+
+/** A file's text, not following a link in its last component (`O_NOFOLLOW`: `ELOOP` becomes a `SinkError`). */
+export async function readOwnFile(file: string): Promise<string> {
+  const handle = await openOwnFile(file);
+  try {
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Open a file for reading, refusing a symbolic link as its last component. */
+export async function openOwnFile(file: string): Promise<FileHandle> {
+  try {
+    return await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ELOOP') {
+      throw new SinkError(`refusing ${file}: it is a symbolic link`, { cause: error });
+    }
+    throw error;
+  }
+}
+
 function digest(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
 /** Whether `file` exists and holds the text of `version` (a digest, see readVersioned). */
 async function holdsVersion(file: string, version: string): Promise<boolean> {
-  const current = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+  const current = await readOwnFile(file).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return undefined;
     throw error;
   });
@@ -204,7 +311,7 @@ async function withLock<T>(target: string, action: () => Promise<T>): Promise<T>
   const giveUpAt = Date.now() + 5_000;
   for (;;) {
     try {
-      await writeFile(lock, token, { flag: 'wx' });
+      await writeFile(lock, token, { flag: 'wx', mode: FILE_MODE });
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;

@@ -28,6 +28,7 @@ import { describeError, redactUrl, registerSecret } from '../core/redact.js';
 import { budgetRetryAfterMs, type RequestBudget } from '../core/request-budget.js';
 import '../core/schema.js';
 import { sleep } from '../core/sleep.js';
+import { checkApiUrl } from './api-url.js';
 import { assertAllowedLocation, type LocationPolicy } from './location-policy.js';
 
 export const DEFAULT_API_URL = 'https://api.localytics.com';
@@ -86,7 +87,8 @@ export class LocalyticsClient implements ExportSource {
   private readonly httpsAgent = new https.Agent({ keepAlive: true });
 
   constructor(options: LocalyticsClientOptions) {
-    this.apiUrl = (options.apiUrl ?? DEFAULT_API_URL).replace(/\/+$/, '');
+    // HTTPS only (plain HTTP on loopback): every entry point builds its client here (issue 21, item 2).
+    this.apiUrl = checkApiUrl(options.apiUrl ?? DEFAULT_API_URL);
     const apiHost = new URL(this.apiUrl).hostname;
     registerSecret(options.credentials.apiKey);
     registerSecret(options.credentials.apiSecret);
@@ -268,16 +270,18 @@ export class LocalyticsClient implements ExportSource {
       await response.body?.cancel().catch(() => undefined);
       throw new ApiResponseError(`${path} answered ${response.status}, expected 200 with a JSON list`, path);
     }
-    const text = await readLimited(response, MAX_LIST_BYTES, path);
+    const { text, bytes } = await readLimited(response, MAX_LIST_BYTES, path);
     let data: unknown;
     try {
       data = JSON.parse(text);
-    } catch (error) {
-      const looksHtml = /^\s*</.test(text);
+    } catch {
+      // Never the parser's message: it quotes the body's first characters, and a body can echo the Authorization
+      // header (issue 21, item 3). The length and the content type say enough.
+      const type = mediaType(response.headers.get('content-type'));
+      const html = type === 'text/html' ? ' (got an HTML page)' : '';
       throw new ApiResponseError(
-        `${path} did not answer JSON${looksHtml ? ' (got an HTML page)' : ''}: ${describeError(error)}`,
+        `${path} did not answer JSON${html}: ${response.status} with ${bytes} bytes of ${type}`,
         path,
-        { cause: error },
       );
     }
     const parsed = listSchema.safeParse(data);
@@ -422,8 +426,17 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   return Math.min(Math.max(0, date - now), 15 * 60_000);
 }
 
-async function readLimited(response: Response, maxBytes: number, path: string): Promise<string> {
-  if (!response.body) return '';
+/** The media type of a `Content-Type` (`text/html`), or a placeholder when it is anything but a plain one. */
+function mediaType(header: string | null): string {
+  if (header === null) return 'no content type';
+  const type = header.split(';')[0]?.trim().toLowerCase() ?? '';
+  return /^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$/.test(type)
+    ? type
+    : 'an unreadable content type';
+}
+
+async function readLimited(response: Response, maxBytes: number, path: string) {
+  if (!response.body) return { text: '', bytes: 0 };
   const chunks: Uint8Array[] = [];
   let total = 0;
   for await (const chunk of response.body) {
@@ -433,5 +446,5 @@ async function readLimited(response: Response, maxBytes: number, path: string): 
     }
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return { text: Buffer.concat(chunks).toString('utf8'), bytes: total };
 }

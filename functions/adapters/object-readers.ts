@@ -1,10 +1,10 @@
-import { open } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { StoredObjectReader } from '../core/convert-file.js';
 import { SinkError } from '../core/errors.js';
 import { describeError } from '../core/redact.js';
+import { ConfinedFolders, openOwnFile } from './local-dir-sink.js';
 import { getStoredObject, type S3Destination } from './s3-sink.js';
 
 /** Reads objects under an S3 bucket and prefix (the JSON layer, for conversion). */
@@ -28,22 +28,26 @@ export class S3ObjectReader implements StoredObjectReader {
   }
 }
 
-/** Reads files under a local directory. */
+/** Reads files under a local directory, never through a symbolic link (the local sink's rule). */
 export class LocalDirObjectReader implements StoredObjectReader {
   private readonly root: string;
+  private readonly folders: ConfinedFolders;
 
   constructor(root: string) {
     this.root = path.resolve(root);
+    this.folders = new ConfinedFolders(this.root);
   }
 
   async open(key: string): Promise<Readable | undefined> {
     const file = path.resolve(this.root, key);
     if (!file.startsWith(this.root + path.sep)) throw new SinkError(`key escapes the destination: ${key}`);
     try {
-      const handle = await open(file, 'r');
+      await this.folders.check(path.dirname(file), key);
+      const handle = await openOwnFile(file);
       return handle.createReadStream();
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (error instanceof SinkError) throw error;
       throw new SinkError(`reading ${key} from ${this.root} failed: ${describeError(error)}`, { cause: error });
     }
   }

@@ -1,15 +1,15 @@
 import type { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
 import type { Logger } from '../core/ports.js';
-import { redact } from '../core/redact.js';
+import { redact, redactFields } from '../core/redact.js';
 
-/** The core's `Logger` port over Powertools Logger; every field passes through `redact`. */
+/**
+ * The core's `Logger` port over Powertools Logger. The message and every field value pass through `redact` before
+ * Powertools serializes them (values, never the serialized line: issue 21, item 1).
+ */
 export function fromPowertools(logger: PowertoolsLogger): Logger {
-  const clean = (fields: Record<string, unknown> = {}) =>
-    JSON.parse(redact(JSON.stringify(fields))) as Record<string, unknown>;
-  return {
-    debug: (message, fields) => logger.debug(message, clean(fields)),
-    info: (message, fields) => logger.info(message, clean(fields)),
-    warn: (message, fields) => logger.warn(message, clean(fields)),
-    error: (message, fields) => logger.error(message, clean(fields)),
-  };
+  const log =
+    (level: 'debug' | 'info' | 'warn' | 'error') =>
+    (message: string, fields: Record<string, unknown> = {}) =>
+      logger[level](redact(message), redactFields(fields));
+  return { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
 }

@@ -1,3 +1,5 @@
+import path from 'node:path';
+import { checkApiUrl } from '../adapters/api-url.js';
 import { parseS3Url, type S3Destination } from '../adapters/s3-sink.js';
 import { ConfigError } from '../core/errors.js';
 import { DAY_MS, floorHour, formatHour, HOUR_MS, parseHour } from '../core/hours.js';
@@ -22,8 +24,18 @@ export function parseDestination(value: string | undefined): Destination {
       throw new UsageError((error as Error).message);
     }
   }
+  // `s3:/bucket`, `S3://bucket`, `s3:bucket`: meant for S3, but would be read as a local folder named `s3:`.
+  if (/^s3:/i.test(value)) {
+    throw new UsageError(
+      `--dest "${value}": an S3 destination is written s3://bucket/prefix (a local folder with this name: ./${value})`,
+    );
+  }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
     throw new UsageError(`--dest ${value}: only s3:// URLs and local directories are supported`);
+  }
+  const dir = path.resolve(value);
+  if (path.parse(dir).root === dir) {
+    throw new UsageError(`--dest "${value}" is the root of the file system; name a folder for the export`);
   }
   return { type: 'local', dir: value };
 }
@@ -78,6 +90,10 @@ export function parseWindow(fromText: string | undefined, toText: string | undef
 }
 
 function parseHourOption(flag: string, text: string): number {
+  // Date.UTC reads years 0 to 99 as 1900 to 1999; no export is older than 1970 anyway.
+  if (/^\d{4}-/.test(text) && Number(text.slice(0, 4)) < 1970) {
+    throw new UsageError(`${flag} "${text}": hours before 1970 are not supported`);
+  }
   const hour = parseHour(text);
   if (hour === undefined)
     throw new UsageError(`${flag} "${text}" is not a UTC hour written YYYY-MM-DDTHH (e.g. 2026-11-28T05)`);
@@ -93,20 +109,9 @@ export function parsePositiveInteger(flag: string, value: string | undefined, fa
 }
 
 export function parseApiUrl(value: string | undefined, fallback: string): string {
-  const text = value ?? fallback;
-  let url: URL;
   try {
-    url = new URL(text);
-  } catch {
-    throw new UsageError(`--api-url "${text}" is not a URL`);
+    return checkApiUrl(value ?? fallback, '--api-url');
+  } catch (error) {
+    throw new UsageError((error as Error).message);
   }
-  if (
-    url.protocol !== 'https:' &&
-    !(url.protocol === 'http:' && /^(localhost|127\.[\d.]+|\[::1\])$/.test(url.hostname))
-  ) {
-    throw new UsageError(`--api-url must use https (plain http is allowed only on loopback): ${text}`);
-  }
-  if (url.username || url.password)
-    throw new UsageError('--api-url must not carry credentials; use LOCALYTICS_API_KEY/SECRET');
-  return text.replace(/\/+$/, '');
 }

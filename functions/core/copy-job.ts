@@ -3,7 +3,13 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { backoffMs } from './backoff.js';
 import { copyChangeSet } from './change-set.js';
-import { type CopyDependencies, type CopyOutcome, CopyRun } from './copy-run.js';
+import {
+  type CopyDependencies,
+  type CopyOutcome,
+  CopyRun,
+  DEFAULT_THROUGHPUT_FLOOR,
+  type ThroughputFloor,
+} from './copy-run.js';
 import {
   IntegrityError,
   LocationExpiredError,
@@ -11,15 +17,17 @@ import {
   PermanentJobError,
   SinkError,
   ThrottledError,
+  TransientError,
 } from './errors.js';
 import { pendingChangeSetKey, type SyncJob } from './jobs.js';
 import { audienceJobs, profileJobs } from './planner.js';
-import type { ExportListing, ExportSource, ListOptions } from './ports.js';
+import type { DownloadedFile, ExportListing, ExportSource, ListOptions } from './ports.js';
 import { describeError } from './redact.js';
-import { budgetRetryAfterMs } from './request-budget.js';
+import { budgetRetryAfterMs, type Clock, systemClock } from './request-budget.js';
 import { isGzipHead, peekBytes, VerifyingStream } from './verify-stream.js';
 
-export type { CopyDependencies, CopyOutcome, JsonCheck } from './copy-run.js';
+export type { CopyDependencies, CopyOutcome, JsonCheck, ThroughputFloor } from './copy-run.js';
+export { DEFAULT_THROUGHPUT_FLOOR } from './copy-run.js';
 
 /**
  * Copy one export file to the destination: ask the API for its `Location`, stream the file to its deterministic key,
@@ -269,6 +277,30 @@ async function downloadWithRetries(
  */
 async function transfer(location: string, key: string, deps: CopyDependencies, beforeCommit?: () => Promise<void>) {
   const file = await deps.source.download(location, { signal: deps.signal });
+  let verifier: VerifyingStream | undefined;
+  const stopWatching = watchThroughput(
+    () => verifier?.servedBytes ?? 0,
+    deps.minDownloadThroughput ?? DEFAULT_THROUGHPUT_FLOOR,
+    deps.clock ?? systemClock,
+    (error) => file.body.destroy(error),
+  );
+  try {
+    return await verifiedTransfer(file, key, deps, beforeCommit, (created) => {
+      verifier = created;
+    });
+  } finally {
+    stopWatching();
+  }
+}
+
+/** The body of `transfer`, handing over its verifier as soon as it exists (for the throughput floor). */
+async function verifiedTransfer(
+  file: DownloadedFile,
+  key: string,
+  deps: CopyDependencies,
+  beforeCommit: (() => Promise<void>) | undefined,
+  onVerifier: (verifier: VerifyingStream) => void,
+) {
   let head: Buffer;
   // A body that sends nothing must not hold the job past its deadline: the signal ends the wait for the first bytes.
   const stopWaiting = () => file.body.destroy(new IntegrityError('download aborted'));
@@ -289,6 +321,7 @@ async function transfer(location: string, key: string, deps: CopyDependencies, b
     gzip,
     checkJson: check === 'all' || (check === 'plain' && !gzip),
   });
+  onVerifier(verifier);
   const output = new PassThrough();
   const stages: NodeJS.ReadWriteStream[] = gzip ? [verifier] : [verifier, createGzip({ chunkSize: 256 * 1024 })];
   if (beforeCommit) stages.push(commitGate(beforeCommit));
@@ -327,6 +360,35 @@ async function transfer(location: string, key: string, deps: CopyDependencies, b
     rows: verifier.rows,
     malformedRows: verifier.malformedRows,
   };
+}
+
+/**
+ * Check every few seconds that `served()` keeps up with the floor; `abandon` gets a `TransientError` once it does
+ * not. Returns the function that stops watching (the body ended or failed).
+ */
+function watchThroughput(
+  served: () => number,
+  floor: ThroughputFloor,
+  clock: Clock,
+  abandon: (error: TransientError) => void,
+): () => void {
+  const started = clock.now();
+  const timer = setInterval(
+    () => {
+      const elapsedMs = clock.now() - started;
+      const bytes = served();
+      if (elapsedMs < floor.graceMs || bytes >= (floor.bytesPerSecond * elapsedMs) / 1000) return;
+      clearInterval(timer);
+      abandon(
+        new TransientError(
+          `download too slow: ${bytes} bytes in ${Math.round(elapsedMs / 100) / 10} s, below the floor of ${floor.bytesPerSecond} bytes/s`,
+        ),
+      );
+    },
+    Math.max(20, Math.min(5_000, floor.graceMs / 4)),
+  );
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /**

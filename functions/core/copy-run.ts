@@ -75,7 +75,24 @@ export interface CopyDependencies {
    * Default `plain`.
    */
   readonly checkJson?: JsonCheck;
+  /**
+   * Once a download has run `graceMs`, it must have averaged at least `bytesPerSecond` since it started, or it is
+   * abandoned as a transient failure (retried): an idle timeout alone lets a host that sends a byte a minute hold a
+   * worker forever. Default `DEFAULT_THROUGHPUT_FLOOR`.
+   */
+  readonly minDownloadThroughput?: ThroughputFloor;
 }
+
+export interface ThroughputFloor {
+  readonly bytesPerSecond: number;
+  readonly graceMs: number;
+}
+
+/**
+ * 16 KiB/s (128 kbit/s) averaged from the first minute on: far below any link that can sync at all (a 1 GiB hour
+ * still may take 18 hours), far above a host that trickles.
+ */
+export const DEFAULT_THROUGHPUT_FLOOR: ThroughputFloor = { bytesPerSecond: 16 * 1024, graceMs: 60_000 };
 
 export type JsonCheck = 'plain' | 'all' | 'off';
 

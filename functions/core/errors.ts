@@ -68,7 +68,15 @@ export class IntegrityError extends Error {
 
 /** A permanent problem with one job that no retry can fix (not found, no access, unsafe redirect). */
 export class PermanentJobError extends Error {
-  override readonly name = 'PermanentJobError';
+  override readonly name: string = 'PermanentJobError';
+}
+
+/**
+ * A file that looks hostile rather than broken (a gzip that inflates far beyond real data): not copied, not retried
+ * (the same bytes would come again), reported with the reason.
+ */
+export class SuspiciousFileError extends PermanentJobError {
+  override readonly name = 'SuspiciousFileError';
 }
 
 /** Writing to the destination failed. The sink guarantees nothing partial is left behind. */

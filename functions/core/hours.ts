@@ -7,12 +7,13 @@ export const LOG_RETENTION_MS = 30 * DAY_MS;
 
 const HOUR_PATTERN = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})$/;
 
-/** Parse `YYYY-MM-DDTHH` (UTC) into epoch ms, or undefined when it is not a real hour. */
+/** Parse `YYYY-MM-DDTHH` (UTC) into epoch ms, or undefined when it is not a real hour or is before 1970. */
 export function parseHour(text: string): number | undefined {
   const match = HOUR_PATTERN.exec(text);
   if (!match) return undefined;
   const [year, month, day, hour] = match.slice(1).map(Number) as [number, number, number, number];
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23) return undefined;
+  // Date.UTC would read years 0 to 99 as 1900 to 1999 (issue 21, item 10); nothing here predates 1970.
+  if (year < 1970 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23) return undefined;
   const ms = Date.UTC(year, month - 1, day, hour);
   const check = new Date(ms);
   if (check.getUTCMonth() !== month - 1 || check.getUTCDate() !== day) return undefined;

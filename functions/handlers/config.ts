@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as z from 'zod/mini';
+import { apiUrlProblem } from '../adapters/api-url.js';
 import { ConfigError } from '../core/errors.js';
 import { DATASETS, type Dataset, isAppUuid } from '../core/identifiers.js';
 import { BUDGET_TABLE_REFERENCE } from '../core/request-budget.js';
@@ -132,6 +133,8 @@ export function readHandlerConfig(env: Readonly<Record<string, string | undefine
   const result = envSchema.safeParse(env);
   if (!result.success) throw new ConfigError(`invalid function configuration: ${firstIssue(result.error)}`);
   const e = result.data;
+  const apiUrlIssue = apiUrlProblem(e.API_URL);
+  if (apiUrlIssue) throw new ConfigError(`invalid function configuration: API_URL ${apiUrlIssue}`);
   return {
     bucket: e.DEST_BUCKET,
     prefix: e.DEST_PREFIX.replace(/^\/+|\/+$/g, ''),

@@ -18,6 +18,13 @@ describe('bad input exits 2 with a one-line error, before any API call', () => {
     [['--dest', 'ftp://host/x'], /only s3:\/\/ URLs and local directories are supported/],
     [['--dest', 's3://Bad_Bucket/x'], /not a valid S3 bucket name/],
     [['--api-url', 'http://example.com'], /--api-url must use https/],
+    // Issue 21, item 10: mistaken input that used to run.
+    [['--dest', '/'], /--dest "\/" is the root of the file system/],
+    [['--dest', 's3:/bucket/x'], /--dest "s3:\/bucket\/x": an S3 destination is written s3:\/\/bucket\/prefix/],
+    [['--dest', 'S3://bucket/x'], /--dest "S3:\/\/bucket\/x": an S3 destination is written s3:\/\/bucket\/prefix/],
+    [['--from', '0000-01-01T00', '--to', '0000-01-02T00'], /--to "0000-01-02T00": hours before 1970 are not supported/],
+    [['--from', '0000-01-01T00'], /--from "0000-01-01T00": hours before 1970 are not supported/],
+    [['--from', '1969-12-31T23'], /--from "1969-12-31T23": hours before 1970 are not supported/],
     [['--datasets', 'logs', '--apps', ''], /--apps is required for the logs dataset/],
     [['--bogus'], /unknown option '--bogus'/],
     // The hour in progress has no file yet: --to (exclusive) may be at most the current hour (issue 10, item 9).

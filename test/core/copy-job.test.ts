@@ -293,3 +293,90 @@ test('the list is confirmed before the sink can commit: it has neither the last 
   expect(atCheck?.ended).toBe(false);
   expect(atCheck?.received).toBeLessThan(received);
 });
+
+test('a gzip bomb is reported as suspicious, not retried, and nothing lands (issue 21, item 8)', async () => {
+  const dir = await tempDir();
+  const member = gzipSync(Buffer.alloc(1024 * 1024), { level: 9 });
+  const bomb = Buffer.concat(Array.from({ length: 256 }, () => member));
+  const source = new ScriptedSource(
+    [ready('https://s3.amazonaws.com/bomb')],
+    [() => ({ body: Readable.from([bomb]), contentLength: bomb.length })],
+  );
+  const outcome = await copyJob(logHour, { source, sink: new LocalDirSink(dir), logger: silentLogger, clock: noWait });
+  expect(outcome).toMatchObject({ status: 'failed', retryable: false, downloads: 1 });
+  expect(outcome.status === 'failed' && outcome.reason).toMatch(/^suspicious gzip: it inflates to more than 64 MiB/);
+  expect(await filesUnder(dir)).toEqual([]);
+});
+
+describe('a download slower than the throughput floor is abandoned (issue 21, item 8)', () => {
+  /**
+   * A body that sends `bytes` every `everyMs` and never ends (a file host trickling). Before, only the client's idle
+   * timeout (60 s without a byte) applied, so a host sending a byte every 59 s held a CLI worker forever.
+   */
+  function trickle(bytes: number, everyMs: number, total = Number.POSITIVE_INFINITY) {
+    let sent = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const body = new Readable({
+      read() {
+        if (timer) return;
+        timer = setTimeout(() => {
+          timer = undefined;
+          const size = Math.min(bytes, total - sent);
+          sent += size;
+          this.push(Buffer.alloc(size, 0x61));
+          if (sent >= total) this.push(null);
+        }, everyMs);
+      },
+      destroy(error, callback) {
+        clearTimeout(timer);
+        callback(error);
+      },
+    });
+    return body;
+  }
+
+  async function copyWithin(ms: number, bodies: (() => Readable)[], floor = { bytesPerSecond: 1000, graceMs: 300 }) {
+    const dir = await tempDir();
+    const made: Readable[] = [];
+    const source = new ScriptedSource(
+      [ready('https://s3.amazonaws.com/slow')],
+      bodies.map((make) => () => {
+        const body = make();
+        made.push(body);
+        return { body };
+      }),
+    );
+    const copy = copyJob(logHour, {
+      source,
+      sink: new LocalDirSink(dir),
+      logger: silentLogger,
+      clock: { now: () => Date.now(), sleep: async () => {} },
+      maxDownloadAttempts: bodies.length,
+      minDownloadThroughput: floor,
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'still copying'>((resolve) => {
+      timer = setTimeout(() => resolve('still copying'), ms);
+    });
+    try {
+      return { outcome: await Promise.race([copy, late]), dir };
+    } finally {
+      clearTimeout(timer);
+      for (const body of made) body.destroy();
+    }
+  }
+
+  test('a host sending a byte at a time is abandoned at the floor, retried, then reported retryable', async () => {
+    const { outcome, dir } = await copyWithin(10_000, [() => trickle(1, 50), () => trickle(1, 50)]);
+    expect(outcome).toMatchObject({ status: 'failed', retryable: true, downloads: 2 });
+    expect(outcome !== 'still copying' && outcome.status === 'failed' && outcome.reason).toMatch(
+      /^download too slow: \d+ bytes in \d+(\.\d+)? s, below the floor of 1000 bytes\/s$/,
+    );
+    expect(await filesUnder(dir)).toEqual([]);
+  });
+
+  test('a slow body above the floor is copied', async () => {
+    const { outcome } = await copyWithin(10_000, [() => trickle(400, 100, 4000)]);
+    expect(outcome).toMatchObject({ status: 'copied', servedBytes: 4000 });
+  });
+});

@@ -47,3 +47,10 @@ test('parseCompactTimestamp reads compactTimestamp back', () => {
   const ms = Date.parse('2017-02-13T12:30:43Z');
   expect(parseCompactTimestamp(compactTimestamp(ms))).toBe(ms);
 });
+
+test('parseHour refuses years before 1970 (Date.UTC would read 0000 as 1900; issue 21, item 10)', () => {
+  expect(parseHour('0000-01-01T00')).toBeUndefined();
+  expect(parseHour('0099-06-01T00')).toBeUndefined();
+  expect(parseHour('1969-12-31T23')).toBeUndefined();
+  expect(parseHour('1970-01-01T00')).toBe(0);
+});

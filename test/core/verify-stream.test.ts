@@ -2,7 +2,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
-import { IntegrityError } from '../../functions/core/errors.js';
+import { IntegrityError, SuspiciousFileError } from '../../functions/core/errors.js';
 import { isGzipHead, peekBytes, RowCounter, VerifyingStream } from '../../functions/core/verify-stream.js';
 
 async function drain(source: Readable, verifier: VerifyingStream): Promise<Buffer> {
@@ -168,4 +168,55 @@ test('counts malformed rows inside gzip content too', async () => {
   const verifier = new VerifyingStream({ gzip: true });
   await drain(chunked(gz, 3), verifier);
   expect(verifier.malformedRows).toBe(1);
+});
+
+/**
+ * Issue 21, item 8: a gzip bomb. Before, the side inflate had no limit: a 510 KB gzip became 512 MiB and 8.5 s of
+ * CPU, one chunk at a time on the event loop.
+ */
+describe('a gzip that inflates far beyond real data is refused as suspicious', () => {
+  /** `mib` MiB of zeros as concatenated 1 MiB gzip members: about 1 KB each, a ratio near deflate's maximum. */
+  function zeroBomb(mib: number): Buffer {
+    const member = gzipSync(Buffer.alloc(1024 * 1024), { level: 9 });
+    return Buffer.concat(Array.from({ length: mib }, () => member));
+  }
+
+  test('with the default limits: stops at the floor, long before the end, and names the ratio', async () => {
+    const bomb = zeroBomb(256);
+    expect(bomb.length).toBeLessThan(512 * 1024);
+    const verifier = new VerifyingStream({ gzip: true });
+    const error = await drain(chunked(bomb, 16 * 1024), verifier).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SuspiciousFileError);
+    expect((error as Error).message).toMatch(
+      /^suspicious gzip: it inflates to more than 64 MiB and 100 times the \d+ bytes served so far; not copied$/,
+    );
+    // Stopped at the floor: about a quarter of the served bytes were read.
+    expect(verifier.servedBytes).toBeLessThan(bomb.length / 2);
+  });
+
+  test('the ratio is measured on the bytes served so far, past the floor', async () => {
+    const repetitive = gzipSync(Buffer.from('{"event":"x","n":1}\n'.repeat(200_000)));
+    const ratio = (20 * 200_000) / repetitive.length;
+    const floor = 64 * 1024;
+    // Below the ratio: passes, rows counted.
+    const passing = new VerifyingStream({
+      gzip: true,
+      inflateLimit: { ratio: Math.ceil(ratio) + 1, floorBytes: floor },
+    });
+    await drain(chunked(repetitive, 4096), passing);
+    expect(passing.rows).toBe(200_000);
+    // Above it: refused.
+    const refusing = new VerifyingStream({
+      gzip: true,
+      inflateLimit: { ratio: Math.floor(ratio / 2), floorBytes: floor },
+    });
+    await expect(drain(chunked(repetitive, 4096), refusing)).rejects.toThrow(SuspiciousFileError);
+  });
+
+  test('within the floor any ratio passes (a small file of identical rows)', async () => {
+    const small = zeroBomb(8);
+    const verifier = new VerifyingStream({ gzip: true });
+    await drain(chunked(small, 4096), verifier);
+    expect(verifier.servedBytes).toBe(small.length);
+  });
 });

@@ -66,6 +66,8 @@ describe('a bad environment fails at cold start with a message naming the variab
     [{ LEDGER_TABLE: undefined }, /LEDGER_TABLE/],
     [{ QUEUE_AHEAD_MINUTES: '0' }, /QUEUE_AHEAD_MINUTES: Too small/],
     [{ API_URL: 'not a url' }, /API_URL/],
+    // The Basic credentials would travel in clear (issue 21, item 2).
+    [{ API_URL: 'http://api.example.com' }, /API_URL must use https \(plain http is allowed only on loopback/],
   ])('%j', (override, message) => {
     expect(() => readHandlerConfig({ ...base, ...override })).toThrow(message);
   });

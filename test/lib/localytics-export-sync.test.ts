@@ -694,6 +694,8 @@ describe('configuration errors name what is wrong', () => {
       /context "vpcSecurityGroupIds.0" must be a security group ID/,
     ],
     [{ vpcSecurityGroupIds: 'sg-0123456789abcdef0' }, /context "vpcSecurityGroupIds" needs context "vpcSubnetIds"/],
+    // The Basic credentials would travel in clear (issue 21, item 2).
+    [{ apiUrl: 'http://api.example.com' }, /context "apiUrl" must use https \(plain http is allowed only on loopback/],
   ])('%j', (context, message) => {
     expect(() => stackFromContext(context)).toThrow(message);
   });
@@ -725,6 +727,9 @@ describe('configuration errors name what is wrong', () => {
     expect(() => new LocalyticsExportSync(stack, 'Sync3', { ...props, batchSize: 5, requestsPerMinute: 2.5 })).toThrow(
       /requestsPerMinute must be a positive whole number, got 2.5/,
     );
+    expect(
+      () => new LocalyticsExportSync(stack, 'Sync4', { ...props, batchSize: 5, apiUrl: 'http://api.example.com' }),
+    ).toThrow(/apiUrl must use https \(plain http is allowed only on loopback/);
   });
 });
 
