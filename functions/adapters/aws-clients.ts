@@ -59,7 +59,8 @@ export function createSqsClient(env: Readonly<Record<string, string | undefined>
 export function createDynamoDbClient(region?: string): DynamoDBClient {
   return new DynamoDBClient({
     region,
-    requestHandler: { connectionTimeout: 2_000, requestTimeout: 5_000 },
+    // throwOnRequestTimeout: without it this SDK only warns when requestTimeout passes, and the call waits on.
+    requestHandler: { connectionTimeout: 2_000, requestTimeout: 5_000, throwOnRequestTimeout: true },
     maxAttempts: 3,
   });
 }
